@@ -1,0 +1,159 @@
+"""Reading checkpoints safely and loading them into models.
+
+Formats detected from the keys: this project's layout (= timm's for MambaOut), the official MambaOut
+release (``downsample_layers.*``, ``stages.S.B.*``), wrapped in ``{'model': ...}``/``{'state_dict': ...}``
+or not; files are ``.safetensors`` or torch pickles read with ``weights_only=True`` (a pickle that tries
+to build arbitrary objects is refused).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import zipfile
+from typing import Dict, Mapping
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+
+log = logging.getLogger("mambaout")
+
+_WRAPPER_KEYS = ("model", "state_dict", "model_state", "module")
+_MAX_LISTED = 4
+
+
+def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """Read a state dict from ``path`` (.safetensors, or a torch file read with weights_only=True)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r}: no such file")
+    if path.endswith(".safetensors"):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path, device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {path!r}: not a valid safetensors file ({_first_line(e)})") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        msg = _first_line(e)
+        if "weights_only" in msg or "Unsupported global" in msg or "Unsupported operand" in msg:
+            raise CheckpointError(
+                f"checkpoint {path!r}: refused, it contains pickled code or objects that are not plain tensors "
+                "(weights_only loading); it may be malicious") from None
+        raise CheckpointError(f"checkpoint {path!r}: not a checkpoint or truncated ({msg})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise CheckpointError(f"checkpoint {path!r}: not a checkpoint or truncated ({_first_line(e)})") from None
+    return unwrap_state_dict(obj, path)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
+
+
+def unwrap_state_dict(obj, path: str = "<object>") -> Dict[str, torch.Tensor]:
+    """Accept a raw state dict or one wrapped under a conventional key; require name -> tensor."""
+    for _ in range(2):  # e.g. {'state_dict': {'model': ...}} nests once more at most
+        if isinstance(obj, Mapping):
+            inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
+            if inner is not None:
+                obj = inner
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"checkpoint {path!r}: not a checkpoint (no state dict found)")
+    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"checkpoint {path!r}: not a checkpoint (it holds no tensors)")
+    return {k.removeprefix("module."): v for k, v in tensors.items()}
+
+
+# Official MambaOut release -> timm/this project. Order matters: the first matching rule wins.
+_OFFICIAL_RULES = [
+    (r"^downsample_layers\.0\.", "stem."),
+    (r"^downsample_layers\.([1-9])\.", r"stages.\1.downsample."),
+    (r"^stages\.(\d+)\.(\d+)\.", r"stages.\1.blocks.\2."),
+    (r"^norm\.", "head.norm."),
+    (r"^head\.fc1\.", "head.pre_logits.fc."),
+    (r"^head\.norm\.", "head.pre_logits.norm."),
+    (r"^head\.fc2\.", "head.fc."),
+]
+
+
+def detect_format(state_dict: Mapping[str, torch.Tensor]) -> str:
+    if any(k.startswith("downsample_layers.") for k in state_dict):
+        return "official"
+    return "native"
+
+
+def convert_official(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state_dict.items():
+        for pattern, repl in _OFFICIAL_RULES:
+            new, n = re.subn(pattern, repl, key)
+            if n:
+                key = new
+                break
+        out[key] = value
+    return out
+
+
+def to_native(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Any supported layout -> this project's key layout."""
+    return convert_official(state_dict) if detect_format(state_dict) == "official" else dict(state_dict)
+
+
+def _list(keys) -> str:
+    keys = sorted(keys)
+    more = f", ... (+{len(keys) - _MAX_LISTED})" if len(keys) > _MAX_LISTED else ""
+    return ", ".join(keys[:_MAX_LISTED]) + more
+
+
+def load_state_dict_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"):
+    """Load a (converted) state dict; a classifier of another size is replaced, anything else must match."""
+    state_dict = to_native(state_dict)
+    own = model.state_dict()
+    classifier = [k for k in ("head.fc.weight", "head.fc.bias") if k in state_dict]
+    if classifier and (any(k not in own for k in classifier)
+                       or any(own[k].shape != state_dict[k].shape for k in classifier)):
+        got = state_dict["head.fc.weight"].shape[0] if "head.fc.weight" in state_dict else "?"
+        want = own["head.fc.weight"].shape[0] if "head.fc.weight" in own else 0
+        log.warning("%s: replacing the classifier (checkpoint has %s classes, model has %s); "
+                    "head.fc is freshly initialised", source, got, want)
+        state_dict = {k: v for k, v in state_dict.items() if k not in classifier}
+        own = {k: v for k, v in own.items() if k not in ("head.fc.weight", "head.fc.bias")}
+    missing = set(own) - set(state_dict)
+    unexpected = set(state_dict) - set(own)
+    mismatched = {k for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape}
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({_list(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({_list(unexpected)})")
+        if mismatched:
+            detail = [f"{k}: {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}" for k in sorted(mismatched)]
+            parts.append(f"{len(mismatched)} shape mismatches ({_list(detail)})")
+        name = getattr(model, "model_name", type(model).__name__)
+        raise CheckpointError(f"{source} does not fit {name}: " + "; ".join(parts))
+    model.load_state_dict(state_dict, strict=False)
+    return model
+
+
+def load_pretrained(model: nn.Module, path: str) -> nn.Module:
+    return load_state_dict_into(model, read_state_dict(path), source=f"checkpoint {os.fspath(path)!r}")
+
+
+def save_safetensors(model_or_state: nn.Module | Mapping[str, torch.Tensor], path: str, metadata=None):
+    """Write weights as .safetensors atomically (temp file + rename)."""
+    from safetensors.torch import save_file
+
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    tmp = f"{path}.tmp{os.getpid()}"
+    save_file(state, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
+    os.replace(tmp, path)

@@ -1,0 +1,148 @@
+"""Blocks shared by every model family: the gated block, stems, downsampling and heads.
+
+Channels-last (B, H, W, C) throughout; every LayerNorm uses eps 1e-6 as in the official MambaOut.
+Attribute names follow timm's MambaOut so state dicts match timm's layout key for key.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from functools import partial
+from typing import Optional
+
+import torch
+from timm.layers import DropPath, LayerScale
+from torch import nn
+
+from .mixers import MixerSpec, build_mixer
+
+LayerNorm = partial(nn.LayerNorm, eps=1e-6)
+
+_ACTS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
+
+
+def get_act(act) -> type:
+    """Activation class from a name ('gelu', 'silu', 'relu') or a class."""
+    if isinstance(act, str):
+        if act not in _ACTS:
+            raise ValueError(f"unknown activation {act!r}; known: {', '.join(_ACTS)}")
+        return _ACTS[act]
+    return act
+
+
+class GatedBlock(nn.Module):
+    """The Gated CNN block, with the token mixer of its conv branch left open.
+
+        x -> LN -> fc1 -> split(g, i, c) -> fc2(act(g) * cat(i, mixer(c))) -> LayerScale -> DropPath -> + x
+
+    g: gate (hidden channels), i: identity part (hidden - c), c: the part that is token-mixed
+    (c = conv_ratio * dim; InceptionNeXt-style partial mixing). With ``mixer='dwconv'`` this is
+    MambaOut's block; with a conv+SSM mixer it is the Mamba block ("Mamba = Gated CNN + SSM").
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        mixer: MixerSpec = "dwconv",
+        mixer_kwargs: Optional[dict] = None,
+        expansion_ratio: float = 8 / 3,
+        conv_ratio: float = 1.0,
+        act_layer="gelu",
+        ls_init_value: Optional[float] = None,
+        drop_path: float = 0.0,
+    ):
+        super().__init__()
+        hidden = int(expansion_ratio * dim)
+        conv_channels = int(conv_ratio * dim)
+        if not 0 < conv_channels <= hidden:
+            raise ValueError(f"conv_ratio {conv_ratio} gives {conv_channels} mixed channels, outside (0, {hidden}]")
+        self.norm = LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden * 2)
+        self.act = get_act(act_layer)()
+        self.split_indices = (hidden, hidden - conv_channels, conv_channels)
+        self.conv = build_mixer(mixer, conv_channels, **(mixer_kwargs or {}))  # the token mixer
+        self.fc2 = nn.Linear(hidden, dim)
+        self.ls = LayerScale(dim, ls_init_value) if ls_init_value is not None else nn.Identity()
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        g, i, c = torch.split(self.fc1(self.norm(x)), self.split_indices, dim=-1)
+        x = self.fc2(self.act(g) * torch.cat((i, self.conv(c)), dim=-1))
+        return self.drop_path(self.ls(x)) + shortcut
+
+
+class Stem(nn.Module):
+    """Two 3x3 stride-2 convs (overall stride 4): conv -> [LN] -> act -> conv -> LN. NCHW in, NHWC out."""
+
+    def __init__(self, in_chans: int, out_chs: int, mid_norm: bool = True, act_layer="gelu", stride: int = 4):
+        super().__init__()
+        if stride not in (1, 2, 4):
+            raise ValueError(f"stem stride must be 1, 2 or 4, got {stride}")
+        s1, s2 = {4: (2, 2), 2: (2, 1), 1: (1, 1)}[stride]
+        self.conv1 = nn.Conv2d(in_chans, out_chs // 2, 3, stride=s1, padding=1)
+        self.norm1 = LayerNorm(out_chs // 2) if mid_norm else None
+        self.act = get_act(act_layer)()
+        self.conv2 = nn.Conv2d(out_chs // 2, out_chs, 3, stride=s2, padding=1)
+        self.norm2 = LayerNorm(out_chs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)
+        if self.norm1 is not None:
+            x = self.norm1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        x = self.conv2(self.act(x))
+        return self.norm2(x.permute(0, 2, 3, 1))
+
+
+class Downsample(nn.Module):
+    """3x3 stride-2 conv, then LN (official MambaOut); ``norm_first=True``: LN on the input first (timm _rw)."""
+
+    def __init__(self, in_chs: int, out_chs: int, norm_first: bool = False):
+        super().__init__()
+        self.norm_first = norm_first
+        if norm_first:
+            self.norm = LayerNorm(in_chs)
+        self.conv = nn.Conv2d(in_chs, out_chs, 3, stride=2, padding=1)
+        if not norm_first:
+            self.norm = LayerNorm(out_chs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm_first:
+            x = self.norm(x)
+        x = self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return x if self.norm_first else self.norm(x)
+
+
+class MlpHead(nn.Module):
+    """pool -> LN -> Linear(C, ratio*C) -> act -> [LN] -> dropout -> Linear(ratio*C, classes).
+
+    ``hidden_norm=True`` is MambaOut's head; ``False`` is timm's norm-MLP head used by the _rw models.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, mlp_ratio: float = 4, hidden_norm: bool = True,
+                 act_layer="gelu", drop_rate: float = 0.0):
+        super().__init__()
+        hidden = int(mlp_ratio * in_features)
+        self.norm = LayerNorm(in_features)
+        layers = [("fc", nn.Linear(in_features, hidden)), ("act", get_act(act_layer)())]
+        if hidden_norm:
+            layers.append(("norm", LayerNorm(hidden)))
+        self.pre_logits = nn.Sequential(OrderedDict(layers))
+        self.num_features = hidden
+        self.head_dropout = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(hidden, num_classes) if num_classes > 0 else nn.Identity()
+
+    def reset(self, num_classes: int):
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.pre_logits(self.norm(x.mean((1, 2))))
+        x = self.head_dropout(x)
+        return x if pre_logits else self.fc(x)
+
+
+def init_weights(m: nn.Module):
+    """Official MambaOut init: trunc-normal(0.02) conv/linear weights, zero biases; norms keep defaults."""
+    if isinstance(m, (nn.Conv2d, nn.Linear, nn.Conv1d)):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
