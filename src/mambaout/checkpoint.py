@@ -41,12 +41,15 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        msg = _first_line(e)
-        if "weights_only" in msg or "Unsupported global" in msg or "Unsupported operand" in msg:
+        # weights_only refuses any pickled global that is not a tensor/container; name what it blocked.
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(e), flags=re.IGNORECASE)
+        if blocked:
             raise CheckpointError(
-                f"checkpoint {path!r}: refused, it contains pickled code or objects that are not plain tensors "
+                f"checkpoint {path!r}: refused, it asks to load {blocked.group(1)} which is not plain tensor data "
                 "(weights_only loading); it may be malicious") from None
-        raise CheckpointError(f"checkpoint {path!r}: not a checkpoint or truncated ({msg})") from None
+        detail = re.search(r"Unsupported operand \d+", str(e))
+        raise CheckpointError(f"checkpoint {path!r}: not a checkpoint, truncated, or refused by weights_only loading"
+                              f" ({detail.group(0) if detail else 'unreadable pickle'})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         raise CheckpointError(f"checkpoint {path!r}: not a checkpoint or truncated ({_first_line(e)})") from None
     return unwrap_state_dict(obj, path)

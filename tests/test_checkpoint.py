@@ -1,0 +1,108 @@
+"""Checkpoint reading/loading: formats, wrappers, classifier replacement and every kind of bad file."""
+import logging
+import os
+import pickle
+
+import pytest
+import torch
+
+import mambaout
+from mambaout.checkpoint import read_state_dict, save_safetensors
+from mambaout.errors import CheckpointError
+
+
+@pytest.fixture
+def weights():
+    return mambaout.create_model("mambaout_test", num_classes=10).state_dict()
+
+
+@pytest.mark.parametrize("wrap", [None, "model", "state_dict"])
+def test_wrapped_or_raw_state_dicts_load(weights, tmp_path, wrap):
+    path = tmp_path / "ck.pth"
+    torch.save({wrap: weights, "epoch": 3} if wrap else weights, path)
+    model = mambaout.create_model("mambaout_test", num_classes=10, pretrained=str(path))
+    assert torch.equal(model.state_dict()["head.fc.weight"], weights["head.fc.weight"])
+
+
+def test_ddp_prefix_is_stripped(weights, tmp_path):
+    path = tmp_path / "ddp.pth"
+    torch.save({"module." + k: v for k, v in weights.items()}, path)
+    mambaout.create_model("mambaout_test", num_classes=10, pretrained=str(path))
+
+
+def test_safetensors_round_trip(weights, tmp_path):
+    path = tmp_path / "w.safetensors"
+    save_safetensors(weights, str(path))
+    assert set(read_state_dict(str(path))) == set(weights)
+
+
+def test_other_num_classes_replaces_classifier_and_says_so(weights, tmp_path, caplog):
+    path = tmp_path / "ck.pth"
+    torch.save(weights, path)
+    with caplog.at_level(logging.WARNING, logger="mambaout"):
+        model = mambaout.create_model("mambaout_test", num_classes=4, pretrained=str(path))
+    assert "replacing the classifier" in caplog.text and "10 classes" in caplog.text
+    assert model.head.fc.weight.shape == (4, 256)
+    assert torch.equal(model.state_dict()["stem.conv1.weight"], weights["stem.conv1.weight"])
+
+
+def test_wrong_model_lists_missing_unexpected_and_shapes(weights, tmp_path):
+    path = tmp_path / "ck.pth"
+    torch.save(weights, path)
+    with pytest.raises(CheckpointError) as err:
+        mambaout.create_model("mambaout_femto", pretrained=str(path))
+    msg = str(err.value)
+    assert "does not fit mambaout_femto" in msg and "missing keys" in msg and "shape mismatches" in msg
+    assert "\n" not in msg
+    partial = dict(weights)
+    partial.pop("stages.2.blocks.1.fc1.weight")
+    partial["extra.weight"] = torch.zeros(1)
+    torch.save(partial, path)
+    with pytest.raises(CheckpointError, match=r"1 missing keys \(stages.2.blocks.1.fc1.weight\); 1 unexpected"):
+        mambaout.create_model("mambaout_test", num_classes=10, pretrained=str(path))
+
+
+def test_garbage_truncated_and_empty_files(weights, tmp_path):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(os.urandom(1000))
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        read_state_dict(str(garbage))
+    good = tmp_path / "good.pth"
+    torch.save(weights, good)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        read_state_dict(str(truncated))
+    bad_st = tmp_path / "bad.safetensors"
+    bad_st.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(CheckpointError, match="not a valid safetensors"):
+        read_state_dict(str(bad_st))
+    no_tensors = tmp_path / "notensors.pth"
+    torch.save({"epoch": 1, "lr": 0.1}, no_tensors)
+    with pytest.raises(CheckpointError, match="no tensors"):
+        read_state_dict(str(no_tensors))
+    with pytest.raises(CheckpointError, match="no such file"):
+        read_state_dict(str(tmp_path / "missing.pth"))
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("container", ["torch", "raw_pickle"])
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path, container):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    payload = {"model": {"w": torch.zeros(1)}, "x": _Exploit(marker)}
+    if container == "torch":
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload))
+    expected = "refused, it asks to load posix.system" if container == "torch" else "refused by weights_only"
+    with pytest.raises(CheckpointError, match=expected):
+        mambaout.create_model("mambaout_test", pretrained=str(path))
+    assert not marker.exists()
