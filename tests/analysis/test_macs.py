@@ -53,3 +53,9 @@ def test_complexity_report_stages():
     assert [s["dim"] for s in r["stages"]] == [96, 192, 384, 576]
     assert r["stages"][0]["ratio"] == pytest.approx(3136 / 576)
     assert param_count(build_meta("mambaout_tiny")) == 26545000 or r["params_m"] > 26
+
+
+def test_plain_models_report_the_tokens_they_mix():
+    r = complexity("vit_small", (224, 224))
+    assert [(s["tokens"], s["dim"]) for s in r["stages"]] == [(196, 384)]
+    assert r["stages"][0]["tau"] == 2304

@@ -21,9 +21,11 @@ def param_count(model: torch.nn.Module) -> int:
 
 
 def stage_tokens(model, height: int, width: int) -> list:
-    """Per-stage token count L, width D and the paper's ratio L / 6D for stage-structured models."""
+    """Per-stage token count L, width D and the paper's ratio L / 6D of the sequences the blocks mix
+    (``model.token_stages`` where a model defines it, e.g. plain ViT/Vim: one grid at the patch stride;
+    else its ``feature_info``)."""
     rows = []
-    for i, info in enumerate(getattr(model, "feature_info", [])):
+    for i, info in enumerate(getattr(model, "token_stages", None) or getattr(model, "feature_info", [])):
         h, w = height // info["reduction"], width // info["reduction"]
         L, D = h * w, info["num_chs"]
         rows.append(dict(stage=i + 1, height=h, width=w, tokens=L, dim=D, tau=threshold(D), ratio=L / threshold(D)))

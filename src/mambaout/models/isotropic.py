@@ -86,6 +86,8 @@ class IsotropicNet(nn.Module):
             raise ValueError(f"features need depth >= 4, got {depth}")
         self.feature_info = [dict(num_chs=dim, reduction=s, module=f"blocks.{b}")
                              for s, b in zip(FEATURE_STRIDES, self.feature_blocks)]
+        # What the blocks actually mix (for the long-sequence analysis): one grid at the patch stride.
+        self.token_stages = [dict(num_chs=dim, reduction=patch_size, module="blocks")]
         if features_only:
             self.head_drop, self.head = None, None
         else:
