@@ -1,0 +1,5 @@
+from ..errors import MambaoutError
+
+
+class DatasetError(MambaoutError):
+    """Wrong dataset root/layout or unreadable dataset files."""

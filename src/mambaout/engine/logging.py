@@ -1,0 +1,81 @@
+"""Per-epoch metrics: JSONL (one object a line), CSV and, when installed, TensorBoard.
+
+    logger = RunLogger("runs/x", enabled=distributed.is_main())
+    logger.log({"epoch": 0, "train_loss": 1.2, "val_top1": 80.1}, step=123)
+    logger.rows        # every row logged so far (also those read back on resume)
+    logger.close()
+
+On resume the existing ``metrics.jsonl`` is read back and rows at or after the resumed epoch are
+dropped, so the files hold each epoch once. TensorBoard is optional: if ``torch.utils.tensorboard``
+cannot be imported it is skipped silently.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from typing import Dict, List, Optional
+
+
+class RunLogger:
+    def __init__(self, run_dir: str, enabled: bool = True, resume_epoch: Optional[int] = None,
+                 tensorboard: bool = True, jsonl_name: str = "metrics.jsonl", csv_name: str = "metrics.csv"):
+        self.run_dir, self.enabled = run_dir, enabled
+        self.jsonl_path = os.path.join(run_dir, jsonl_name)
+        self.csv_path = os.path.join(run_dir, csv_name)
+        self.rows: List[Dict] = []
+        self._tb = None
+        if not enabled:
+            return
+        os.makedirs(run_dir, exist_ok=True)
+        if resume_epoch is not None and os.path.isfile(self.jsonl_path):
+            with open(self.jsonl_path) as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+            self.rows = [r for r in rows if r.get("epoch", -1) < resume_epoch]
+        self._rewrite()
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(os.path.join(run_dir, "tb"))
+            except Exception:  # tensorboard not installed (or broken): optional
+                self._tb = None
+
+    def _rewrite(self):
+        with open(self.jsonl_path, "w") as f:
+            for r in self.rows:
+                f.write(json.dumps(r) + "\n")
+        self._write_csv()
+
+    def _write_csv(self):
+        keys: List[str] = []
+        for r in self.rows:
+            keys += [k for k in r if k not in keys]
+        tmp = self.csv_path + ".tmp"
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.rows)
+        os.replace(tmp, self.csv_path)
+
+    def log(self, row: Dict, step: Optional[int] = None) -> None:
+        row = {k: (float(v) if hasattr(v, "item") else v) for k, v in row.items()}
+        self.rows.append(row)
+        if not self.enabled:
+            return
+        with open(self.jsonl_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self._write_csv()
+        if self._tb is not None:
+            x = step if step is not None else row.get("epoch", len(self.rows))
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epoch", "step") \
+                        and math.isfinite(v):
+                    self._tb.add_scalar(k, v, x)
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None

@@ -1,0 +1,1 @@
+"""Training tasks built on :mod:`mambaout.engine` (classification; detection/segmentation to come)."""

@@ -1,0 +1,1 @@
+"""Image classification: `mambaout train`, `mambaout eval`, `mambaout compare` (see docs/training.md)."""

@@ -1,0 +1,103 @@
+"""Training throughput: this project's training loop vs a plain timm training step.
+
+    python -m mambaout.tasks.classification.benchmark --model mambaout_tiny --batch-size 128 --out bench.json
+
+Three numbers, same batch, resolution, bf16 autocast, AdamW, label-smoothed cross-entropy, drop path:
+* ``timm_plain``: timm.create_model(<model>) with a minimal loop (data already on the GPU);
+* ``ours_plain``: this project's model in the same minimal loop;
+* ``ours_loop``: ``mambaout train`` itself on synthetic data (DataLoader workers, per-step finite-loss check,
+  EMA off), images/s of each epoch after the first.
+Minimal loops: warm-up steps, then windows of CUDA-synchronised steps; the median window is reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def plain_step_speed(model, batch: int, size: int, steps: int = 10, windows: int = 5, warmup: int = 10,
+                     num_classes: int = 1000) -> dict:
+    device = torch.device("cuda")
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = torch.randint(0, num_classes, (batch,), device=device)
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    speeds = []
+    for _ in range(windows):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+        speeds.append(batch * steps / (time.perf_counter() - t0))
+    return {"img_per_s_median": statistics.median(speeds), "windows": speeds,
+            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+def loop_speed(model_name: str, batch: int, size: int, epochs: int = 4, steps_per_epoch: int = 25,
+               workers: int = 10, drop_path: float = 0.2) -> dict:
+    from .train import resolve_config, train
+
+    out = tempfile.mkdtemp()
+    cfg = resolve_config("imagenet", [
+        "data.dataset=synthetic", f"model.name={model_name}", f"model.drop_path={drop_path}", f"data.img_size={size}",
+        f"+data.synthetic_train={batch * steps_per_epoch}", f"+data.synthetic_val={batch}", "+data.synthetic_noise=1.0",
+        f"data.num_workers={workers}", f"train.batch_size={batch}", "train.accum_steps=1", "train.amp=bf16",
+        "aug.mixup=0", "aug.cutmix=0", "optim.lr=1e-3", f"sched.epochs={epochs}", "sched.warmup_epochs=0",
+        f"train.eval_every={epochs}", f"train.eval_batch_size={batch}", f"train.output={out}", "train.name=bench",
+        "train.device=cuda"])
+    summary = train(cfg, quiet=True)
+    with open(f"{summary['run_dir']}/metrics.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    speeds = [r["train_img_per_s"] for r in rows[1:]]
+    return {"img_per_s_median": statistics.median(speeds), "epochs": speeds, "steps_per_epoch": steps_per_epoch}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="mambaout_tiny")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    import timm
+
+    import mambaout
+
+    torch.backends.cudnn.benchmark = True
+    res = {"model": args.model, "batch": args.batch_size, "img_size": args.img_size, "dtype": "bf16",
+           "device": torch.cuda.get_device_name(), "torch": torch.__version__, "timm": timm.__version__}
+    torch.manual_seed(0)
+    res["timm_plain"] = plain_step_speed(timm.create_model(args.model, drop_path_rate=0.2), args.batch_size,
+                                         args.img_size)
+    torch.cuda.empty_cache()
+    res["ours_plain"] = plain_step_speed(mambaout.create_model(args.model, drop_path_rate=0.2), args.batch_size,
+                                         args.img_size)
+    torch.cuda.empty_cache()
+    res["ours_loop"] = loop_speed(args.model, args.batch_size, args.img_size)
+    res["ours_loop_vs_timm_plain"] = res["ours_loop"]["img_per_s_median"] / res["timm_plain"]["img_per_s_median"]
+    print(json.dumps(res, indent=2))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=2)
+    return res
+
+
+if __name__ == "__main__":
+    main()

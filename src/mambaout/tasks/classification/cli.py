@@ -1,0 +1,131 @@
+"""`mambaout train`, `mambaout eval` and `mambaout compare` (classification)."""
+from __future__ import annotations
+
+
+from ...engine import config as C
+
+
+def _common_overrides(args) -> list:
+    """Map the convenience flags onto config keys; --set items come last so they win."""
+    pairs = [("model", "model.name"), ("dataset", "data.dataset"), ("data_root", "data.root"),
+             ("num_classes", "data.num_classes"), ("img_size", "data.img_size"), ("epochs", "sched.epochs"),
+             ("batch_size", "train.batch_size"), ("accum_steps", "train.accum_steps"), ("lr", "optim.lr"),
+             ("num_workers", "data.num_workers"), ("seed", "train.seed"), ("output", "train.output"),
+             ("name", "train.name"), ("save_every_steps", "train.save_every_steps"),
+             ("pretrained", "model.pretrained"), ("freeze_stages", "model.freeze_stages"),
+             ("backbone_lr_scale", "model.backbone_lr_scale"), ("drop_path", "model.drop_path"),
+             ("train_subset", "data.train_subset")]
+    out = []
+    for attr, key in pairs:
+        value = getattr(args, attr, None)
+        if value is not None:
+            out.append(f"{key}={value}")
+    if getattr(args, "amp", None):
+        out.append(f"train.amp={'null' if args.amp == 'none' else args.amp}")
+    if getattr(args, "channels_last", False):
+        out.append("train.channels_last=true")
+    if getattr(args, "ema", False):
+        out.append("train.ema=true")
+    if getattr(args, "deterministic", False):
+        out.append("train.deterministic=true")
+    if getattr(args, "device", None):
+        out.append(f"train.device={args.device}")
+    return out + list(args.set or [])
+
+
+def cmd_train(args):
+    from .train import resolve_config, train
+
+    overrides = _common_overrides(args)
+    if args.resume:
+        cfg = C.apply_overrides({"sched": {}, "train": {}, "data": {}},
+                                [("+" + o) if not o.startswith("+") else o for o in overrides])
+        train(cfg, resume=args.resume, quiet=args.quiet)
+    else:
+        train(resolve_config(args.preset, overrides), quiet=args.quiet)
+    return 0
+
+
+def cmd_eval(args):
+    from .evaluate import run_eval
+
+    run_eval(args)
+    return 0
+
+
+def cmd_compare(args):
+    from .main_job import DEFAULT_MODELS, run
+
+    run(models=args.models or DEFAULT_MODELS, preset=args.preset, overrides=args.set, output=args.output,
+        data_root=args.data_root, epochs=args.epochs, device=args.device, quiet=args.quiet)
+    return 0
+
+
+def _add_shared(p):
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable), "
+                   "e.g. --set optim.weight_decay=0.1; '+key=value' adds a new key")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a classifier (presets: imagenet, fashion_mnist, synthetic)",
+                              description="Train a classifier. Config = preset YAML, then the flags below, then "
+                              "--set overrides. Launch with torchrun for DDP on several GPUs/nodes.")
+    p.add_argument("--preset", default="imagenet", help="preset name or path to a YAML file (default: imagenet)")
+    p.add_argument("--model", help="a registered model name")
+    p.add_argument("--dataset", choices=["imagefolder", "fashion_mnist", "synthetic"])
+    p.add_argument("--data-root", help="dataset folder (ImageFolder root, or the Fashion-MNIST IDX folder)")
+    p.add_argument("--num-classes", type=int)
+    p.add_argument("--img-size", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="per process")
+    p.add_argument("--accum-steps", type=int, help="gradient accumulation steps")
+    p.add_argument("--lr", type=float, help="peak lr (default: base_lr x global batch / 1024)")
+    p.add_argument("--drop-path", type=float)
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--train-subset", type=int, help="train on N samples only")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"])
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--ema", action="store_true")
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--output", help="runs folder (default: runs)")
+    p.add_argument("--name", help="run name: the run folder is <output>/<name>")
+    p.add_argument("--resume", metavar="CKPT", help="continue exactly from a checkpoint (e.g. runs/x/last.pt)")
+    p.add_argument("--save-every-steps", type=int, metavar="N", help="also checkpoint every N optimizer steps")
+    p.add_argument("--pretrained", metavar="PATH", help="start from weights (any supported format); new head")
+    p.add_argument("--freeze-stages", type=int, metavar="N", help="freeze the stem and the first N stages")
+    p.add_argument("--backbone-lr-scale", type=float, help="lr multiplier for the backbone (head: 1)")
+    _add_shared(p)
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("eval", help="evaluate a classifier: top-1/top-5 at crop_pct 1.0, any resolution")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="a training checkpoint (last.pt/best.pt): config and weights")
+    src.add_argument("--run", help="a run folder: its config.yaml and model.safetensors")
+    src.add_argument("--weights", help="weights in any supported format (with --model and --preset)")
+    p.add_argument("--preset", default="imagenet")
+    p.add_argument("--model")
+    p.add_argument("--data-root")
+    p.add_argument("--img-size", type=int, help="evaluation resolution (default: the config's)")
+    p.add_argument("--crop-pct", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"])
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--ema", action="store_true", help="evaluate the EMA weights")
+    p.add_argument("--json", action="store_true")
+    _add_shared(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = subparsers.add_parser("compare", help="the main job: MambaOut-Femto vs mamba_femto on Fashion-MNIST")
+    p.add_argument("--models", nargs="+", help="default: mambaout_femto mamba_femto")
+    p.add_argument("--preset", default="fashion_mnist")
+    p.add_argument("--data-root")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--output", default="runs/compare")
+    _add_shared(p)
+    p.set_defaults(func=cmd_compare)
+
+
