@@ -5,17 +5,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all venv clean
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test test-all venv data clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Fashion-MNIST for the main job, from Debian's package (needs root and apt; else pass --data-root).
+data:
+	@test -d $(FASHION_MNIST) || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) \
+	  || echo "could not install dataset-fashion-mnist: run 'mambaout demo --data-root DIR' with the IDX files"
+
+demo: $(STAMP) data
 	$(PY) -m mambaout demo
 
 test: $(STAMP)

@@ -1,0 +1,142 @@
+"""Metrics: mIoU from a dataset-level confusion matrix, and COCO box/mask AP (pycocotools).
+
+mIoU (mmseg's IoUMetric): accumulate one confusion matrix over all evaluation images, skipping pixels
+labelled ``ignore_index``; IoU_c = TP / (TP + FP + FN) over the whole set; mIoU = the NaN-aware mean over
+classes, so a class absent from both predictions and labels is left out (not counted as 0 or 1).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from typing import Dict, Iterable, List
+
+import numpy as np
+import torch
+
+from ...errors import MambaoutError
+from .datasets import IGNORE_INDEX
+
+
+class ConfusionMatrix:
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX):
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.mat = torch.zeros(num_classes, num_classes, dtype=torch.int64)  # rows: label, cols: prediction
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor):
+        pred, target = pred.reshape(-1).to("cpu", torch.int64), target.reshape(-1).to("cpu", torch.int64)
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction has {pred.numel()} pixels, label {target.numel()}")
+        keep = target != self.ignore_index
+        pred, target = pred[keep], target[keep]
+        if len(target) and (target.min() < 0 or target.max() >= self.num_classes):
+            raise ValueError(f"label values outside 0..{self.num_classes - 1} (and {self.ignore_index})")
+        n = self.num_classes
+        self.mat += torch.bincount(target * n + pred.clamp(0, n - 1), minlength=n * n).reshape(n, n)
+        return self
+
+    def all_reduce(self):
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            backend = torch.distributed.get_backend()
+            t = self.mat.cuda() if backend == "nccl" else self.mat.clone()
+            torch.distributed.all_reduce(t)
+            self.mat = t.cpu()
+        return self
+
+    def compute(self) -> Dict[str, object]:
+        m = self.mat.double()
+        tp = m.diag()
+        union = m.sum(0) + m.sum(1) - tp
+        gt = m.sum(1)
+        iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+        acc = torch.where(gt > 0, tp / gt.clamp(min=1), torch.full_like(tp, float("nan")))
+        total = m.sum()
+        return dict(
+            mIoU=float(np.nanmean(iou.numpy())) if (~torch.isnan(iou)).any() else float("nan"),
+            mAcc=float(np.nanmean(acc.numpy())) if (~torch.isnan(acc)).any() else float("nan"),
+            aAcc=float(tp.sum() / total) if total > 0 else float("nan"),
+            IoU=[None if math.isnan(v) else v for v in iou.tolist()],
+        )
+
+
+def miou(preds: Iterable[torch.Tensor], targets: Iterable[torch.Tensor], num_classes: int,
+         ignore_index: int = IGNORE_INDEX) -> float:
+    cm = ConfusionMatrix(num_classes, ignore_index)
+    for p, t in zip(preds, targets):
+        cm.update(p, t)
+    return cm.compute()["mIoU"]
+
+
+# --- COCO AP --------------------------------------------------------------------------------------
+
+COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+
+class CocoEvalUnavailable(MambaoutError):
+    pass
+
+
+def _require_pycocotools():
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        raise CocoEvalUnavailable("COCO AP needs pycocotools (pip install pycocotools)") from None
+    return COCO, COCOeval
+
+
+def predictions_to_coco(outputs: List[dict], image_ids: List, label_to_cat: Dict[int, int],
+                        mask_threshold: float = 0.5) -> List[dict]:
+    """torchvision detector outputs (on the original image size) -> COCO result dicts (bbox [+ RLE])."""
+    from .masks import encode_mask
+
+    results = []
+    for out, img_id in zip(outputs, image_ids):
+        boxes = out["boxes"].detach().cpu().float()
+        scores, labels = out["scores"].detach().cpu().tolist(), out["labels"].detach().cpu().tolist()
+        masks = out.get("masks")
+        if masks is not None:
+            masks = (masks.detach().cpu()[:, 0] > mask_threshold).numpy() if masks.ndim == 4 else masks.cpu().numpy()
+        for k, (b, s, lab) in enumerate(zip(boxes.tolist(), scores, labels)):
+            r = dict(image_id=img_id, category_id=int(label_to_cat.get(int(lab), lab)),
+                     bbox=[b[0], b[1], b[2] - b[0], b[3] - b[1]], score=float(s))
+            if masks is not None:
+                r["segmentation"] = encode_mask(masks[k])
+            results.append(r)
+    return results
+
+
+def coco_evaluate(gt: dict, results: List[dict], iou_types=("bbox", "segm"), verbose: bool = False) -> Dict[str, dict]:
+    """COCOeval over a COCO ground-truth dict and result dicts; returns {iou_type: {AP, AP50, ...}} in [0, 1].
+
+    No result at all gives AP 0 (pycocotools would refuse an empty result list).
+    """
+    COCO, COCOeval = _require_pycocotools()
+    gt = dict(gt)
+    gt.setdefault("info", {})
+    gt.setdefault("licenses", [])
+    gt["annotations"] = [dict(a, id=a.get("id", i + 1), area=a.get("area", a["bbox"][2] * a["bbox"][3]),
+                              iscrowd=a.get("iscrowd", 0))
+                         for i, a in enumerate(gt.get("annotations", []) or [])
+                         if isinstance(a, dict) and "bbox" in a and "category_id" in a and "image_id" in a]
+    out = {}
+    sink = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with sink:
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        for iou_type in iou_types:
+            res = [r for r in results if iou_type == "bbox" or "segmentation" in r]
+            if not res:
+                out[iou_type] = {k: 0.0 for k in COCO_STAT_NAMES}
+                continue
+            res = [dict(r) for r in res]
+            for r in res:  # bbox: areas from boxes; segm: areas and boxes from the masks
+                r.pop("segmentation" if iou_type == "bbox" else "bbox", None)
+            coco_dt = coco_gt.loadRes(res)
+            ev = COCOeval(coco_gt, coco_dt, iou_type)
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+            out[iou_type] = {k: max(float(v), 0.0) if v != -1 else float("nan") for k, v in zip(COCO_STAT_NAMES, ev.stats)}
+    return out

@@ -1,0 +1,83 @@
+"""One backbone, several heads: classification, semantic segmentation (UperNet) and detection (Mask R-CNN).
+
+Each training step draws one batch per task (from that task's own dataset) and minimises
+``sum_t weight_t * loss_t``; the backbone gets every task's gradient. The detector wraps the very same
+backbone module (its FPN and RoI heads are its own), so weights are shared, not copied.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import DenseBackbone
+from .detection import mask_rcnn_on
+from .heads import UperNet
+
+
+class ClassificationHead(nn.Module):
+    """Global average pool of the last stage -> LayerNorm -> Linear."""
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(feat.mean((2, 3))))
+
+
+class MultiTaskModel(nn.Module):
+    TASKS = ("classification", "segmentation", "detection")
+
+    def __init__(self, backbone: DenseBackbone, heads: Dict[str, dict], weights: Optional[Dict[str, float]] = None):
+        super().__init__()
+        unknown = set(heads) - set(self.TASKS)
+        if unknown or not heads:
+            raise ValueError(f"multitask heads must be among {self.TASKS}, got {sorted(heads)}")
+        self.backbone = backbone
+        self.weights = {t: float((weights or {}).get(t, 1.0)) for t in heads}
+        self.heads = nn.ModuleDict()
+        if "classification" in heads:
+            self.heads["classification"] = ClassificationHead(backbone.channels[-1], heads["classification"]["num_classes"])
+        if "segmentation" in heads:
+            h = heads["segmentation"]
+            seg = UperNet(backbone, h["num_classes"], h.get("channels", 512), h.get("aux_channels", 256),
+                          h.get("aux_weight", 0.4), h.get("aux", True))
+            self.heads["segmentation"] = seg
+        if "detection" in heads:
+            h = dict(heads["detection"])
+            self.heads["detection"] = mask_rcnn_on(backbone, h.pop("num_classes"), **h)
+
+    @property
+    def tasks(self):
+        return list(self.heads.keys())
+
+    def losses(self, batches: Dict[str, tuple]) -> Dict[str, torch.Tensor]:
+        """``batches``: task -> (images, targets); returns per-task losses, weighted total under 'loss'."""
+        out = {}
+        total = 0.0
+        for task, (images, targets) in batches.items():
+            if task == "classification":
+                loss = F.cross_entropy(self.heads[task](self.backbone(images)[-1]), targets)
+            elif task == "segmentation":
+                loss = self.heads[task](images, target=targets)["loss"]
+            else:
+                loss = sum(self.heads[task](list(images), list(targets)).values())
+            out[f"loss_{task}"] = loss
+            total = total + self.weights[task] * loss
+        out["loss"] = total
+        return out
+
+    def forward(self, batches: Dict[str, tuple]) -> Dict[str, torch.Tensor]:
+        return self.losses(batches)
+
+    @torch.no_grad()
+    def predict(self, task: str, images):
+        if task == "classification":
+            return self.heads[task](self.backbone(images)[-1])
+        if task == "segmentation":
+            return self.heads[task](images)
+        return self.heads[task](list(images))

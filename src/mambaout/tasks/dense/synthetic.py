@@ -1,0 +1,112 @@
+"""Generated datasets written in the real on-disk formats, for smoke runs and tests.
+
+``write_coco_shapes``: images with 1-3 coloured shapes (rectangle, ellipse, triangle) on a noisy
+background, COCO ``instances_{train,val}.json`` with polygon masks (ellipses as polygons, some
+rectangles as uncompressed RLE). ``write_ade_shapes``: the same kind of images in the
+``ADEChallengeData2016`` layout, label 0 = background "other" (ignored after reduce-zero-label),
+1..K = shape classes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from typing import Tuple
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SHAPES = ("rectangle", "ellipse", "triangle")
+COLORS = ((220, 40, 40), (40, 200, 60), (50, 80, 230))
+
+
+def _polygon(kind: str, x0, y0, x1, y1):
+    if kind == "rectangle":
+        return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    if kind == "triangle":
+        return [((x0 + x1) / 2, y0), (x1, y1), (x0, y1)]
+    cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+    return [(cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in np.linspace(0, 2 * math.pi, 24, endpoint=False)]
+
+
+def _rle(mask: np.ndarray) -> dict:
+    flat = mask.T.reshape(-1)  # column-major
+    counts, val, run = [], 0, 0
+    for v in flat:
+        if v != val:
+            counts.append(run)
+            run, val = 0, v
+        run += 1
+    counts.append(run)
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
+
+
+def _scene(rng: random.Random, size: Tuple[int, int], max_objects: int = 3):
+    h, w = size
+    base = np.array([rng.randint(90, 160)] * 3, dtype=np.float32)
+    img = np.clip(base + np.random.default_rng(rng.randint(0, 2**31)).normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+    pil = Image.fromarray(img)
+    draw = ImageDraw.Draw(pil)
+    objects, occupied = [], np.zeros((h, w), bool)
+    for _ in range(rng.randint(1, max_objects)):
+        for _try in range(20):
+            bw, bh = rng.randint(w // 5, w // 2), rng.randint(h // 5, h // 2)
+            x0, y0 = rng.randint(0, w - bw - 1), rng.randint(0, h - bh - 1)
+            if not occupied[y0:y0 + bh, x0:x0 + bw].any():
+                break
+        else:
+            continue
+        k = rng.randrange(len(SHAPES))
+        poly = _polygon(SHAPES[k], x0, y0, x0 + bw, y0 + bh)
+        draw.polygon(poly, fill=COLORS[k])
+        m = Image.new("L", (w, h), 0)
+        ImageDraw.Draw(m).polygon(poly, fill=1)
+        mask = np.asarray(m, dtype=np.uint8)
+        if not mask.any():
+            continue
+        occupied |= mask.astype(bool)
+        objects.append((k, poly, mask))
+    return pil, objects
+
+
+def write_coco_shapes(root: str, n_train: int = 200, n_val: int = 50, size=(128, 128), seed: int = 0) -> str:
+    """Write ``root/{train,val}/*.png`` and ``root/annotations/instances_{train,val}.json``; returns root."""
+    rng = random.Random(seed)
+    os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
+    for split, n in (("train", n_train), ("val", n_val)):
+        os.makedirs(os.path.join(root, split), exist_ok=True)
+        images, anns = [], []
+        for i in range(n):
+            pil, objects = _scene(rng, size)
+            name = f"{i:06d}.png"
+            pil.save(os.path.join(root, split, name))
+            images.append(dict(id=i + 1, file_name=name, width=size[1], height=size[0]))
+            for k, poly, mask in objects:
+                ys, xs = np.nonzero(mask)
+                x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+                seg = _rle(mask) if (SHAPES[k] == "rectangle" and rng.random() < 0.5) else \
+                    [[float(c) for p in poly for c in p]]
+                anns.append(dict(id=len(anns) + 1, image_id=i + 1, category_id=k + 1, iscrowd=0,
+                                 bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                                 area=float(mask.sum()), segmentation=seg))
+        cats = [dict(id=k + 1, name=s) for k, s in enumerate(SHAPES)]
+        with open(os.path.join(root, "annotations", f"instances_{split}.json"), "w") as f:
+            json.dump(dict(images=images, annotations=anns, categories=cats), f)
+    return root
+
+
+def write_ade_shapes(root: str, n_train: int = 200, n_val: int = 50, size=(128, 128), seed: int = 0) -> str:
+    """Write an ``ADEChallengeData2016``-layout set (3 classes after reduce-zero-label); returns root."""
+    rng = random.Random(seed)
+    for split, n in (("training", n_train), ("validation", n_val)):
+        os.makedirs(os.path.join(root, "images", split), exist_ok=True)
+        os.makedirs(os.path.join(root, "annotations", split), exist_ok=True)
+        for i in range(n):
+            pil, objects = _scene(rng, size)
+            label = np.zeros(size, np.uint8)
+            for k, _, mask in objects:
+                label[mask.astype(bool)] = k + 1
+            pil.convert("RGB").save(os.path.join(root, "images", split, f"ADE_{i:06d}.jpg"), quality=95)
+            Image.fromarray(label, mode="L").save(os.path.join(root, "annotations", split, f"ADE_{i:06d}.png"))
+    return root
