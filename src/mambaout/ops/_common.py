@@ -48,6 +48,8 @@ def check_scan_args(
     d_state = A.shape[1]
     if d_state < 1:
         raise ValueError("selective_scan: A must have d_state >= 1 columns")
+    if B.dim() in (3, 4) and C.dim() in (3, 4) and B.dim() != C.dim():
+        raise ValueError(f"selective_scan: B {_shape(B)} and C {_shape(C)} must both be grouped or both not")
     groups = None
     for name, t in (("B", B), ("C", C)):
         if t.dim() == 3:
@@ -71,8 +73,6 @@ def check_scan_args(
         if groups is not None and g != groups:
             raise ValueError(f"selective_scan: B has {groups} groups but C has {g}")
         groups = g
-    if B.dim() != C.dim():
-        raise ValueError(f"selective_scan: B {_shape(B)} and C {_shape(C)} must both be grouped or both not")
     for name, t in (("D", D), ("delta_bias", delta_bias)):
         if t is not None and (t.dim() != 1 or t.shape[0] != dim):
             raise ValueError(f"selective_scan: {name} must have shape (dim={dim},), got {_shape(t)}")
