@@ -50,7 +50,7 @@ def plain_step_speed(model, batch: int, size: int, steps: int = 10, windows: int
             "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
 
 
-def loop_speed(model_name: str, batch: int, size: int, epochs: int = 4, steps_per_epoch: int = 25,
+def loop_speed(model_name: str, batch: int, size: int, epochs: int = 3, steps_per_epoch: int = 100,
                workers: int = 10, drop_path: float = 0.2) -> dict:
     from .train import resolve_config, train
 

@@ -1,0 +1,85 @@
+"""The hypothesis lab: small, repeatable experiments around the MambaOut paper's claims.
+
+    mambaout lab long-seq|causal|framing|zoo|all [--tiny | --mode cpu] [--seeds 3] [--epochs 2] [--out DIR] [--device cuda]
+
+Each experiment writes ``OUT/<experiment>/`` with ``report.md``, ``results.json``, CSV files and PNG
+figures; ``all`` runs every experiment and writes ``OUT/report.md`` with the claim-by-claim verdicts.
+Presets: ``presets/lab/<experiment>.yaml`` (``tiny``, ``cpu`` and ``full`` sections).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import platform
+import time
+from typing import List
+
+import torch
+
+from .core import EXPERIMENTS, LabContext, load_lab_preset, parse_seeds  # noqa: F401
+from .report import write_json, write_report
+
+log = logging.getLogger("mambaout.lab")
+
+_MODULES = {"long-seq": "long_seq", "causal": "causal", "framing": "framing", "zoo": "zoo_plot"}
+
+
+def run_experiment(ctx: LabContext, name: str) -> dict:
+    cfg = ctx.config(name)
+    setup_device(ctx)
+    log.info("lab %s (%s preset) -> %s", name, cfg["mode"], os.path.join(ctx.out, name))
+    t0 = time.time()
+    module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    result = module.run(ctx, cfg)
+    result["wall_s"] = time.time() - t0
+    result["mode"] = cfg["mode"]
+    result["seeds"] = cfg.get("seeds")
+    log.info("lab %s done in %.1fs", name, result["wall_s"])
+    return result
+
+
+def environment(ctx: LabContext) -> dict:
+    env = dict(torch=torch.__version__, python=platform.python_version(), device=str(ctx.device))
+    if ctx.device.type == "cuda":
+        env["card"] = torch.cuda.get_device_name(ctx.device)
+    return env
+
+
+def setup_device(ctx: LabContext) -> None:
+    """TF32 matmuls/convs and cuDNN autotuning on CUDA (fixed shapes: many short runs)."""
+    if ctx.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+
+def run_all(ctx: LabContext, names: List[str] = EXPERIMENTS) -> dict:
+    os.makedirs(ctx.out, exist_ok=True)
+    t0 = time.time()
+    results = [run_experiment(ctx, n) for n in names]
+    wall = time.time() - t0
+    env = environment(ctx)
+    verdicts = [v for r in results for v in r["verdicts"]]
+    head = [
+        f"Mode: **{results[0]['mode'] if results else '-'}**; device: {env.get('card', env['device'])}; torch "
+        f"{env['torch']}; wall time {wall:.0f} s; seeds {sorted({s for r in results for s in (r.get('seeds') or [])})}.",
+        "## Claim by claim\n\n| claim | verdict at this scale | evidence |\n|---|---|---|\n"
+        + "\n".join(f"| {v['claim']} | {v['verdict']} | {v['evidence']} |" for v in verdicts),
+    ]
+    sections = []
+    for r in results:
+        text = [f"## {r['title']} (`{r['name']}/`, {r['wall_s']:.0f} s)"]
+        for s in r["sections"]:
+            text.append(s.replace("\n## ", "\n### ").replace("## ", "### ", 1) if s.startswith("## ") else s)
+        for fig in r["figures"]:
+            text.append(f"![{fig}]({r['name']}/{fig})")
+        if r.get("summary"):
+            text.append(r["summary"])
+        sections.append("\n\n".join(text))
+    write_report(os.path.join(ctx.out, "report.md"), "MambaOut hypothesis lab", head + sections)
+    write_json(dict(environment=env, wall_s=wall, verdicts=verdicts,
+                    experiments={r["name"]: dict(wall_s=r["wall_s"], mode=r["mode"], seeds=r.get("seeds"))
+                                 for r in results}),
+               os.path.join(ctx.out, "summary.json"))
+    return dict(results=results, verdicts=verdicts, wall_s=wall, environment=env)

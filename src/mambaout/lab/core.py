@@ -1,0 +1,111 @@
+"""Lab presets and the context every experiment runs in.
+
+A preset (``presets/lab/<experiment>.yaml``) holds ``tiny``, ``cpu`` and ``full`` mappings (tiny: tests,
+seconds; cpu: a small-scale 3-seed run for a 2-core CPU, ~20-30 min; full: one GPU, <= 8 min). The CLI
+picks one (``--tiny`` or ``--mode``), then applies ``--set key=value`` overrides (dotted keys, the engine's rules) and the
+shortcuts ``--seeds``, ``--epochs``. Sequence-task steps: ``epochs x steps_per_epoch``.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+
+from ..engine import config as C
+from .errors import LabError
+
+log = logging.getLogger("mambaout.lab")
+
+EXPERIMENTS = ("long-seq", "zoo", "causal", "framing")  # the order `all` runs them (cheap ones first)
+
+
+MODES = ("tiny", "cpu", "full")
+
+
+def load_lab_preset(experiment: str, tiny: bool, overrides: Optional[List[str]] = None,
+                    mode: Optional[str] = None) -> dict:
+    if experiment not in EXPERIMENTS:
+        raise LabError(f"unknown lab experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}, all")
+    cfg = C.load_preset("lab", experiment.replace("-", "_"))
+    mode = mode or ("tiny" if tiny else "full")
+    if mode not in MODES:
+        raise LabError(f"unknown lab mode {mode!r}; known: {', '.join(MODES)}")
+    if mode not in cfg:
+        raise LabError(f"lab preset {experiment!r} has no {mode!r} section")
+    sel = copy.deepcopy(cfg[mode])
+    sel["mode"] = mode
+    try:
+        return C.apply_overrides(sel, overrides or [])
+    except C.ConfigError as e:
+        raise LabError(str(e)) from None
+
+
+def parse_seeds(text: str) -> List[int]:
+    """'3' -> [0, 1, 2]; '0,4,7' -> [0, 4, 7]."""
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            seeds = list(range(n))
+    except ValueError:
+        raise LabError(f"--seeds takes a count (3) or a comma list (0,4,7), got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise LabError(f"--seeds: need distinct non-negative seeds, got {text!r}")
+    return seeds
+
+
+@dataclass
+class LabContext:
+    out: str
+    device: torch.device
+    tiny: bool = False
+    mode: Optional[str] = None
+    seeds: Optional[List[int]] = None
+    epochs: Optional[float] = None
+    data_root: Optional[str] = None
+    overrides: List[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    _fashion: Dict = field(default_factory=dict)
+
+    def config(self, experiment: str) -> dict:
+        """The experiment's preset section with the overrides; ``EXP:key=value`` targets one experiment."""
+        mine = []
+        for o in self.overrides:
+            head, sep, rest = o.partition(":")
+            if sep and "=" not in head:
+                if head not in EXPERIMENTS:
+                    raise LabError(f"--set {o!r}: unknown experiment {head!r}; known: {', '.join(EXPERIMENTS)}")
+                if head == experiment:
+                    mine.append(rest)
+            else:
+                mine.append(o)
+        cfg = load_lab_preset(experiment, self.tiny, mine, self.mode)
+        if self.seeds is not None:
+            cfg["seeds"] = list(self.seeds)
+        if self.epochs is not None:
+            if self.epochs <= 0:
+                raise LabError(f"--epochs must be positive, got {self.epochs}")
+            cfg["epochs"] = self.epochs
+        return cfg
+
+    def folder(self, name: str) -> str:
+        path = os.path.join(self.out, name)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def fashion(self, train_subset: Optional[int], test_subset: Optional[int]):
+        """Fashion-MNIST tensors on the device, loaded once per subset size."""
+        from .tasks import FashionTensors
+
+        key = (train_subset, test_subset)
+        if key not in self._fashion:
+            self._fashion[key] = FashionTensors(self.data_root, self.device, train_subset, test_subset)
+        return self._fashion[key]

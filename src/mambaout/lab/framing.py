@@ -1,0 +1,198 @@
+"""Experiment 3, framing: one dataset, two framings, plus a long autoregressive memory task.
+
+(a) Fashion-MNIST as images (short sequences, non-causal): MambaOut vs its SSM counterpart (the same
+    net with the conv + SSM mixer) vs a ViT; MambaOut's and the ViT's widths are searched so their
+    parameter counts match the SSM model's within 5%.
+(b) Fashion-MNIST as a pixel sequence (784 steps at full size; causal; the class is read at the last
+    step): a causal Gated CNN stack (GatedBlock + ``lab_causal_conv1d``) vs the same stack with the SSM
+    (GatedBlock + ``mamba1d``: the same causal conv1d, then the SSM). The Gated CNN is widened to match.
+(c) Selective copying (L >= 1024 at full size): K data tokens among blanks must be emitted in order at
+    the end, so the memory has to span the sequence. Same two stacks.
+All pairs: same steps, batch, optimiser and schedule; parameter counts asserted within 5% and reported.
+"""
+from __future__ import annotations
+
+import os
+from functools import partial
+
+import torch
+
+from ..utils.table import markdown_table
+from .causal import image_steps
+from .models import assert_matched, build_image_model, build_seq_model, match_width, param_count
+from .report import bar_groups, curves, mean_curve, pm, write_csv, write_json, write_report
+from .runner import compare, mean_std, run_group, values
+from .tasks import CopyTask, ImageTask, PixelSeqTask
+
+IMAGE_NAMES = dict(mambaout="MambaOut (Gated CNN)", mamba="Mamba (Gated CNN + SSM)", vit="ViT")
+SEQ_NAMES = dict(gated_cnn="Gated CNN (causal conv1d)", ssm="Gated CNN + SSM (mamba1d)")
+
+
+def _meta_params(build) -> int:
+    with torch.device("meta"):
+        return param_count(build())
+
+
+def _image_cells(cfg: dict, img_size: int):
+    specs = cfg["models"]
+    target_build = partial(build_image_model, specs["mamba"], None, False, img_size)
+    target = _meta_params(target_build)
+    cells = [dict(label="mamba", model="mamba", variant="images", params=target, build=target_build, width=None)]
+    for key in ("mambaout", "vit"):
+        spec = specs[key]
+        if key == "vit":  # token width, a multiple of the head count
+            m = match_width(lambda w, s=spec: build_image_model(s, w, False, img_size), target, spec["dim"],
+                            spec.get("num_heads", 1))
+        else:  # every stage width scaled by one factor (0.5 .. 2, steps of 0.005)
+            m = match_width(lambda w, s=spec: build_image_model(s, w, False, img_size), target,
+                            candidates=[k / 200 for k in range(100, 401)])
+        cells.append(dict(label=key, model=key, variant="images", params=m["params"], width=m["width"],
+                          build=partial(build_image_model, spec, m["width"], False, img_size)))
+    order = {"mambaout": 0, "mamba": 1, "vit": 2}
+    return sorted(cells, key=lambda c: order[c["label"]])
+
+
+def _seq_cells(spec: dict, num_outputs: int, vocab: int, readout: str):
+    target_build = partial(build_seq_model, spec, "ssm", None, num_outputs, vocab, readout)
+    target = _meta_params(target_build)
+    m = match_width(lambda w: build_seq_model(spec, "gated_cnn", w, num_outputs, vocab, readout), target, spec["dim"])
+    return [
+        dict(label="gated_cnn", model="gated_cnn", variant=readout, params=m["params"], width=m["width"],
+             build=partial(build_seq_model, spec, "gated_cnn", m["width"], num_outputs, vocab, readout)),
+        dict(label="ssm", model="ssm", variant=readout, params=target, width=spec["dim"], build=target_build),
+    ]
+
+
+def _summ(rows, cells, metric, names):
+    out = []
+    for c in cells:
+        v = values(rows, c["label"], metric)
+        out.append(dict(model=names.get(c["label"], c["label"]), width=_width(c),
+                        params=c["params"], result=pm(mean_std(v)), n=len(v)))
+    return out
+
+
+def _se(cmp_: dict) -> str:
+    se = cmp_["se"]
+    return f" (SE {se:.2f})" if se is not None else ""
+
+
+def _width(c: dict) -> str:
+    w = c.get("width")
+    if w is None:
+        return "preset"
+    if isinstance(w, float):
+        with torch.device("meta"):
+            dims = list(c["build"]().dims)
+        return f"x{w:.3f}: {dims}"
+    return str(w)
+
+
+def _ssm_verdict(claim: str, cmp_: dict) -> dict:
+    o = cmp_["outcome"]
+    word = {"b>a": "supports", "a>b": "contradicts", "no clear difference": "not seen at this scale",
+            "inconclusive": "inconclusive (fewer than 2 seeds)"}[o]
+    return dict(claim=claim, verdict=word,
+                evidence=f"SSM − Gated CNN = {cmp_['diff']:+.2f} pt{_se(cmp_)}")
+
+
+def run(ctx, cfg: dict) -> dict:
+    out = ctx.folder("framing")
+    seeds, optim = cfg["seeds"], cfg["optim"]
+    if cfg.get("epochs") is not None:  # --epochs applies to every part
+        for part in ("images", "pixels", "copy"):
+            cfg[part]["epochs"] = cfg["epochs"]
+    budgets = cfg.get("budget_s") or {}
+    d = cfg["data"]
+    data = ctx.fashion(d.get("train_subset"), d.get("test_subset"))
+    img_size = d.get("img_size", 32)
+    body, verdicts, everything = [], [], {}
+
+    # (a) images
+    a_cfg = cfg["images"]
+    task_a = ImageTask(data, d["batch_size"], img_size=img_size)
+    cells_a = _image_cells(a_cfg, img_size)
+    gap_a = assert_matched({c["label"]: c["params"] for c in cells_a})
+    res_a = run_group("framing-a", cells_a, task_a, seeds, image_steps(a_cfg, task_a), budgets.get("images"),
+                      ctx.device, optim)
+    mo, ma = values(res_a["rows"], "mambaout", "top1"), values(res_a["rows"], "mamba", "top1")
+    cmp_a = compare(mo, ma)
+    word = {"b>a": "contradicts", "a>b": "supports (MambaOut better)", "no clear difference": "supports",
+            "inconclusive": "inconclusive (fewer than 2 seeds)"}[cmp_a["outcome"]]
+    verdicts.append(dict(claim="No SSM gain on 2-D image classification (H1)", verdict=word,
+                         evidence=f"Mamba − MambaOut = {cmp_a['diff']:+.2f} pt{_se(cmp_a)} on Fashion-MNIST images"))
+    tab_a = _summ(res_a["rows"], cells_a, "top1", IMAGE_NAMES)
+    body.append(
+        "## (a) Fashion-MNIST as images (short, non-causal)\n\n"
+        f"{len(data.train_y)} train / {len(data.test_y)} test images at {img_size}², batch {d['batch_size']}, "
+        f"{res_a['plan']['steps']} steps per run{' (capped by the time budget)' if res_a['plan']['capped'] else ''}, "
+        f"seeds {seeds}; parameter gap {gap_a:.1%} (≤ 5% asserted).\n\n"
+        + markdown_table(tab_a, ["model", "width", "params", "result", "n"],
+                         ["model", "width", "params", "test top-1 (%)", "seeds"]))
+    everything["images"] = dict(plan=res_a["plan"], rows=res_a["rows"], compare=cmp_a, params_gap=gap_a)
+
+    # (b) pixel sequence
+    b_cfg = cfg["pixels"]
+    task_b = PixelSeqTask(data, b_cfg["batch_size"], pool=b_cfg.get("pool", 1))
+    cells_b = _seq_cells(b_cfg["model"], 10, 0, "last")
+    gap_b = assert_matched({c["label"]: c["params"] for c in cells_b})
+    res_b = run_group("framing-b", cells_b, task_b, seeds, image_steps(b_cfg, task_b), budgets.get("pixels"),
+                      ctx.device, optim)
+    cmp_b = compare(values(res_b["rows"], "gated_cnn", "top1"), values(res_b["rows"], "ssm", "top1"))
+    verdicts.append(_ssm_verdict(f"SSM gain on a long causal task: pixel-sequence classification (L={task_b.length})", cmp_b))
+    tab_b = _summ(res_b["rows"], cells_b, "top1", SEQ_NAMES)
+    body.append(
+        f"## (b) Fashion-MNIST as a pixel sequence (L = {task_b.length}, causal, read out at the last step)\n\n"
+        f"Stacks of {b_cfg['model']['depth']} GatedBlocks (expansion 2, all hidden channels mixed, SiLU gate), "
+        f"conv kernel {b_cfg['model'].get('kernel_size', 4)}, batch {b_cfg['batch_size']}, {res_b['plan']['steps']} "
+        f"steps{' (capped by the time budget)' if res_b['plan']['capped'] else ''}; parameter gap {gap_b:.1%}.\n\n"
+        + markdown_table(tab_b, ["model", "width", "params", "result", "n"],
+                         ["model", "width", "params", "test top-1 (%)", "seeds"]))
+    everything["pixels"] = dict(plan=res_b["plan"], rows=res_b["rows"], compare=cmp_b, params_gap=gap_b)
+
+    # (c) selective copying
+    c_cfg = cfg["copy"]
+    task_c = CopyTask(c_cfg["length"], c_cfg["tokens"], c_cfg["vocab"], c_cfg["batch_size"],
+                      c_cfg["steps_per_epoch"], ctx.device, eval_size=c_cfg.get("eval_size", 1024))
+    cells_c = _seq_cells(c_cfg["model"], task_c.num_outputs, task_c.num_inputs, "all")
+    gap_c = assert_matched({c["label"]: c["params"] for c in cells_c})
+    res_c = run_group("framing-c", cells_c, task_c, seeds, image_steps(c_cfg, task_c), budgets.get("copy"),
+                      ctx.device, optim)
+    cmp_c = compare(values(res_c["rows"], "gated_cnn", "acc"), values(res_c["rows"], "ssm", "acc"))
+    verdicts.append(_ssm_verdict(f"SSM gain on a long causal task: selective copying (L={task_c.length})", cmp_c))
+    tab_c = _summ(res_c["rows"], cells_c, "acc", SEQ_NAMES)
+    body.append(
+        f"## (c) Selective copying (L = {task_c.length}, {task_c.k} tokens from a vocabulary of {task_c.vocab})\n\n"
+        f"Chance: {100 / task_c.vocab:.1f}% per token. Batch {c_cfg['batch_size']}, {res_c['plan']['steps']} steps"
+        f"{' (capped by the time budget)' if res_c['plan']['capped'] else ''}; parameter gap {gap_c:.1%}. "
+        f"Metric: token accuracy on the K output steps of {c_cfg.get('eval_size', 1024)} held-out sequences.\n\n"
+        + markdown_table(tab_c, ["model", "width", "params", "result", "n"],
+                         ["model", "width", "params", "copy accuracy (%)", "seeds"]))
+    everything["copy"] = dict(plan=res_c["plan"], rows=res_c["rows"], compare=cmp_c, params_gap=gap_c)
+
+    panels = [
+        {"images": {IMAGE_NAMES[c["label"]]: values(res_a["rows"], c["label"], "top1") for c in cells_a}},
+        {f"pixels L={task_b.length}": {SEQ_NAMES[c["label"]]: values(res_b["rows"], c["label"], "top1") for c in cells_b}},
+        {f"copy L={task_c.length}": {SEQ_NAMES[c["label"]]: values(res_c["rows"], c["label"], "acc") for c in cells_c}},
+    ]
+    bar_groups({}, os.path.join(out, "framing.png"), ["test top-1 (%)", "test top-1 (%)", "copy accuracy (%)"],
+               title="one dataset, two framings, and a long memory task", panels=panels,
+               panel_titles=["(a) images", "(b) pixel sequence", "(c) selective copying"])
+    runs = {}
+    for key, res, cells in (("a", res_a, cells_a), ("b", res_b, cells_b), ("c", res_c, cells_c)):
+        for c in cells:
+            runs[f"({key}) {c['label']}"] = mean_curve([r["curve"] for r in res["rows"] if r["label"] == c["label"] and "curve" in r])
+    curves(runs, os.path.join(out, "framing_curves.png"), title="training loss (mean over seeds)")
+
+    flat = [{k: v for k, v in r.items() if k != "curve"} for res in (res_a, res_b, res_c) for r in res["rows"]]
+    write_csv(flat, os.path.join(out, "runs.csv"),
+              ["group", "label", "model", "variant", "params", "seed", "steps", "top1", "acc", "loss", "train_s", "error"])
+    write_json(dict(config=cfg, verdicts=verdicts, **everything), os.path.join(out, "results.json"))
+    errors = [f"- {r['group']} {r['label']} seed {r['seed']}: {r['error']}" for r in flat if "error" in r]
+    if errors:
+        body.append("## Failed runs\n\n" + "\n".join(errors))
+    body[-1] += "\n\nFigures: `framing.png`, `framing_curves.png`."
+    vtext = "\n".join(f"- **{v['claim']}**: {v['verdict']}. {v['evidence']}" for v in verdicts)
+    write_report(os.path.join(out, "report.md"), "Lab: one dataset, two framings", body + ["## Verdicts\n\n" + vtext])
+    return dict(name="framing", title="One dataset, two framings", sections=body, verdicts=verdicts,
+                figures=["framing.png", "framing_curves.png"], summary="")

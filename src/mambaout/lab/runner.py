@@ -1,0 +1,191 @@
+"""A compact in-process trainer for the lab's many small runs, budget calibration and summaries.
+
+Every cell of an experiment (model x variant x seed) trains with the same optimiser (AdamW, no decay on
+1-D / flagged parameters, the classification task's grouping), the same linear-warmup + cosine
+schedule, batch size and number of steps, so the comparison is matched in training budget.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from ..engine.rng import seed_everything
+
+log = logging.getLogger("mambaout.lab")
+
+
+def resolve_device(name: Optional[str]) -> torch.device:
+    from .errors import LabError
+
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise LabError(f"bad --device {name!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LabError(f"--device {name}: CUDA is not available here")
+    return dev
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float):
+    from ..tasks.classification.train import param_groups
+
+    groups = param_groups(model, weight_decay)
+    for g in groups:
+        g.pop("lr_scale", None)
+        g.pop("name", None)
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
+
+
+def lr_at(step: int, total: int, lr: float, warmup_frac: float) -> float:
+    warm = max(1, int(warmup_frac * total))
+    if step < warm:
+        return lr * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def train_cell(build: Callable[[], nn.Module], task, steps: int, seed: int, device, optim: dict,
+               log_points: int = 20, label: str = "") -> dict:
+    """Train one model for ``steps`` steps and evaluate; returns metrics, the loss curve and timings."""
+    seed_everything(seed)
+    model = build().to(device)
+    opt = make_optimizer(model, optim["lr"], optim.get("weight_decay", 0.05))
+    clip = optim.get("clip_grad", 1.0)
+    every = max(1, steps // log_points)
+    curve, run_loss, n_loss = [], 0.0, 0
+    batches = task.batches(seed)
+    model.train()
+    _sync(device)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, optim["lr"], optim.get("warmup_frac", 0.05))
+        x, y = next(batches)
+        loss = task.loss(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        run_loss += loss.detach()
+        n_loss += 1
+        if (step + 1) % every == 0 or step + 1 == steps:
+            curve.append(dict(step=step + 1, train_loss=float(run_loss) / n_loss))
+            run_loss, n_loss = 0.0, 0
+    _sync(device)
+    train_s = time.perf_counter() - t0
+    result = task.evaluate(model)
+    _sync(device)
+    result.update(train_s=train_s, eval_s=time.perf_counter() - t0 - train_s, steps=steps, seed=seed,
+                  final_train_loss=curve[-1]["train_loss"] if curve else float("nan"), curve=curve)
+    log.info("  %s seed %d: %s %.2f (%d steps, %.1fs)", label, seed, task.metric, result[task.metric], steps,
+             train_s)
+    return result
+
+
+def step_time(build: Callable[[], nn.Module], task, device, optim: dict, warmup: int = 3, timed: int = 5) -> float:
+    """Seconds per training step of a fresh model (after ``warmup`` steps: kernel compiles, caches)."""
+    seed_everything(0)
+    model = build().to(device)
+    opt = make_optimizer(model, optim["lr"], optim.get("weight_decay", 0.05))
+    batches = task.batches(0)
+    model.train()
+    for i in range(warmup + timed):
+        if i == warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        x, y = next(batches)
+        loss = task.loss(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _sync(device)
+    return (time.perf_counter() - t0) / timed
+
+
+def plan_steps(wanted: int, per_step: Dict[str, float], n_seeds: int, budget_s: Optional[float],
+               min_steps: int = 10, overhead: float = 1.15) -> dict:
+    """Training steps for a group: the preset's ``wanted`` steps, capped so that every cell x seed fits
+    ``budget_s`` (the same cap for every model of the group: matched budget)."""
+    if not budget_s:
+        return dict(steps=wanted, capped=False, step_s=per_step)
+    cost = n_seeds * sum(per_step.values()) * overhead
+    cap = int(budget_s / cost) if cost > 0 else wanted
+    steps = max(min_steps, min(wanted, cap))
+    return dict(steps=steps, capped=steps < wanted, step_s=per_step, budget_s=budget_s)
+
+
+def mean_std(values: List[float]) -> dict:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    n = len(vals)
+    if not n:
+        return dict(mean=float("nan"), std=float("nan"), n=0)
+    m = sum(vals) / n
+    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (n - 1)) if n > 1 else 0.0
+    return dict(mean=m, std=sd, n=n)
+
+
+def compare(a: List[float], b: List[float], min_effect: float = 0.3) -> dict:
+    """b - a with a Welch-style standard error; 'b>a' / 'a>b' when |diff| > 2 SE and > min_effect,
+    'no clear difference' otherwise; 'inconclusive' with fewer than 2 seeds on either side."""
+    sa, sb = mean_std(a), mean_std(b)
+    diff = sb["mean"] - sa["mean"]
+    if sa["n"] < 2 or sb["n"] < 2:
+        return dict(diff=diff, se=None, outcome="inconclusive")
+    se = math.sqrt(sa["std"] ** 2 / sa["n"] + sb["std"] ** 2 / sb["n"])
+    if abs(diff) > max(2 * se, min_effect):
+        return dict(diff=diff, se=se, outcome="b>a" if diff > 0 else "a>b")
+    return dict(diff=diff, se=se, outcome="no clear difference")
+
+
+def run_group(name: str, cells: List[dict], task, seeds: List[int], wanted_steps: int, budget_s: Optional[float],
+              device, optim: dict) -> dict:
+    """Train every cell (dict with 'label', 'model', 'variant', 'params', 'build') for every seed with one
+    shared step count. A failing cell is recorded (``error``) and the rest go on."""
+    per_step, errors = {}, {}
+    if budget_s:
+        for c in cells:
+            try:
+                per_step[c["label"]] = step_time(c["build"], task, device, optim)
+            except Exception as e:  # recorded in the report; the other cells still run
+                log.exception("calibration of %s failed", c["label"])
+                errors[c["label"]] = f"{type(e).__name__}: {e}"
+        plan = plan_steps(wanted_steps, per_step, len(seeds), budget_s)
+    else:
+        plan = plan_steps(wanted_steps, {}, len(seeds), None)
+    log.info("%s: %d steps per run (wanted %d%s)", name, plan["steps"], wanted_steps,
+             ", capped by the time budget" if plan["capped"] else "")
+    rows = []
+    for c in cells:
+        for seed in seeds:
+            row = dict(group=name, label=c["label"], model=c["model"], variant=c["variant"], params=c["params"],
+                       seed=seed)
+            if c["label"] in errors:
+                row["error"] = errors[c["label"]]
+                rows.append(row)
+                continue
+            try:
+                row.update(train_cell(c["build"], task, plan["steps"], seed, device, optim, label=c["label"]))
+                if not math.isfinite(row[task.metric]):
+                    row["error"] = "non-finite metric"
+            except Exception as e:
+                log.exception("%s seed %d failed", c["label"], seed)
+                row["error"] = f"{type(e).__name__}: {e}"
+            rows.append(row)
+    return dict(plan=plan, rows=rows, errors=errors)
+
+
+def values(rows: List[dict], label: str, metric: str) -> List[float]:
+    return [r[metric] for r in rows if r["label"] == label and "error" not in r and metric in r]

@@ -1,0 +1,254 @@
+"""The hypothesis lab: every experiment in --tiny mode on CPU, its reports, and the CLI's errors."""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from mambaout.cli import main
+from mambaout.data.fashion_mnist import SYSTEM_DIR
+
+EXPERIMENT_FILES = {
+    "long-seq": ["report.md", "results.json", "long_seq_table.csv", "stage_tokens.csv", "flops_vs_tokens.png",
+                 "stage_tokens.png"],
+    "causal": ["report.md", "results.json", "runs.csv", "causal_top1.png", "causal_curves.png"],
+    "framing": ["report.md", "results.json", "runs.csv", "framing.png", "framing_curves.png"],
+    "zoo": ["report.md", "results.json", "paper_imagenet_rows.csv", "measured_rows.csv", "top1_vs_macs.png"],
+}
+EXPECTED_TABLES = {  # header cells every report must contain
+    "long-seq": ["tau = 6D", "quadratic share", "tokens L"],
+    "causal": ["params fully-visible", "fully-visible", "full − causal"],
+    "framing": ["test top-1 (%)", "copy accuracy (%)", "params"],
+    "zoo": ["top-1 (%)", "MACs (G)", "paper top-1"],
+}
+
+
+def _write_idx(path: str, array: np.ndarray) -> None:
+    """A real IDX file (unsigned bytes, big-endian dims), gzip-compressed."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_standin_fashion(root: str, n_train: int = 512, n_test: int = 256) -> str:
+    """Fashion-MNIST-shaped IDX files: 10 classes, each a noisy bar at a class-specific place."""
+    rng = np.random.default_rng(0)
+    os.makedirs(root, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 40, (n, 28, 28))
+        for i, c in enumerate(labels):
+            images[i, 2 + 2 * c:5 + 2 * c, 4:24] = 200
+        _write_idx(os.path.join(root, f"{prefix}-images-idx3-ubyte.gz"), images)
+        _write_idx(os.path.join(root, f"{prefix}-labels-idx1-ubyte.gz"), labels)
+    return root
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    return make_standin_fashion(str(tmp_path_factory.mktemp("fashion")))
+
+
+@pytest.fixture(scope="module")
+def data_root(standin):
+    """The installed Fashion-MNIST when present, else the stand-in IDX set."""
+    if all(os.path.isfile(os.path.join(SYSTEM_DIR, f"{p}-{k}-idx{d}-ubyte.gz"))
+           for p in ("train", "t10k") for k, d in (("images", 3), ("labels", 1))):
+        return SYSTEM_DIR
+    return standin
+
+
+@pytest.fixture(scope="module")
+def lab_all(tmp_path_factory, data_root):
+    out = str(tmp_path_factory.mktemp("lab") / "run")
+    rc = main(["lab", "all", "--tiny", "--device", "cpu", "--out", out, "--data-root", data_root])
+    assert rc == 0
+    return out
+
+
+_NUM = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?%?$")
+
+
+def _table_cells(md: str):
+    for line in md.splitlines():
+        if line.startswith("|") and not set(line) <= set("|-: "):
+            for cell in line.strip("|").split("|"):
+                yield cell.strip()
+
+
+def _check_report(md: str):
+    assert "|" in md
+    assert "nan" not in md.lower().replace("nanosecond", "")
+    assert "inf " not in md.lower()
+    n = 0
+    for cell in _table_cells(md):
+        for part in re.split(r"\s*±\s*", cell):
+            if _NUM.match(part):
+                assert math.isfinite(float(part.rstrip("%"))), cell
+                n += 1
+    assert n > 0
+
+
+def _finite_json(obj):
+    if isinstance(obj, float):
+        assert math.isfinite(obj)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _finite_json(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _finite_json(v)
+
+
+@pytest.mark.parametrize("experiment", list(EXPERIMENT_FILES))
+def test_tiny_experiment_outputs(lab_all, experiment):
+    folder = os.path.join(lab_all, experiment)
+    for name in EXPERIMENT_FILES[experiment]:
+        path = os.path.join(folder, name)
+        assert os.path.isfile(path) and os.path.getsize(path) > 0, path
+        if name.endswith(".png"):
+            with open(path, "rb") as f:
+                assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(os.path.join(folder, "report.md")) as f:
+        md = f.read()
+    for header in EXPECTED_TABLES[experiment]:
+        assert header in md, (experiment, header)
+    _check_report(md)
+    with open(os.path.join(folder, "results.json")) as f:
+        _finite_json(json.load(f))
+
+
+def test_tiny_training_runs_are_clean(lab_all):
+    for exp in ("causal", "framing"):
+        with open(os.path.join(lab_all, exp, "runs.csv")) as f:
+            rows = f.read().splitlines()
+        header = rows[0].split(",")
+        assert len(rows) > 1
+        err = header.index("error")
+        for r in rows[1:]:
+            assert r.split(",")[err] == "", r
+    with open(os.path.join(lab_all, "causal", "results.json")) as f:
+        res = json.load(f)
+    assert {r["variant"] for r in res["runs"]} == {"fully-visible", "causal"}
+    assert all(math.isfinite(r["top1"]) for r in res["runs"])
+    with open(os.path.join(lab_all, "framing", "results.json")) as f:
+        res = json.load(f)
+    for part in ("images", "pixels", "copy"):
+        assert res[part]["params_gap"] <= 0.05
+        counts = {r["label"]: r["params"] for r in res[part]["rows"]}
+        assert max(counts.values()) / min(counts.values()) <= 1.06
+
+
+def test_combined_report(lab_all):
+    with open(os.path.join(lab_all, "report.md")) as f:
+        md = f.read()
+    assert "Claim by claim" in md
+    for claim in ("No SSM gain on 2-D image classification", "SSM gain on a long causal task",
+                  "Causal token mixing hurts image classification"):
+        assert claim in md
+    for exp, files in EXPERIMENT_FILES.items():
+        for name in files:
+            if name.endswith(".png"):
+                assert f"({exp}/{name})" in md
+    _check_report(md)
+    with open(os.path.join(lab_all, "summary.json")) as f:
+        summary = json.load(f)
+    assert set(summary["experiments"]) == set(EXPERIMENT_FILES)
+    assert len(summary["verdicts"]) == 4
+
+
+def test_standin_idx_and_overrides(tmp_path, standin, capsys):
+    """The reader on generated IDX files; CLI shortcuts and per-experiment --set."""
+    out = str(tmp_path / "c")
+    rc = main(["lab", "causal", "--tiny", "--device", "cpu", "--out", out, "--data-root", standin,
+               "--seeds", "0,1", "--epochs", "1", "--set", "causal:optim.lr=1e-3", "--set", "causal:budget_s=60", "--set", "zoo:models=[]"])
+    assert rc == 0
+    with open(os.path.join(out, "causal", "results.json")) as f:
+        res = json.load(f)
+    assert res["config"]["seeds"] == [0, 1] and res["config"]["optim"]["lr"] == 1e-3
+    assert {r["seed"] for r in res["runs"]} == {0, 1}
+    assert set(res["plan"]["step_s"]) == {r["label"] for r in res["runs"]}  # the budget calibration ran
+    assert res["verdict"]["verdict"] != "inconclusive (fewer than 2 seeds)"
+    _check_report(open(os.path.join(out, "causal", "report.md")).read())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["lab", "nope", "--tiny"], "unknown lab experiment"),
+    (["lab", "causal", "--tiny", "--seeds", "abc"], "--seeds"),
+    (["lab", "causal", "--tiny", "--seeds", "0,0"], "--seeds"),
+    (["lab", "causal", "--tiny", "--epochs", "-1"], "--epochs"),
+    (["lab", "causal", "--tiny", "--set", "optim.nope=1"], "nope"),
+    (["lab", "causal", "--tiny", "--set", "bogus:optim.lr=1"], "unknown experiment"),
+    (["lab", "causal", "--tiny", "--set", "noequals"], "KEY=VALUE"),
+    (["lab", "causal", "--tiny", "--data-root", "/does/not/exist"], "--data-root"),
+    (["lab", "causal", "--tiny", "--device", "quantum"], "--device"),
+    (["lab"], "EXPERIMENT"),
+])
+def test_bad_arguments(argv, message, capsys, tmp_path):
+    rc = main(argv + (["--out", str(tmp_path / "x")] if len(argv) > 1 else []))
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
+
+
+# --- units ---------------------------------------------------------------------------------------
+
+def test_lab_mixers_are_causal():
+    from mambaout.models.mixers import build_mixer
+
+    for name, kw in (("lab_causal_conv1d", dict(kernel_size=4)), ("lab_causal_conv_ssm", dict(d_state=4))):
+        mixer = build_mixer(name, 8, **kw)
+        x = torch.randn(1, 6, 6, 8, requires_grad=True)
+        mixer(x)[0, 3, 2].sum().backward()
+        seen = x.grad[0].abs().sum(-1).flatten() > 0
+        assert not seen[3 * 6 + 3:].any(), name  # nothing after (3, 2) in raster order
+        assert seen[3 * 6 + 2]
+
+
+def test_param_matching():
+    from mambaout.lab.errors import LabError
+    from mambaout.lab.models import assert_matched, build_seq_model, match_width
+
+    spec = dict(dim=32, depth=2, kernel_size=4, d_state=8)
+    with torch.device("meta"):
+        target = sum(p.numel() for p in build_seq_model(spec, "ssm").parameters())
+    m = match_width(lambda w: build_seq_model(spec, "gated_cnn", w), target, 32)
+    assert abs(m["params"] - target) <= 0.05 * target and m["width"] > 32
+    assert_matched({"a": 100, "b": 104})
+    with pytest.raises(LabError):
+        assert_matched({"a": 100, "b": 120})
+
+
+def test_copy_task():
+    from mambaout.lab.tasks import CopyTask
+
+    t = CopyTask(64, 4, 8, 5, 3, torch.device("cpu"), eval_size=10)
+    x, y = next(t.batches(0))
+    assert x.shape == (5, 64) and y.shape == (5, 4)
+    assert (x[:, -4:] == 9).all()
+    for row, target in zip(x, y):
+        assert row[:-4][row[:-4] > 0].tolist() == target.tolist()
+
+
+def test_presets_have_every_mode():
+    from mambaout.lab.core import EXPERIMENTS, MODES, load_lab_preset
+
+    for exp in EXPERIMENTS:
+        for mode in MODES:
+            cfg = load_lab_preset(exp, False, mode=mode)
+            assert cfg["mode"] == mode
+            if exp in ("causal", "framing") and mode != "tiny":
+                assert len(cfg["seeds"]) >= 3
+    full = load_lab_preset("framing", False)
+    assert full["copy"]["length"] >= 1024 and full["pixels"]["pool"] == 1
+
+
+def test_tiny_contradicts_mode(capsys):
+    assert main(["lab", "causal", "--tiny", "--mode", "full"]) == 2
+    assert "contradicts" in capsys.readouterr().err
