@@ -105,3 +105,14 @@ def test_ddp_two_cpu_processes(data, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     state = load_state(str(tmp_path / "ddp" / "last.pt"))
     assert state["world_size"] == 2 and len(state["rng"]) == 2 and state["step"] == 2
+
+
+def test_train_task_flag_runs_the_dense_trainer(data, tmp_path, capsys):
+    sets = _sets(SEG_SMALL + [f"data.root={data['ade']}", "sched.max_iters=2", f"train.output={tmp_path}",
+                              "train.name=via_task"])
+    assert main(["train", "--task", "segmentation", "--preset", "synthetic_shapes", "--device", "cpu", "--quiet",
+                 *sets]) == 0
+    assert os.path.isfile(tmp_path / "via_task" / "last.pt")
+    capsys.readouterr()
+    assert main(["train", "--task", "detection", "--model", "mambaout_tiny"]) == 2
+    assert "use --set" in capsys.readouterr().err

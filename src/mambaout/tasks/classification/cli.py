@@ -33,7 +33,12 @@ def _common_overrides(args) -> list:
     return out + list(args.set or [])
 
 
+_DENSE_COMMAND = {"detection": "train-det", "segmentation": "train-seg", "multitask": "train-multitask"}
+
+
 def cmd_train(args):
+    if args.task != "classification":  # `train --task X` is the dense trainer's `train-X` command
+        return _train_dense(args)
     from .train import resolve_config, train
 
     overrides = _common_overrides(args)
@@ -44,6 +49,23 @@ def cmd_train(args):
     else:
         train(resolve_config(args.preset, overrides), quiet=args.quiet)
     return 0
+
+
+def _train_dense(args):
+    import argparse
+
+    from ...cli import UsageError
+    from ..dense.cli import cmd_train as dense_train
+
+    preset_given = args.preset != "imagenet"
+    classification_only = [f for f in ("model", "dataset", "data_root", "epochs", "batch_size", "lr", "pretrained")
+                           if getattr(args, f, None) is not None]
+    if classification_only:
+        raise UsageError(f"--task {args.task}: use --set for {', '.join(classification_only)} "
+                         "(e.g. --set model.backbone=mambaout_tiny); see the task's presets")
+    return dense_train(argparse.Namespace(
+        command=_DENSE_COMMAND[args.task], preset=args.preset if preset_given else None, set=list(args.set or []),
+        resume=args.resume, device=args.device, quiet=args.quiet, json=False, list_presets=False))
 
 
 def cmd_eval(args):
@@ -72,6 +94,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a classifier (presets: imagenet, fashion_mnist, synthetic)",
                               description="Train a classifier. Config = preset YAML, then the flags below, then "
                               "--set overrides. Launch with torchrun for DDP on several GPUs/nodes.")
+    p.add_argument("--task", choices=["classification", "detection", "segmentation", "multitask"],
+                   default="classification", help="other tasks run the dense trainer (same as train-det/-seg)")
     p.add_argument("--preset", default="imagenet", help="preset name or path to a YAML file (default: imagenet)")
     p.add_argument("--model", help="a registered model name")
     p.add_argument("--dataset", choices=["imagefolder", "fashion_mnist", "synthetic"])
