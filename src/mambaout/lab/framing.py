@@ -96,6 +96,17 @@ def _ssm_verdict(claim: str, cmp_: dict) -> dict:
                 evidence=f"SSM − Gated CNN = {cmp_['diff']:+.2f} pt{_se(cmp_)}")
 
 
+def _seq_part(group, cells, task, part_cfg, budget, metric, metric_label, ctx, seeds, optim, verdicts, claim):
+    """A sequence part of the experiment: matched Gated CNN vs SSM stacks trained alike, compared, tabulated."""
+    gap = assert_matched({c["label"]: c["params"] for c in cells})
+    res = run_group(group, cells, task, seeds, image_steps(part_cfg, task), budget, ctx.device, optim)
+    cmp_ = compare(values(res["rows"], "gated_cnn", metric), values(res["rows"], "ssm", metric))
+    verdicts.append(_ssm_verdict(claim, cmp_))
+    table = markdown_table(_summ(res["rows"], cells, metric, SEQ_NAMES), ["model", "width", "params", "result", "n"],
+                           ["model", "width", "params", metric_label, "seeds"])
+    return res, cmp_, gap, table
+
+
 def run(ctx, cfg: dict) -> dict:
     out = ctx.folder("framing")
     seeds, optim = cfg["seeds"], cfg["optim"]
@@ -135,19 +146,15 @@ def run(ctx, cfg: dict) -> dict:
     b_cfg = cfg["pixels"]
     task_b = PixelSeqTask(data, b_cfg["batch_size"], pool=b_cfg.get("pool", 1))
     cells_b = _seq_cells(b_cfg["model"], 10, 0, "last")
-    gap_b = assert_matched({c["label"]: c["params"] for c in cells_b})
-    res_b = run_group("framing-b", cells_b, task_b, seeds, image_steps(b_cfg, task_b), budgets.get("pixels"),
-                      ctx.device, optim)
-    cmp_b = compare(values(res_b["rows"], "gated_cnn", "top1"), values(res_b["rows"], "ssm", "top1"))
-    verdicts.append(_ssm_verdict(f"SSM gain on a long causal task: pixel-sequence classification (L={task_b.length})", cmp_b))
-    tab_b = _summ(res_b["rows"], cells_b, "top1", SEQ_NAMES)
+    res_b, cmp_b, gap_b, table_b = _seq_part(
+        "framing-b", cells_b, task_b, b_cfg, budgets.get("pixels"), "top1", "test top-1 (%)", ctx, seeds, optim,
+        verdicts, f"SSM gain on a long causal task: pixel-sequence classification (L={task_b.length})")
     body.append(
         f"## (b) Fashion-MNIST as a pixel sequence (L = {task_b.length}, causal, read out at the last step)\n\n"
         f"Stacks of {b_cfg['model']['depth']} GatedBlocks (expansion 2, all hidden channels mixed, SiLU gate), "
         f"conv kernel {b_cfg['model'].get('kernel_size', 4)}, batch {b_cfg['batch_size']}, {res_b['plan']['steps']} "
         f"steps{' (capped by the time budget)' if res_b['plan']['capped'] else ''}; parameter gap {gap_b:.1%}.\n\n"
-        + markdown_table(tab_b, ["model", "width", "params", "result", "n"],
-                         ["model", "width", "params", "test top-1 (%)", "seeds"]))
+        + table_b)
     everything["pixels"] = dict(plan=res_b["plan"], rows=res_b["rows"], compare=cmp_b, params_gap=gap_b)
 
     # (c) selective copying
@@ -155,19 +162,15 @@ def run(ctx, cfg: dict) -> dict:
     task_c = CopyTask(c_cfg["length"], c_cfg["tokens"], c_cfg["vocab"], c_cfg["batch_size"],
                       c_cfg["steps_per_epoch"], ctx.device, eval_size=c_cfg.get("eval_size", 1024))
     cells_c = _seq_cells(c_cfg["model"], task_c.num_outputs, task_c.num_inputs, "all")
-    gap_c = assert_matched({c["label"]: c["params"] for c in cells_c})
-    res_c = run_group("framing-c", cells_c, task_c, seeds, image_steps(c_cfg, task_c), budgets.get("copy"),
-                      ctx.device, optim)
-    cmp_c = compare(values(res_c["rows"], "gated_cnn", "acc"), values(res_c["rows"], "ssm", "acc"))
-    verdicts.append(_ssm_verdict(f"SSM gain on a long causal task: selective copying (L={task_c.length})", cmp_c))
-    tab_c = _summ(res_c["rows"], cells_c, "acc", SEQ_NAMES)
+    res_c, cmp_c, gap_c, table_c = _seq_part(
+        "framing-c", cells_c, task_c, c_cfg, budgets.get("copy"), "acc", "copy accuracy (%)", ctx, seeds, optim,
+        verdicts, f"SSM gain on a long causal task: selective copying (L={task_c.length})")
     body.append(
         f"## (c) Selective copying (L = {task_c.length}, {task_c.k} tokens from a vocabulary of {task_c.vocab})\n\n"
         f"Chance: {100 / task_c.vocab:.1f}% per token. Batch {c_cfg['batch_size']}, {res_c['plan']['steps']} steps"
         f"{' (capped by the time budget)' if res_c['plan']['capped'] else ''}; parameter gap {gap_c:.1%}. "
         f"Metric: token accuracy on the K output steps of {c_cfg.get('eval_size', 1024)} held-out sequences.\n\n"
-        + markdown_table(tab_c, ["model", "width", "params", "result", "n"],
-                         ["model", "width", "params", "copy accuracy (%)", "seeds"]))
+        + table_c)
     everything["copy"] = dict(plan=res_c["plan"], rows=res_c["rows"], compare=cmp_c, params_gap=gap_c)
 
     panels = [
