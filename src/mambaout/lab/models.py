@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import mixers as _lab_mixers  # noqa: F401  (registers the lab's mixers)
-from ..models.blocks import GatedBlock, LayerNorm, init_weights
+from ..models.blocks import GatedBlock, LayerNorm, init_model
 from ..models.isotropic import IsotropicNet
 from ..models.mambaout import gated_net
 from ..models.vit import vit
@@ -93,12 +93,12 @@ class SeqNet(nn.Module):
                        conv_ratio=conv_ratio, act_layer=act_layer) for _ in range(depth)])
         self.norm = LayerNorm(dim)
         self.head = nn.Linear(dim, num_outputs)
-        self.apply(init_weights)
-        if isinstance(self.embed, nn.Embedding):
-            nn.init.normal_(self.embed.weight, std=0.02)
-        for m in self.modules():
-            if m is not self and hasattr(m, "post_init"):
-                m.post_init()
+
+        def init_embedding():
+            if isinstance(self.embed, nn.Embedding):
+                nn.init.normal_(self.embed.weight, std=0.02)
+
+        init_model(self, init_embedding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.embed(x)  # (B, L, C)

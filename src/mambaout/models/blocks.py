@@ -146,3 +146,14 @@ def init_weights(m: nn.Module):
         nn.init.trunc_normal_(m.weight, std=0.02)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
+
+
+def init_model(model: nn.Module, extra_init=None):
+    """Initialise a whole network: the generic init on every conv/linear, then ``extra_init()`` (e.g. position
+    embeddings), then each submodule's own ``post_init()`` (SSM dt/A/D), which must win over the generic init."""
+    model.apply(init_weights)
+    if extra_init is not None:
+        extra_init()
+    for m in model.modules():
+        if m is not model and hasattr(m, "post_init"):
+            m.post_init()

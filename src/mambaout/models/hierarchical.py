@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import InputError
-from .blocks import Downsample, GatedBlock, MlpHead, Stem, init_weights
+from .blocks import Downsample, GatedBlock, MlpHead, Stem, init_model
 
 BlockFactory = Callable[..., nn.Module]
 
@@ -118,10 +118,7 @@ class HierarchicalNet(nn.Module):
         else:
             self.head = MlpHead(prev, num_classes, mlp_ratio=head_mlp_ratio, hidden_norm=head_hidden_norm,
                                 act_layer=head_act, drop_rate=drop_rate)
-        self.apply(init_weights)
-        for m in self.modules():  # mixers with their own init (e.g. SSM dt/A) re-apply it after the generic init
-            if m is not self and hasattr(m, "post_init"):
-                m.post_init()
+        init_model(self)
 
     # --- API shared with timm -------------------------------------------------------------------
     def set_grad_checkpointing(self, enable: bool = True):

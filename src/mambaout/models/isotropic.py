@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import InputError
-from .blocks import LayerNorm, init_weights
+from .blocks import LayerNorm, init_model
 
 FEATURE_STRIDES = (4, 8, 16, 32)
 
@@ -93,12 +93,12 @@ class IsotropicNet(nn.Module):
         else:
             self.head_drop = nn.Dropout(drop_rate)
             self.head = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(init_weights)
-        if self.pos_embed is not None:
-            nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        for m in self.modules():
-            if m is not self and hasattr(m, "post_init"):
-                m.post_init()
+
+        def init_pos_embed():
+            if self.pos_embed is not None:
+                nn.init.trunc_normal_(self.pos_embed, std=0.02)
+
+        init_model(self, init_pos_embed)
 
     # --- timm-style API ---------------------------------------------------------------------------
     def set_grad_checkpointing(self, enable: bool = True):
