@@ -11,13 +11,7 @@ from mambaout.models.ssm import SelectiveSSM
 from mambaout.ops import selective_scan_reference
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small ops: one intra-op thread avoids oversubscription when the 2 cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SSM_MIXERS = ["conv_ssm", "mamba1d", "bimamba", "multiscan", "attention"]
 

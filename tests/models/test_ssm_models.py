@@ -8,13 +8,7 @@ from mambaout.analysis.complexity import build_meta, complexity, param_count
 from mambaout.registry import create_model, list_models, model_info
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small ops: one intra-op thread avoids oversubscription when the 2 cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAMILIES = ("mamba", "vmamba", "vim", "localmamba", "plainmamba", "efficientvmamba", "hybrid", "vit")
 NAMES = [n for f in FAMILIES for n in list_models(family=f)]
