@@ -24,7 +24,8 @@ EXPERIMENT_FILES = {
 EXPECTED_TABLES = {  # header cells every report must contain
     "long-seq": ["tau = 6D", "quadratic share", "tokens L"],
     "causal": ["params fully-visible", "fully-visible", "full − causal"],
-    "framing": ["test top-1 (%)", "copy accuracy (%)", "params"],
+    "framing": ["test top-1 (%)", "copy accuracy (%)", "params", "test bits/pixel (lower is better)",
+                "next-level accuracy (%)", "(d) Next-pixel prediction"],
     "zoo": ["top-1 (%)", "MACs (G)", "paper top-1"],
 }
 
@@ -139,10 +140,12 @@ def test_tiny_training_runs_are_clean(lab_all):
     assert all(math.isfinite(r["top1"]) for r in res["runs"])
     with open(os.path.join(lab_all, "framing", "results.json")) as f:
         res = json.load(f)
-    for part in ("images", "pixels", "copy"):
+    for part in ("images", "pixels", "copy", "next_pixel"):
         assert res[part]["params_gap"] <= 0.05
         counts = {r["label"]: r["params"] for r in res[part]["rows"]}
         assert max(counts.values()) / min(counts.values()) <= 1.06
+    for r in res["next_pixel"]["rows"]:  # bits per pixel: positive, near or below a uniform guess (4 bits)
+        assert 0 < r["bpp"] < 5 and 0 <= r["acc"] <= 100, r
 
 
 def test_combined_report(lab_all):
@@ -150,6 +153,7 @@ def test_combined_report(lab_all):
         md = f.read()
     assert "Claim by claim" in md
     for claim in ("No SSM gain on 2-D image classification", "SSM gain on a long causal task",
+                  "SSM gain on a long causal task: next-pixel prediction",
                   "Causal token mixing hurts image classification"):
         assert claim in md
     for exp, files in EXPERIMENT_FILES.items():
@@ -160,7 +164,9 @@ def test_combined_report(lab_all):
     with open(os.path.join(lab_all, "summary.json")) as f:
         summary = json.load(f)
     assert set(summary["experiments"]) == set(EXPERIMENT_FILES)
-    assert len(summary["verdicts"]) == 4
+    assert len(summary["verdicts"]) == 5
+    claim_rows = [line for line in md.splitlines() if line.startswith("| SSM gain on a long causal task: next-pixel")]
+    assert len(claim_rows) == 1 and "bits/pixel" in claim_rows[0]
 
 
 def test_standin_idx_and_overrides(tmp_path, standin, capsys):
@@ -236,6 +242,62 @@ def test_copy_task():
         assert row[:-4][row[:-4] > 0].tolist() == target.tolist()
 
 
+def test_next_pixel_task():
+    from mambaout.lab.tasks import FashionTensors, NextPixelTask
+
+    data = FashionTensors.__new__(FashionTensors)
+    data.device = torch.device("cpu")
+    data.train_x = torch.arange(2 * 28 * 28).remainder(256).to(torch.uint8).reshape(2, 28, 28)
+    data.train_y = torch.zeros(2, dtype=torch.long)
+    data.test_x, data.test_y = data.train_x.clone(), data.train_y.clone()
+    t = NextPixelTask(data, 2, levels=16)
+    x, target = next(t.batches(0))
+    assert x.shape == target.shape == (2, 784) and t.length == 784
+    assert t.num_inputs == 17 and t.num_outputs == 16
+    assert (x[:, 0] == 16).all() and (x[:, 1:] == target[:, :-1]).all()  # start token, then shifted right
+    levels = t.quantise(data.train_x[:1])[0]
+    assert levels.tolist() == [v // 16 for v in data.train_x[0].flatten().tolist()]  # floor(v / 256 * 16)
+    pooled = NextPixelTask(data, 2, levels=4, pool=2)
+    assert pooled.length == 196 and int(pooled.quantise(data.train_x).max()) <= 3
+    class Uniform(torch.nn.Module):  # a uniform guess: log2(16) = 4 bits per pixel
+        def forward(self, inp):
+            return torch.zeros(*inp.shape, 16)
+
+    r = t.evaluate(Uniform())
+    assert abs(r["bpp"] - 4.0) < 1e-5 and r["count"] == 2 * 784
+
+
+def test_next_pixel_models_are_strictly_causal():
+    """The logits at step t depend on inputs 0..t only (input t is level t-1): changing later inputs
+    leaves them unchanged, for both stacks."""
+    from mambaout.lab.models import build_seq_model
+
+    spec = dict(dim=8, depth=2, kernel_size=4, d_state=4)
+    x = torch.randint(0, 17, (2, 40))
+    for kind in ("gated_cnn", "ssm"):
+        torch.manual_seed(0)
+        model = build_seq_model(spec, kind, None, 16, 17, "all").eval()
+        y = x.clone()
+        y[:, 21:] = torch.randint(0, 17, (2, 19))
+        with torch.no_grad():
+            a, b = model(x), model(y)
+        assert torch.allclose(a[:, :21], b[:, :21], atol=1e-5), kind
+        assert not torch.allclose(a[:, 21:], b[:, 21:]), kind
+
+
+def test_ssm_verdict_direction():
+    from mambaout.lab.framing import _ssm_verdict
+    from mambaout.lab.runner import compare
+
+    higher = compare([1.0, 1.1, 0.9], [2.0, 2.1, 1.9], min_effect=0.01)  # the SSM's metric is higher
+    assert _ssm_verdict("c", higher)["verdict"] == "supports"  # accuracy: a gain
+    assert _ssm_verdict("c", higher, lower_is_better=True)["verdict"] == "contradicts"  # bits/pixel: a loss
+    lower = compare([2.0, 2.1, 1.9], [1.0, 1.1, 0.9], min_effect=0.01)
+    assert _ssm_verdict("c", lower, lower_is_better=True, unit="bits/pixel")["verdict"] == "supports"
+    same = compare([2.0, 2.01, 1.99], [2.0, 2.005, 1.995], min_effect=0.01)
+    assert _ssm_verdict("c", same, lower_is_better=True)["verdict"] == "not seen at this scale"
+
+
 def test_presets_have_every_mode():
     from mambaout.lab.core import EXPERIMENTS, MODES, load_lab_preset
 
@@ -247,6 +309,7 @@ def test_presets_have_every_mode():
                 assert len(cfg["seeds"]) >= 3
     full = load_lab_preset("framing", False)
     assert full["copy"]["length"] >= 1024 and full["pixels"]["pool"] == 1
+    assert full["next_pixel"]["pool"] == 1 and full["next_pixel"]["model"]["depth"] * 3 < 28  # conv can't see up
 
 
 def test_tiny_contradicts_mode(capsys):

@@ -116,10 +116,14 @@ def test_transfer_learning_new_head_and_frozen_stages(tmp_path):
     assert torch.equal(trained.stem.conv1.weight, src.stem.conv1.weight)  # frozen
 
 
-def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra, steps, saved", [
+    ([], "9-16", (1, 0, 8)),  # found at the end of epoch 1 (log_every 50): last.pt is epoch 0's
+    (["train.save_every_steps=2", "train.log_every=50"], "11-12", (1, 2, 10)),  # found before the step-12 save
+])
+def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch, extra, steps, saved):
     from mambaout.tasks.classification import train as train_mod
 
-    cfg = _cfg(tmp_path, "sched.epochs=2")
+    cfg = _cfg(tmp_path, "sched.epochs=2", *extra)
     real = train_mod.build_loss
 
     def loss_that_explodes(cfg, mixup):
@@ -128,16 +132,24 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch):
         def fn(logits, target):
             calls.append(1)
             loss = base(logits, target)
-            return loss * float("nan") if len(calls) > 10 else loss  # epoch 0 has 8 steps
+            return loss * float("nan") if len(calls) > 10 else loss  # epoch 0 has 8 steps; step 11 is NaN
         return fn
 
     monkeypatch.setattr(train_mod, "build_loss", loss_that_explodes)
-    with pytest.raises(NonFiniteLossError, match="non-finite loss at epoch 1"):
+    with pytest.raises(NonFiniteLossError, match=f"non-finite loss at epoch 1, in optimizer steps {steps} .*"
+                                                 "nothing was saved"):
         train(cfg, quiet=True)
     from mambaout.engine.checkpoint import load_state
 
-    state = load_state(tmp_path / "run" / "last.pt")
-    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
+    last = tmp_path / "run" / "last.pt"
+    state = load_state(last)
+    assert (state["epoch"], state["batch_in_epoch"], state["step"]) == saved
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    # the kept checkpoint resumes (the patched loss counts its calls afresh: 10 more good steps)
+    summary = train(cfg, resume=str(last), quiet=True)
+    assert summary["steps"] == 16 and all(torch.isfinite(v).all() for v in
+                                          load_state(last)["model"].values())
 
 
 @pytest.mark.parametrize("argv, message", [

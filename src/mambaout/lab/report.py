@@ -85,7 +85,7 @@ def bar_groups(groups: Dict[str, Dict[str, List[float]]], path: str, ylabel: str
         finite = [x for g in grp.values() for vs in g.values() for x in vs if x is not None and math.isfinite(x)]
         if finite:
             lo, hi = min(finite), max(finite)
-            pad = max(1.0, 0.15 * (hi - lo))
+            pad = max(1.0 if hi > 10 else 0.05 * hi, 0.15 * (hi - lo))  # percent vs small values (bits)
             ax.set_ylim(max(0.0, lo - 3 * pad), min(100.0, hi + pad) if hi <= 100 else hi + pad)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)

@@ -3,12 +3,16 @@
 ``ImageTask``      Fashion-MNIST images (the project's IDX reader), zero-padded 28 -> 32, normalised.
 ``PixelSeqTask``   the same images read as a pixel sequence (optionally average-pooled first), one
                    class read out at the last step: sequential, causal classification.
+``NextPixelTask``  the same pixel sequence quantised to Q grey levels, modelled autoregressively: the
+                   model reads a start token and levels 0..t-1 and predicts level t at every step;
+                   metric: test negative log-likelihood in bits per pixel (lower is better).
 ``CopyTask``       selective copying: K data tokens scattered among L - K blank tokens, then K marker
                    tokens; the model must emit the data tokens, in order, at the marker steps. The
                    memory has to span the whole sequence. Loss and accuracy on the last K steps only.
 """
 from __future__ import annotations
 
+import math
 from typing import Iterator, Optional, Tuple
 
 import torch
@@ -38,15 +42,15 @@ class FashionTensors:
         self.device = device
 
 
-class _Classification:
-    num_outputs = 10
-    metric = "top1"
+class _FashionTask:
+    """Batches of a :class:`FashionTensors` set: endless shuffled training batches and the test set in
+    order. Subclasses say what the model reads and predicts from images + labels (``pair``)."""
 
     def __init__(self, data: FashionTensors, batch_size: int, eval_batch_size: int = 1000):
         self.data, self.batch_size, self.eval_batch_size = data, batch_size, eval_batch_size
         self.steps_per_epoch = max(1, len(data.train_y) // batch_size)
 
-    def inputs(self, x_uint8: torch.Tensor) -> torch.Tensor:
+    def pair(self, x_uint8: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def batches(self, seed: int) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
@@ -57,14 +61,42 @@ class _Classification:
             perm = torch.randperm(n, generator=g).to(self.data.device)
             for s in range(self.steps_per_epoch):
                 idx = perm[s * self.batch_size:(s + 1) * self.batch_size]
-                yield self.inputs(self.data.train_x[idx]), self.data.train_y[idx]
+                yield self.pair(self.data.train_x[idx], self.data.train_y[idx])
+
+    def eval_batches(self, limit: Optional[int] = None):
+        n = len(self.data.test_y) if limit is None else min(limit, len(self.data.test_y))
+        for s in range(0, n, self.eval_batch_size):
+            e = min(n, s + self.eval_batch_size)
+            yield self.pair(self.data.test_x[s:e], self.data.test_y[s:e])
+
+
+def raster(x_uint8: torch.Tensor, pool: int = 1) -> torch.Tensor:
+    """(B, 28, 28) uint8 images -> (B, L) float pixel values in 0..255, raster order, ``pool`` x ``pool``
+    average-pooled first (L = (28 / pool)^2)."""
+    x = x_uint8.float()
+    if pool > 1:
+        x = F.avg_pool2d(x.unsqueeze(1), pool).squeeze(1)
+    return x.flatten(1)
+
+
+def _check_pool(pool: int) -> int:
+    if pool < 1 or 28 % pool:
+        raise LabError(f"pixel_pool must divide 28, got {pool}")
+    return pool
+
+
+class _Classification(_FashionTask):
+    num_outputs = 10
+    metric = "top1"
+
+    def inputs(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pair(self, x_uint8, y):
+        return self.inputs(x_uint8), y
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), y)
-
-    def eval_batches(self):
-        for s in range(0, len(self.data.test_y), self.eval_batch_size):
-            yield self.inputs(self.data.test_x[s:s + self.eval_batch_size]), self.data.test_y[s:s + self.eval_batch_size]
 
     def evaluate(self, model) -> dict:
         from ..tasks.classification.evaluate import evaluate
@@ -91,16 +123,55 @@ class PixelSeqTask(_Classification):
 
     def __init__(self, data: FashionTensors, batch_size: int, pool: int = 1, **kw):
         super().__init__(data, batch_size, **kw)
-        if pool < 1 or 28 % pool:
-            raise LabError(f"pixel_pool must divide 28, got {pool}")
-        self.pool = pool
+        self.pool = _check_pool(pool)
         self.length = (28 // pool) ** 2
 
     def inputs(self, x):
-        x = (x.float().unsqueeze(1) / 255.0 - MEAN) / STD
-        if self.pool > 1:
-            x = F.avg_pool2d(x, self.pool)
-        return x.flatten(1).unsqueeze(-1)
+        return ((raster(x, self.pool) / 255.0 - MEAN) / STD).unsqueeze(-1)
+
+
+class NextPixelTask(_FashionTask):
+    """Next-pixel prediction: the raster sequence quantised to ``levels`` grey levels (pixel value v ->
+    floor(v / 256 * Q)), read shifted right by one behind a start token (id Q), with a Q-way prediction of
+    the level at every step. Loss: mean cross-entropy over all steps. ``evaluate``: test NLL in bits per
+    pixel (lower is better) and next-level accuracy on the first ``eval_images`` test images (all if None)."""
+
+    metric = "bpp"
+    lower_is_better = True
+
+    def __init__(self, data: FashionTensors, batch_size: int, levels: int = 16, pool: int = 1,
+                 eval_images: Optional[int] = None, **kw):
+        super().__init__(data, batch_size, **kw)
+        if not 2 <= levels <= 256:
+            raise LabError(f"next-pixel levels must be in 2..256, got {levels}")
+        self.levels, self.pool, self.eval_images = levels, _check_pool(pool), eval_images
+        self.length = (28 // pool) ** 2
+        self.num_inputs = levels + 1  # levels + the start token
+        self.num_outputs = levels
+
+    def quantise(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """(B, 28, 28) uint8 -> (B, L) long levels in 0..Q-1."""
+        return torch.floor(raster(x_uint8, self.pool) * (self.levels / 256.0)).long().clamp_(0, self.levels - 1)
+
+    def pair(self, x_uint8, y):
+        target = self.quantise(x_uint8)
+        start = torch.full_like(target[:, :1], self.levels)
+        return torch.cat((start, target[:, :-1]), dim=1), target
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1))
+
+    @torch.no_grad()
+    def evaluate(self, model) -> dict:
+        model.eval()
+        nll, hit, tot = 0.0, 0, 0
+        for x, target in self.eval_batches(self.eval_images):
+            logits = model(x).float()
+            nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="sum").item()
+            hit += (logits.argmax(-1) == target).sum().item()
+            tot += target.numel()
+        nats = nll / max(1, tot)
+        return dict(bpp=nats / math.log(2), acc=100.0 * hit / max(1, tot), loss=nats, count=tot)
 
 
 class CopyTask:

@@ -2,11 +2,15 @@
 
     python -m mambaout.tasks.classification.benchmark --model mambaout_tiny --batch-size 128 --out bench.json
 
-Three numbers, same batch, resolution, bf16 autocast, AdamW, label-smoothed cross-entropy, drop path:
+Four numbers, same batch, resolution, bf16 autocast, AdamW, label-smoothed cross-entropy, drop path:
 * ``timm_plain``: timm.create_model(<model>) with a minimal loop (data already on the GPU);
 * ``ours_plain``: this project's model in the same minimal loop;
-* ``ours_loop``: ``mambaout train`` itself on synthetic data (DataLoader workers, per-step finite-loss check,
-  EMA off), images/s of each epoch after the first.
+* ``ours_loop``: ``mambaout train`` itself on synthetic data (10 DataLoader workers, finite-loss check every
+  train.log_every steps, EMA off) with its default data path on CUDA (``data.gpu_prefetch=auto``: uint8
+  batches normalised on the GPU by timm's PrefetchLoader; ``path`` says which ran), images/s of each epoch
+  after the first;
+* ``ours_loop_no_prefetch``: the same with ``data.gpu_prefetch=false`` (float batches normalised by the
+  workers), to measure the prefetcher's effect in the same run.
 Minimal loops: warm-up steps, then windows of CUDA-synchronised steps; the median window is reported.
 """
 from __future__ import annotations
@@ -51,7 +55,7 @@ def plain_step_speed(model, batch: int, size: int, steps: int = 10, windows: int
 
 
 def loop_speed(model_name: str, batch: int, size: int, epochs: int = 3, steps_per_epoch: int = 100,
-               workers: int = 10, drop_path: float = 0.2) -> dict:
+               workers: int = 10, drop_path: float = 0.2, gpu_prefetch="auto") -> dict:
     from .train import resolve_config, train
 
     out = tempfile.mkdtemp()
@@ -61,12 +65,13 @@ def loop_speed(model_name: str, batch: int, size: int, epochs: int = 3, steps_pe
         f"data.num_workers={workers}", f"train.batch_size={batch}", "train.accum_steps=1", "train.amp=bf16",
         "aug.mixup=0", "aug.cutmix=0", "optim.lr=1e-3", f"sched.epochs={epochs}", "sched.warmup_epochs=0",
         f"train.eval_every={epochs}", f"train.eval_batch_size={batch}", f"train.output={out}", "train.name=bench",
-        "train.device=cuda"])
+        "train.device=cuda", f"data.gpu_prefetch={str(gpu_prefetch).lower()}"])
     summary = train(cfg, quiet=True)
     with open(f"{summary['run_dir']}/metrics.jsonl") as f:
         rows = [json.loads(line) for line in f]
     speeds = [r["train_img_per_s"] for r in rows[1:]]
-    return {"img_per_s_median": statistics.median(speeds), "epochs": speeds, "steps_per_epoch": steps_per_epoch}
+    return {"img_per_s_median": statistics.median(speeds), "epochs": speeds, "steps_per_epoch": steps_per_epoch,
+            "path": "gpu_prefetch" if summary["gpu_prefetch"] else "cpu_normalise"}
 
 
 def main(argv=None):
@@ -74,6 +79,8 @@ def main(argv=None):
     p.add_argument("--model", default="mambaout_tiny")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--steps-per-epoch", type=int, default=100, help="loop epochs (start-up is counted per epoch)")
+    p.add_argument("--no-baseline-loop", action="store_true", help="skip the loop without GPU prefetch")
     p.add_argument("--out")
     args = p.parse_args(argv)
     import timm
@@ -90,8 +97,16 @@ def main(argv=None):
     res["ours_plain"] = plain_step_speed(mambaout.create_model(args.model, drop_path_rate=0.2), args.batch_size,
                                          args.img_size)
     torch.cuda.empty_cache()
-    res["ours_loop"] = loop_speed(args.model, args.batch_size, args.img_size)
-    res["ours_loop_vs_timm_plain"] = res["ours_loop"]["img_per_s_median"] / res["timm_plain"]["img_per_s_median"]
+    spe = args.steps_per_epoch
+    res["ours_loop"] = loop_speed(args.model, args.batch_size, args.img_size, steps_per_epoch=spe)
+    loops = ["ours_loop"]
+    if not args.no_baseline_loop:
+        torch.cuda.empty_cache()
+        res["ours_loop_no_prefetch"] = loop_speed(args.model, args.batch_size, args.img_size, steps_per_epoch=spe,
+                                                  gpu_prefetch=False)
+        loops.append("ours_loop_no_prefetch")
+    for name in loops:
+        res[f"{name}_vs_timm_plain"] = res[name]["img_per_s_median"] / res["timm_plain"]["img_per_s_median"]
     print(json.dumps(res, indent=2))
     if args.out:
         with open(args.out, "w") as f:

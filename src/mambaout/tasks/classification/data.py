@@ -1,4 +1,14 @@
-"""Datasets, transforms and loaders for classification, from the ``data``/``aug`` config sections."""
+"""Datasets, transforms and loaders for classification, from the ``data``/``aug`` config sections.
+
+Two paths, chosen by ``data.gpu_prefetch`` (:func:`gpu_prefetch`):
+
+* off (CPU runs): the workers return normalised float images (random erasing included), the loop copies
+  each batch to the device;
+* on (``auto`` on CUDA): timm's design -- the workers return uint8 CHW images (``create_transform(...,
+  use_prefetcher=True)``), ``fast_collate`` batches them, and timm's ``PrefetchLoader`` copies the next batch
+  to the GPU on a side stream while the current one trains, then normalises and randomly erases it there. The
+  workers skip the float conversion and normalisation, and a quarter of the bytes are pinned and copied.
+"""
 from __future__ import annotations
 
 import os
@@ -6,10 +16,12 @@ from typing import Optional
 
 import torch
 from timm.data import create_transform
+from timm.data.loader import PrefetchLoader, fast_collate
 from torch.utils.data import DataLoader, Subset
 
 from ...data import FashionMNIST, RobustImageFolder, SyntheticClassification
 from ...data.errors import DatasetError
+from ...engine.config import ConfigError
 from ...engine.sampler import EpochSampler, SeededDataset, ShardedEvalSampler
 
 
@@ -17,20 +29,31 @@ def _input_size(cfg, size: int):
     return (cfg["model"]["in_chans"], size, size)
 
 
-def train_transform(cfg):
+def gpu_prefetch(cfg, device: torch.device) -> bool:
+    """``data.gpu_prefetch``: ``auto`` (on when the device is CUDA), true or false. ``true`` on a CPU runs the
+    same prefetcher code, normalising in the main process (useful for tests only)."""
+    value = cfg["data"].get("gpu_prefetch", "auto")  # configs saved before the key existed: the default
+    if value not in ("auto", True, False):
+        raise ConfigError(f"data.gpu_prefetch must be auto, true or false, got {value!r}")
+    return device.type == "cuda" if value == "auto" else value
+
+
+def train_transform(cfg, uint8: bool = False):
+    """uint8: end with uint8 CHW tensors, not normalised, no random erasing (the prefetcher does both)."""
     d, a = cfg["data"], cfg["aug"]
     return create_transform(
         input_size=_input_size(cfg, d["img_size"]), is_training=True, scale=tuple(a["scale"]),
         ratio=tuple(a["ratio"]), hflip=a["hflip"], color_jitter=a["color_jitter"], auto_augment=a["auto_augment"],
         interpolation=d["interpolation"], mean=tuple(d["mean"]), std=tuple(d["std"]), re_prob=a["reprob"],
-        re_mode=a["remode"], re_count=a["recount"])
+        re_mode=a["remode"], re_count=a["recount"], use_prefetcher=uint8)
 
 
-def eval_transform(cfg, img_size: Optional[int] = None):
+def eval_transform(cfg, img_size: Optional[int] = None, uint8: bool = False):
     d = cfg["data"]
     size = img_size or d.get("eval_img_size") or d["img_size"]
     return create_transform(input_size=_input_size(cfg, size), is_training=False, interpolation=d["interpolation"],
-                            crop_pct=d["crop_pct"], mean=tuple(d["mean"]), std=tuple(d["std"]))
+                            crop_pct=d["crop_pct"], mean=tuple(d["mean"]), std=tuple(d["std"]),
+                            use_prefetcher=uint8)
 
 
 def _subset(ds, n: Optional[int], seed: int):
@@ -46,8 +69,9 @@ def _subset(ds, n: Optional[int], seed: int):
 
 
 def build_dataset(cfg, split: str, run_dir: Optional[str] = None, img_size: Optional[int] = None,
-                  classes=None):
-    """split: 'train' or 'val'. Returns a dataset with ``num_classes`` (and ``classes`` for folders)."""
+                  classes=None, uint8: bool = False):
+    """split: 'train' or 'val'. Returns a dataset with ``num_classes`` (and ``classes`` for folders).
+    uint8: samples are uint8 CHW images, not normalised (for the prefetcher, see :func:`gpu_prefetch`)."""
     d = cfg["data"]
     is_train = split == "train"
     kind = d["dataset"]
@@ -55,16 +79,17 @@ def build_dataset(cfg, split: str, run_dir: Optional[str] = None, img_size: Opti
         size = d["img_size"] if is_train else (img_size or d.get("eval_img_size") or d["img_size"])
         ds = SyntheticClassification(d.get("synthetic_train", 256) if is_train else d.get("synthetic_val", 128),
                                      d["num_classes"], size, cfg["model"]["in_chans"], d.get("synthetic_noise", 0.5),
-                                     seed=cfg["train"]["seed"], split=split)
+                                     seed=cfg["train"]["seed"], split=split, uint8=uint8, mean=d["mean"],
+                                     std=d["std"])
     elif kind == "fashion_mnist":
-        tf = train_transform(cfg) if is_train else eval_transform(cfg, img_size)
+        tf = train_transform(cfg, uint8) if is_train else eval_transform(cfg, img_size, uint8)
         ds = FashionMNIST(d.get("root"), "train" if is_train else "test", transform=tf,
                           rgb=cfg["model"]["in_chans"] == 3)
     elif kind == "imagefolder":
         if not d.get("root"):
             raise DatasetError("data.root is not set: pass --data-root DIR (an ImageFolder with "
                                "train/<class>/* and val/<class>/*)")
-        tf = train_transform(cfg) if is_train else eval_transform(cfg, img_size)
+        tf = train_transform(cfg, uint8) if is_train else eval_transform(cfg, img_size, uint8)
         log_path = os.path.join(run_dir, f"bad_images_{split}.txt") if run_dir else None
         ds = RobustImageFolder(d["root"], d["train_split"] if is_train else d["val_split"], transform=tf,
                                mode="RGB" if cfg["model"]["in_chans"] == 3 else "L", bad_files_log=log_path,
@@ -84,18 +109,50 @@ def bad_files(ds):
     return list(getattr(base, "bad_files", []))
 
 
-def train_loader(cfg, ds, rank: int, world: int, pin: bool):
+def train_loader(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: Optional[torch.device] = None):
+    """(loader, sampler). prefetch_to: a device for timm's PrefetchLoader (``ds`` must then return uint8
+    images); it normalises and randomly erases there. ``len``, ``.sampler`` and ``.dataset`` pass through."""
     t = cfg["train"]
     sampler = EpochSampler(len(ds), t["batch_size"], world, rank, seed=t["seed"], shuffle=True,
                            batches_multiple=t["accum_steps"])
     workers = cfg["data"]["num_workers"]
     loader = DataLoader(SeededDataset(ds), batch_size=t["batch_size"], sampler=sampler, num_workers=workers,
                         pin_memory=pin, drop_last=True, persistent_workers=workers > 0,
-                        generator=torch.Generator().manual_seed(t["seed"]))
+                        generator=torch.Generator().manual_seed(t["seed"]),
+                        **({"collate_fn": fast_collate} if prefetch_to is not None else {}))
+    if prefetch_to is not None:
+        a = cfg["aug"]
+        # synthetic samples get no augmentation on the CPU path (no transforms): none here either
+        re_prob = 0.0 if cfg["data"]["dataset"] == "synthetic" else a["reprob"]
+        loader = _prefetcher(cfg, loader, prefetch_to, re_prob=re_prob, re_mode=a["remode"], re_count=a["recount"])
     return loader, sampler
 
 
-def eval_loader(cfg, ds, rank: int, world: int, pin: bool):
+def eval_loader(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: Optional[torch.device] = None):
     workers = cfg["data"]["num_workers"]
-    return DataLoader(ds, batch_size=cfg["train"]["eval_batch_size"], sampler=ShardedEvalSampler(len(ds), world, rank),
-                      num_workers=workers, pin_memory=pin, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(ds, batch_size=cfg["train"]["eval_batch_size"],
+                        sampler=ShardedEvalSampler(len(ds), world, rank), num_workers=workers, pin_memory=pin,
+                        generator=torch.Generator().manual_seed(0),
+                        **({"collate_fn": fast_collate} if prefetch_to is not None else {}))
+    # timm 1.0.29's PrefetchLoader fails on an empty loader (a rank with no validation samples): nothing to
+    # normalise there anyway.
+    return _prefetcher(cfg, loader, prefetch_to) if prefetch_to is not None and len(loader) else loader
+
+
+def _prefetcher(cfg, loader, device, **erasing):
+    d = cfg["data"]
+    return PrefetchLoader(loader, mean=tuple(d["mean"]), std=tuple(d["std"]), channels=cfg["model"]["in_chans"],
+                          device=device, **erasing)
+
+
+def to_device(images, targets, device: torch.device):
+    """The batch on ``device``. The prefetcher's batches are already there, made on its side stream;
+    ``record_stream`` tells the caching allocator that this stream reads them too, or timm 1.0.29's
+    PrefetchLoader (1.0.31 guards it itself) may write the next batch into their memory as soon as Python drops
+    them, while kernels queued here still read them -- likely once the loop no longer syncs every step."""
+    if images.device.type == "cuda":
+        stream = torch.cuda.current_stream(images.device)
+        images.record_stream(stream)
+        targets.record_stream(stream)
+        return images, targets
+    return images.to(device, non_blocking=True), targets.to(device, non_blocking=True)

@@ -33,8 +33,7 @@ def evaluate(model, loader, device, amp=None, channels_last=False, quiet=True, d
     model.eval()
     totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss_sum, correct1, correct5, count
     for images, targets in progress(loader, desc=desc, quiet=quiet):
-        images = images.to(device, non_blocking=True)
-        targets = targets.to(device, non_blocking=True)
+        images, targets = data.to_device(images, targets, device)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
@@ -106,8 +105,10 @@ def run_eval(args) -> dict:
         model.to(info.device)
         if args.channels_last:
             model.to(memory_format=torch.channels_last)
-        ds = data.build_dataset(cfg, "val", img_size=args.img_size)
-        loader = data.eval_loader(cfg, ds, info.rank, info.world_size, info.device.type == "cuda")
+        prefetch = data.gpu_prefetch(cfg, info.device)  # as in training: uint8 images, normalised on the GPU
+        ds = data.build_dataset(cfg, "val", img_size=args.img_size, uint8=prefetch)
+        loader = data.eval_loader(cfg, ds, info.rank, info.world_size, info.device.type == "cuda",
+                                  prefetch_to=info.device if prefetch else None)
         amp = None if args.amp == "none" else (args.amp or cfg["train"].get("amp"))
         if info.device.type == "cpu" and amp == "fp16":
             amp = None

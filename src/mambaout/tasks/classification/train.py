@@ -76,6 +76,11 @@ def validate(cfg: dict) -> None:
         raise C.ConfigError("mixup/cutmix need an even train.batch_size")
     if len(d["mean"]) != cfg["model"]["in_chans"] or len(d["std"]) != cfg["model"]["in_chans"]:
         raise C.ConfigError(f"data.mean/std need {cfg['model']['in_chans']} values (model.in_chans)")
+    if d.get("gpu_prefetch", "auto") not in ("auto", True, False):
+        raise C.ConfigError(f"data.gpu_prefetch must be auto, true or false, got {d['gpu_prefetch']!r}")
+    log_every = t.get("log_every", 50)
+    if not isinstance(log_every, int) or isinstance(log_every, bool) or log_every < 1:
+        raise C.ConfigError(f"train.log_every must be a positive integer, got {log_every!r}")
 
 
 # --- model and optimizer ------------------------------------------------------------------------------
@@ -237,14 +242,16 @@ def _train(cfg, info, state, resume, quiet):
         _add_file_log(run_dir)
     distributed.barrier()
 
-    # data
-    train_ds = data.build_dataset(cfg, "train", run_dir if main else None)
+    # data (uint8 images normalised on the GPU by timm's PrefetchLoader when data.gpu_prefetch is on)
+    prefetch = data.gpu_prefetch(cfg, device)
+    train_ds = data.build_dataset(cfg, "train", run_dir if main else None, uint8=prefetch)
     val_ds = data.build_dataset(cfg, "val", run_dir if main else None,
                                 classes=getattr(getattr(train_ds, "base", train_ds), "classes", None)
-                                if cfg["data"]["dataset"] == "imagefolder" else None)
+                                if cfg["data"]["dataset"] == "imagefolder" else None, uint8=prefetch)
     pin = device.type == "cuda"
-    train_loader, sampler = data.train_loader(cfg, train_ds, info.rank, info.world_size, pin)
-    val_loader = data.eval_loader(cfg, val_ds, info.rank, info.world_size, pin)
+    prefetch_to = device if prefetch else None
+    train_loader, sampler = data.train_loader(cfg, train_ds, info.rank, info.world_size, pin, prefetch_to)
+    val_loader = data.eval_loader(cfg, val_ds, info.rank, info.world_size, pin, prefetch_to)
     accum = t["accum_steps"]
     updates_per_epoch = sampler.batches_per_epoch // accum
     global_batch = t["batch_size"] * info.world_size * accum
@@ -299,8 +306,9 @@ def _train(cfg, info, state, resume, quiet):
     if main:
         n_params = sum(p.numel() for p in model.parameters()) / 1e6
         log.info("run %s: %s (%.2fM params) on %s x%d, global batch %d (%d x %d proc x %d accum), lr %.3g, "
-                 "%d epochs x %d updates", run_dir, cfg["model"]["name"], n_params, device.type, info.world_size,
-                 global_batch, t["batch_size"], info.world_size, accum, lr, num_epochs, updates_per_epoch)
+                 "%d epochs x %d updates%s", run_dir, cfg["model"]["name"], n_params, device.type, info.world_size,
+                 global_batch, t["batch_size"], info.world_size, accum, lr, num_epochs, updates_per_epoch,
+                 ", data normalised on the GPU (data.gpu_prefetch)" if prefetch else "")
 
     def state_dict(epoch, batch_in_epoch, stats):
         rng = capture_rng()
@@ -320,18 +328,40 @@ def _train(cfg, info, state, resume, quiet):
             save_state(os.path.join(run_dir, name), st)
         distributed.barrier()
 
+    log_every = t.get("log_every", 50)
+
+    def check(bar, epoch, loss_sum, checked_step):
+        """The loop's only host sync: every train.log_every optimizer steps, at the epoch end and before
+        every checkpoint. Returns the epoch's loss sum so far (float) once every rank's losses since the last
+        check are known to be finite: a non-finite loss makes the running sum non-finite for the rest of the
+        epoch, so the sum doubles as the "all finite" flag."""
+        finite = torch.isfinite(loss_sum).double()
+        distributed.all_reduce_sum(finite)
+        finite_ranks, total = torch.stack([finite, loss_sum]).tolist()
+        if finite_ranks < info.world_size:
+            bar.close()
+            raise NonFiniteLossError(
+                f"non-finite loss at epoch {epoch}, in optimizer steps {checked_step + 1}-{step} (checked every "
+                f"train.log_every={log_every} steps, at epoch ends and before checkpoints); the weights may have "
+                f"been updated since, but nothing was saved: the last good checkpoint is kept in {run_dir} (try "
+                "a lower lr, fp32/bf16, or gradient clipping via --set optim.clip_grad=1.0)")
+        return total
+
     wall_start = time.time()
     last_eval = None
     for epoch in range(start_epoch, num_epochs):
         train_model.train()
         sampler.set_epoch(epoch, start_batch)
         stats = epoch_stats if start_batch else {"loss_sum": 0.0, "count": 0}
+        # Running loss sum on the device (float64, as the Python float it replaces): no host sync per step.
+        loss_sum = torch.tensor(stats["loss_sum"], dtype=torch.float64, device=device)
+        count = shown_count = stats["count"]
+        checked_step, shown_total = step, stats["loss_sum"]
         epoch_start, images_seen = time.time(), 0
         bar = progress(total=sampler.batches_per_epoch, initial=start_batch, desc=f"epoch {epoch}", quiet=quiet)
         optimizer.zero_grad(set_to_none=True)
         for b, (images, targets) in enumerate(train_loader, start=start_batch):
-            images = images.to(device, non_blocking=True)
-            targets = targets.to(device, non_blocking=True)
+            images, targets = data.to_device(images, targets, device)
             if mixup is not None:
                 images, targets = mixup(images, targets)
             if t["channels_last"]:
@@ -343,18 +373,8 @@ def _train(cfg, info, state, resume, quiet):
                     loss = criterion(train_model(images), targets)
                 scaled = loss / accum
                 (scaler.scale(scaled) if scaler else scaled).backward()
-            loss_value = loss.detach().float()
-            finite = torch.isfinite(loss_value).float()
-            distributed.all_reduce_sum(finite)
-            finite_ranks, loss_f = torch.stack([finite, loss_value]).tolist()  # one host sync a micro-batch
-            if finite_ranks < info.world_size:
-                bar.close()
-                raise NonFiniteLossError(
-                    f"non-finite loss at epoch {epoch}, batch {b} (step {step}); stopped without updating the "
-                    f"weights; the last good checkpoint is kept in {run_dir} (try a lower lr, fp32/bf16, or "
-                    "gradient clipping via --set optim.clip_grad=1.0)")
-            stats["loss_sum"] += loss_f * len(targets)
-            stats["count"] += len(targets)
+            loss_sum += loss.detach().double() * len(targets)
+            count += len(targets)
             images_seen += len(targets)
             bar.update(1)
             if not boundary:
@@ -373,19 +393,28 @@ def _train(cfg, info, state, resume, quiet):
             if ema is not None:
                 ema.update(model, step=step)
             scheduler.step_update(num_updates=step)
-            bar.set_postfix(loss=f"{loss_f:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             every = t.get("save_every_steps") or 0
-            if every and step % every == 0 and b + 1 < sampler.batches_per_epoch:
-                save("last.pt", epoch, b + 1, stats)
+            save_now = every and step % every == 0 and b + 1 < sampler.batches_per_epoch
+            if save_now or step % log_every == 0:  # a checkpoint is never written after a non-finite loss
+                total, checked_step = check(bar, epoch, loss_sum, checked_step), step
+                # postfix: this rank's mean loss since the last refresh
+                bar.set_postfix(loss=f"{(total - shown_total) / max(count - shown_count, 1):.4f}",
+                                lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+                shown_total, shown_count = total, count
+                if save_now:
+                    save("last.pt", epoch, b + 1, {"loss_sum": total, "count": count})
             _debug_sleep()
+        total = check(bar, epoch, loss_sum, checked_step)
         bar.close()
+        if device.type == "cuda":  # epoch_time_s includes the GPU work still queued for the last step
+            torch.cuda.synchronize(device)
         start_batch = 0
         scheduler.step(epoch + 1)
 
-        loss_sum = torch.tensor([stats["loss_sum"], stats["count"]], dtype=torch.float64, device=device)
-        distributed.all_reduce_sum(loss_sum)
+        totals = torch.tensor([total, count], dtype=torch.float64, device=device)
+        distributed.all_reduce_sum(totals)
         row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
-               "train_loss": (loss_sum[0] / loss_sum[1].clamp(min=1)).item(),
+               "train_loss": (totals[0] / totals[1].clamp(min=1)).item(),
                "epoch_time_s": time.time() - epoch_start,
                "train_img_per_s": images_seen * info.world_size / max(time.time() - epoch_start, 1e-9)}
         if (epoch + 1) % t["eval_every"] == 0 or epoch + 1 == num_epochs:
@@ -415,6 +444,7 @@ def _train(cfg, info, state, resume, quiet):
     logger.close()
     summary = {"run_dir": run_dir, "model": cfg["model"]["name"], "epochs": num_epochs, "steps": step,
                "global_batch": global_batch, "world_size": info.world_size, "device": device.type,
+               "gpu_prefetch": prefetch,
                "wall_time_s": time.time() - wall_start, "final": last_eval, "best": best,
                "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
     if cfg["data"]["dataset"] == "imagefolder":
