@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import torch
@@ -33,29 +32,6 @@ def loader_speed(loader, batches: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def plain_step(model, x, y, steps=20, windows=5, warmup=10):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-    def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(model(x), y, label_smoothing=0.1)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    for _ in range(warmup):
-        step()
-    torch.cuda.synchronize()
-    ms = []
-    for _ in range(windows):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        torch.cuda.synchronize()
-        ms.append((time.perf_counter() - t0) / steps * 1e3)
-    return {"ms_per_step": statistics.median(ms), "img_per_s": len(x) / statistics.median(ms) * 1e3}, step
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", default=".data/fashion-mnist")
@@ -63,6 +39,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     import mambaout
     from mambaout.tasks.classification import data
+    from mambaout.tasks.classification.benchmark import make_plain_step, time_steps
     from mambaout.tasks.classification.train import resolve_config
 
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
@@ -82,8 +59,9 @@ def main(argv=None):
     x = torch.randn(256, 1, 32, 32, device="cuda")
     y = torch.randint(0, 10, (256,), device="cuda")
     for name in ("mambaout_femto", "mamba_femto"):
-        model = mambaout.create_model(name, num_classes=10, in_chans=1, stem_stride=2, drop_path_rate=0.05).cuda()
-        r, step = plain_step(model, x, y)
+        model = mambaout.create_model(name, num_classes=10, in_chans=1, stem_stride=2, drop_path_rate=0.05)
+        step = make_plain_step(model, x, y)
+        r = time_steps(step, len(x), steps=20)
         res[f"{name}_plain"] = r
         print(name, r, flush=True)
     from torch.profiler import ProfilerActivity, profile

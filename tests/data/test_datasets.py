@@ -1,6 +1,4 @@
-import gzip
 import os
-import struct
 
 import numpy as np
 import pytest
@@ -8,14 +6,11 @@ from PIL import Image
 
 from mambaout.data import FashionMNIST, RobustImageFolder, SyntheticClassification, load_image
 from mambaout.data.errors import DatasetError
-from mambaout.data.fashion_mnist import SYSTEM_DIR
+from mambaout.data.fashion_mnist import SYSTEM_DIR, write_idx
 
 
 def _idx(path, arr, gz):
-    header = struct.pack(">BBBB", 0, 0, 8, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
-    opener = gzip.open if gz else open
-    with opener(path + (".gz" if gz else ""), "wb") as f:
-        f.write(header + arr.astype(np.uint8).tobytes())
+    write_idx(path + (".gz" if gz else ""), arr)
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -4,10 +4,8 @@ Short runs (a few seconds each on one GPU): synthetic data with the prefetcher o
 ballpark; grayscale Fashion-MNIST-like IDX files with GPU random erasing and mixup/cutmix train, and
 `mambaout eval` reproduces the logged accuracy through the same prefetcher.
 """
-import gzip
 import json
 import os
-import struct
 
 import numpy as np
 import pytest
@@ -17,21 +15,6 @@ from mambaout import cli
 from mambaout.tasks.classification.train import resolve_config, train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
-
-
-def _fashion_mnist(root, n_train, n_test):
-    """Four tiny IDX files: 10 classes, class c is a bright square at a class-dependent place."""
-    rng = np.random.default_rng(0)
-    os.makedirs(root, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = np.arange(n) % 10
-        images = rng.integers(0, 60, (n, 28, 28))
-        for i, c in enumerate(labels):
-            images[i, 2 * c:2 * c + 8, 2 * c:2 * c + 8] = 250
-        for kind, arr in (("images-idx3", images), ("labels-idx1", labels)):
-            header = struct.pack(">BBBB", 0, 0, 8, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
-            with gzip.open(os.path.join(root, f"{prefix}-{kind}-ubyte.gz"), "wb") as f:
-                f.write(header + arr.astype(np.uint8).tobytes())
 
 
 def _rows(run_dir):
@@ -56,8 +39,8 @@ def test_prefetch_on_and_off_train_alike(tmp_path):
     assert on["val_top1"] > 60 and off["val_top1"] > 60, (on, off)
 
 
-def test_grayscale_erasing_mixup_and_eval_on_cuda(tmp_path, capsys):
-    _fashion_mnist(str(tmp_path / "fm"), n_train=256, n_test=64)
+def test_grayscale_erasing_mixup_and_eval_on_cuda(tmp_path, capsys, fashion_standin):
+    fashion_standin(str(tmp_path / "fm"), n_train=256, n_test=64)
     cfg = resolve_config("fashion_mnist", [
         f"data.root={tmp_path / 'fm'}", f"train.output={tmp_path}", "train.name=fm", "model.name=mambaout_test",
         "train.batch_size=32", "train.eval_batch_size=32", "sched.epochs=3", "data.num_workers=2",

@@ -1,13 +1,11 @@
 """The hypothesis lab: every experiment in --tiny mode on CPU, its reports, and the CLI's errors."""
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
 import re
 
-import numpy as np
 import pytest
 import torch
 
@@ -30,30 +28,14 @@ EXPECTED_TABLES = {  # header cells every report must contain
 }
 
 
-def _write_idx(path: str, array: np.ndarray) -> None:
-    """A real IDX file (unsigned bytes, big-endian dims), gzip-compressed."""
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def make_standin_fashion(root: str, n_train: int = 512, n_test: int = 256) -> str:
-    """Fashion-MNIST-shaped IDX files: 10 classes, each a noisy bar at a class-specific place."""
-    rng = np.random.default_rng(0)
-    os.makedirs(root, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.integers(0, 10, n)
-        images = rng.integers(0, 40, (n, 28, 28))
-        for i, c in enumerate(labels):
-            images[i, 2 + 2 * c:5 + 2 * c, 4:24] = 200
-        _write_idx(os.path.join(root, f"{prefix}-images-idx3-ubyte.gz"), images)
-        _write_idx(os.path.join(root, f"{prefix}-labels-idx1-ubyte.gz"), labels)
-    return root
+def _bar(image, c):
+    image[2 + 2 * c:5 + 2 * c, 4:24] = 200
 
 
 @pytest.fixture(scope="module")
-def standin(tmp_path_factory):
-    return make_standin_fashion(str(tmp_path_factory.mktemp("fashion")))
+def standin(tmp_path_factory, fashion_standin):
+    """Fashion-MNIST-shaped IDX files: 10 classes, each a noisy bar at a class-specific place."""
+    return fashion_standin(str(tmp_path_factory.mktemp("fashion")), 512, 256, random_labels=True, draw=_bar)
 
 
 @pytest.fixture(scope="module")

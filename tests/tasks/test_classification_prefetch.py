@@ -3,10 +3,8 @@
 timm's PrefetchLoader also runs on a CPU device (no side stream), so ``data.gpu_prefetch=true`` exercises the
 whole path here; tests/gpu/test_prefetch_loader.py runs it on CUDA.
 """
-import gzip
 import json
 import os
-import struct
 
 import numpy as np
 import pytest
@@ -23,23 +21,8 @@ from mambaout.tasks.classification import data
 from mambaout.tasks.classification.train import resolve_config, train
 
 
-def _fashion_mnist(root, n_train=64, n_test=32):
-    """Four tiny IDX files: 10 classes, class c is a bright square at a class-dependent place."""
-    rng = np.random.default_rng(0)
-    os.makedirs(root, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = np.arange(n) % 10
-        images = rng.integers(0, 60, (n, 28, 28))
-        for i, c in enumerate(labels):
-            images[i, 2 * c:2 * c + 8, 2 * c:2 * c + 8] = 250
-        for kind, arr in (("images-idx3", images), ("labels-idx1", labels)):
-            header = struct.pack(">BBBB", 0, 0, 8, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
-            with gzip.open(os.path.join(root, f"{prefix}-{kind}-ubyte.gz"), "wb") as f:
-                f.write(header + arr.astype(np.uint8).tobytes())
-
-
-def _fm_cfg(tmp_path, *extra):
-    _fashion_mnist(str(tmp_path / "fm"))
+def _fm_cfg(tmp_path, write_fashion, *extra):
+    write_fashion(str(tmp_path / "fm"))
     return resolve_config("fashion_mnist", [f"data.root={tmp_path / 'fm'}", f"train.output={tmp_path}",
                                             "train.name=fm", "model.name=mambaout_test", "data.train_subset=null",
                                             "data.val_subset=null", "train.batch_size=16", "train.eval_batch_size=16",
@@ -47,8 +30,8 @@ def _fm_cfg(tmp_path, *extra):
 
 
 @pytest.mark.parametrize("in_chans, mean, std", [(1, [0.3], [0.35]), (3, [0.5, 0.4, 0.3], [0.2, 0.25, 0.3])])
-def test_uint8_transforms_match_the_normalised_path(tmp_path, in_chans, mean, std):
-    cfg = _fm_cfg(tmp_path, f"model.in_chans={in_chans}", f"data.mean={mean}", f"data.std={std}")
+def test_uint8_transforms_match_the_normalised_path(tmp_path, in_chans, mean, std, fashion_standin):
+    cfg = _fm_cfg(tmp_path, fashion_standin, f"model.in_chans={in_chans}", f"data.mean={mean}", f"data.std={std}")
     plain = data.build_dataset(cfg, "val")
     raw = data.build_dataset(cfg, "val", uint8=True)
     x, y = raw[3]
@@ -78,8 +61,8 @@ def test_synthetic_uint8_is_the_float_sample_quantised():
     assert (q[~inside] == 0).logical_or(q[~inside] == 255).all()
 
 
-def test_prefetch_loader_keeps_len_sampler_and_dataset(tmp_path):
-    cfg = _fm_cfg(tmp_path)
+def test_prefetch_loader_keeps_len_sampler_and_dataset(tmp_path, fashion_standin):
+    cfg = _fm_cfg(tmp_path, fashion_standin)
     ds = data.build_dataset(cfg, "train", uint8=True)
     loader, sampler = data.train_loader(cfg, ds, 0, 1, pin=False, prefetch_to=torch.device("cpu"))
     assert isinstance(loader, PrefetchLoader) and loader.sampler is sampler and isinstance(sampler, EpochSampler)
@@ -108,8 +91,8 @@ def test_gpu_prefetch_setting():
         resolve_config("synthetic", ["train.log_every=0"])
 
 
-def test_prefetch_path_trains_and_eval_reproduces(tmp_path, capsys):
-    cfg = _fm_cfg(tmp_path, "data.gpu_prefetch=true", "aug.reprob=0.5", "aug.mixup=0.8", "aug.cutmix=1.0",
+def test_prefetch_path_trains_and_eval_reproduces(tmp_path, capsys, fashion_standin):
+    cfg = _fm_cfg(tmp_path, fashion_standin, "data.gpu_prefetch=true", "aug.reprob=0.5", "aug.mixup=0.8", "aug.cutmix=1.0",
                   "sched.epochs=2", "optim.lr=3e-3")
     summary = train(cfg, quiet=True)
     assert summary["gpu_prefetch"] is True

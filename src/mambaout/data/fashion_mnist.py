@@ -56,6 +56,16 @@ def read_idx(path: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
 
 
+def write_idx(path: str, array) -> None:
+    """Write an unsigned-byte IDX file (gzip-compressed when ``path`` ends in .gz): the inverse of read_idx,
+    for converting other data to this layout and for tests."""
+    array = np.asarray(array)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
 class FashionMNIST(Dataset):
     """split: 'train' (60k) or 'test' (10k); items are (PIL 'L' image or transform(image), label)."""
 

@@ -25,13 +25,10 @@ import torch
 import torch.nn.functional as F
 
 
-def plain_step_speed(model, batch: int, size: int, steps: int = 10, windows: int = 5, warmup: int = 10,
-                     num_classes: int = 1000) -> dict:
-    device = torch.device("cuda")
-    model.to(device).train()
+def make_plain_step(model, x: torch.Tensor, y: torch.Tensor):
+    """A minimal training step on a batch already on the GPU: bf16 autocast, AdamW, smoothed cross-entropy."""
+    model.to(x.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    x = torch.randn(batch, 3, size, size, device=device)
-    y = torch.randint(0, num_classes, (batch,), device=device)
 
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -40,6 +37,11 @@ def plain_step_speed(model, batch: int, size: int, steps: int = 10, windows: int
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    return step
+
+
+def time_steps(step, batch: int, steps: int = 10, windows: int = 5, warmup: int = 10) -> dict:
+    """Warm-up, then ``windows`` CUDA-synchronised windows of ``steps`` steps; the median window."""
     for _ in range(warmup):
         step()
     torch.cuda.synchronize()
@@ -50,8 +52,15 @@ def plain_step_speed(model, batch: int, size: int, steps: int = 10, windows: int
             step()
         torch.cuda.synchronize()
         speeds.append(batch * steps / (time.perf_counter() - t0))
-    return {"img_per_s_median": statistics.median(speeds), "windows": speeds,
+    med = statistics.median(speeds)
+    return {"img_per_s_median": med, "ms_per_step": batch / med * 1e3, "windows": speeds,
             "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+def plain_step_speed(model, batch: int, size: int, num_classes: int = 1000, in_chans: int = 3, **timing) -> dict:
+    x = torch.randn(batch, in_chans, size, size, device="cuda")
+    y = torch.randint(0, num_classes, (batch,), device="cuda")
+    return time_steps(make_plain_step(model, x, y), batch, **timing)
 
 
 def loop_speed(model_name: str, batch: int, size: int, epochs: int = 3, steps_per_epoch: int = 100,
