@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The hypothesis lab's full run on one GPU: `mambaout lab all` with the full presets (3 seeds per cell),
-# sized for <= 8 minutes on one H100. Writes the run folder to $OUT/lab (and a log beside it).
+# about 8.5 minutes on one H100 (496 s measured). Writes the run folder to $OUT/lab (and a log beside it).
 #
 #   OUT=/tmp/out bash scripts/gpu_lab.sh                  # from the repository root
 #   DATA=/path/to/fashion-mnist OUT=... bash scripts/gpu_lab.sh
