@@ -10,6 +10,7 @@ from PIL import Image
 from mambaout.errors import MambaoutError
 from mambaout.tasks.dense import datasets as D
 from mambaout.tasks.dense.masks import _decode_counts_string, decode_segmentation
+from mambaout.tasks.dense.synthetic import _rle
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools import mask as cocomask  # noqa: E402
@@ -48,16 +49,7 @@ def _compressed_rle(mask):
 
 def test_coco_polygons_rle_crowd_and_malformed(tmp_path):
     m = _rect_mask(48, 64, 30, 10, 50, 30)
-    unc = dict(size=[48, 64], counts=[])  # uncompressed RLE built below (column-major runs)
-    flat = m.T.reshape(-1)
-    runs, val, n = [], 0, 0
-    for v in flat:
-        if v != val:
-            runs.append(n)
-            n, val = 0, v
-        n += 1
-    runs.append(n)
-    unc["counts"] = runs
+    unc = _rle(m)  # uncompressed RLE (column-major runs), as the generated datasets write it
     anns = [
         dict(id=1, image_id=1, category_id=3, bbox=[5, 5, 20, 20], iscrowd=0,
              segmentation=[[5, 5, 25, 5, 25, 25, 5, 25]]),                       # polygon

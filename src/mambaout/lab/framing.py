@@ -109,6 +109,7 @@ def _ssm_verdict(claim: str, cmp_: dict, lower_is_better: bool = False, unit: st
 def _seq_part(group, cells, task, part_cfg, budget, metric, metric_label, ctx, seeds, optim, verdicts, claim,
               unit="pt", extra=()):
     """A sequence part of the experiment: matched Gated CNN vs SSM stacks trained alike, compared, tabulated.
+    Returns the part's record for results.json (plan, rows, compare, params_gap) and its Markdown table.
     ``task.lower_is_better`` flips the verdict; ``part_cfg['min_effect']`` is the smallest difference that
     counts (in the metric's unit; default 0.3); ``extra``: (metric, header) columns added to the table."""
     gap = assert_matched({c["label"]: c["params"] for c in cells})
@@ -123,7 +124,13 @@ def _seq_part(group, cells, task, part_cfg, budget, metric, metric_label, ctx, s
             r[m] = pm(mean_std(values(res["rows"], c["label"], m)))
     table = markdown_table(rows, ["model", "width", "params", "result"] + [m for m, _ in extra] + ["n"],
                            ["model", "width", "params", metric_label] + [h for _, h in extra] + ["seeds"])
-    return res, cmp_, gap, table
+    return dict(plan=res["plan"], rows=res["rows"], compare=cmp_, params_gap=gap), table
+
+
+def _steps_text(part: dict) -> str:
+    """'N steps[ (capped by the time budget)]; parameter gap G' for a part's report paragraph."""
+    capped = " (capped by the time budget)" if part["plan"]["capped"] else ""
+    return f"{part['plan']['steps']} steps{capped}; parameter gap {part['params_gap']:.1%}"
 
 
 def run(ctx, cfg: dict) -> dict:
@@ -165,39 +172,38 @@ def run(ctx, cfg: dict) -> dict:
     b_cfg = cfg["pixels"]
     task_b = PixelSeqTask(data, b_cfg["batch_size"], pool=b_cfg.get("pool", 1))
     cells_b = _seq_cells(b_cfg["model"], 10, 0, "last")
-    res_b, cmp_b, gap_b, table_b = _seq_part(
+    part_b, table_b = _seq_part(
         "framing-b", cells_b, task_b, b_cfg, budgets.get("pixels"), "top1", "test top-1 (%)", ctx, seeds, optim,
         verdicts, f"SSM gain on a long causal task: pixel-sequence classification (L={task_b.length})")
     body.append(
         f"## (b) Fashion-MNIST as a pixel sequence (L = {task_b.length}, causal, read out at the last step)\n\n"
         f"Stacks of {b_cfg['model']['depth']} GatedBlocks (expansion 2, all hidden channels mixed, SiLU gate), "
-        f"conv kernel {b_cfg['model'].get('kernel_size', 4)}, batch {b_cfg['batch_size']}, {res_b['plan']['steps']} "
-        f"steps{' (capped by the time budget)' if res_b['plan']['capped'] else ''}; parameter gap {gap_b:.1%}.\n\n"
+        f"conv kernel {b_cfg['model'].get('kernel_size', 4)}, batch {b_cfg['batch_size']}, "
+        f"{_steps_text(part_b)}.\n\n"
         + table_b)
-    everything["pixels"] = dict(plan=res_b["plan"], rows=res_b["rows"], compare=cmp_b, params_gap=gap_b)
+    everything["pixels"] = part_b
 
     # (c) selective copying
     c_cfg = cfg["copy"]
     task_c = CopyTask(c_cfg["length"], c_cfg["tokens"], c_cfg["vocab"], c_cfg["batch_size"],
                       c_cfg["steps_per_epoch"], ctx.device, eval_size=c_cfg.get("eval_size", 1024))
     cells_c = _seq_cells(c_cfg["model"], task_c.num_outputs, task_c.num_inputs, "all")
-    res_c, cmp_c, gap_c, table_c = _seq_part(
+    part_c, table_c = _seq_part(
         "framing-c", cells_c, task_c, c_cfg, budgets.get("copy"), "acc", "copy accuracy (%)", ctx, seeds, optim,
         verdicts, f"SSM gain on a long causal task: selective copying (L={task_c.length})")
     body.append(
         f"## (c) Selective copying (L = {task_c.length}, {task_c.k} tokens from a vocabulary of {task_c.vocab})\n\n"
-        f"Chance: {100 / task_c.vocab:.1f}% per token. Batch {c_cfg['batch_size']}, {res_c['plan']['steps']} steps"
-        f"{' (capped by the time budget)' if res_c['plan']['capped'] else ''}; parameter gap {gap_c:.1%}. "
+        f"Chance: {100 / task_c.vocab:.1f}% per token. Batch {c_cfg['batch_size']}, {_steps_text(part_c)}. "
         f"Metric: token accuracy on the K output steps of {c_cfg.get('eval_size', 1024)} held-out sequences.\n\n"
         + table_c)
-    everything["copy"] = dict(plan=res_c["plan"], rows=res_c["rows"], compare=cmp_c, params_gap=gap_c)
+    everything["copy"] = part_c
 
     # (d) next-pixel prediction
     d_cfg = cfg["next_pixel"]
     task_d = NextPixelTask(data, d_cfg["batch_size"], levels=d_cfg["levels"], pool=d_cfg.get("pool", 1),
                            eval_images=d_cfg.get("eval_images"))
     cells_d = _seq_cells(d_cfg["model"], task_d.num_outputs, task_d.num_inputs, "all")
-    res_d, cmp_d, gap_d, table_d = _seq_part(
+    part_d, table_d = _seq_part(
         "framing-d", cells_d, task_d, d_cfg, budgets.get("next_pixel"), "bpp", "test bits/pixel (lower is better)",
         ctx, seeds, optim, verdicts,
         f"SSM gain on a long causal task: next-pixel prediction (L={task_d.length})",
@@ -212,17 +218,16 @@ def run(ctx, cfg: dict) -> dict:
         f"is a raster sequence of levels floor(v/256·{task_d.levels}); the model reads a start token and levels "
         f"0..t−1 and predicts level t at every step. A uniform guess costs {math.log2(task_d.levels):.3g} bits/pixel. "
         f"The conv stack sees {md * (kd - 1)} pixels back (depth {md} × (kernel {kd} − 1)); the pixel above is "
-        f"{side} back. Batch {d_cfg['batch_size']}, {res_d['plan']['steps']} steps"
-        f"{' (capped by the time budget)' if res_d['plan']['capped'] else ''}; parameter gap {gap_d:.1%}. "
+        f"{side} back. Batch {d_cfg['batch_size']}, {_steps_text(part_d)}. "
         f"Metric: negative log-likelihood on {n_eval} test images, in bits per pixel (lower is better).\n\n"
         + table_d)
-    everything["next_pixel"] = dict(plan=res_d["plan"], rows=res_d["rows"], compare=cmp_d, params_gap=gap_d)
+    everything["next_pixel"] = part_d
 
     panels = [
         {"images": {IMAGE_NAMES[c["label"]]: values(res_a["rows"], c["label"], "top1") for c in cells_a}},
-        {f"pixels L={task_b.length}": {SEQ_NAMES[c["label"]]: values(res_b["rows"], c["label"], "top1") for c in cells_b}},
-        {f"copy L={task_c.length}": {SEQ_NAMES[c["label"]]: values(res_c["rows"], c["label"], "acc") for c in cells_c}},
-        {f"next pixel L={task_d.length}": {SEQ_NAMES[c["label"]]: values(res_d["rows"], c["label"], "bpp")
+        {f"pixels L={task_b.length}": {SEQ_NAMES[c["label"]]: values(part_b["rows"], c["label"], "top1") for c in cells_b}},
+        {f"copy L={task_c.length}": {SEQ_NAMES[c["label"]]: values(part_c["rows"], c["label"], "acc") for c in cells_c}},
+        {f"next pixel L={task_d.length}": {SEQ_NAMES[c["label"]]: values(part_d["rows"], c["label"], "bpp")
                                            for c in cells_d}},
     ]
     bar_groups({}, os.path.join(out, "framing.png"),
@@ -230,13 +235,13 @@ def run(ctx, cfg: dict) -> dict:
                title="one dataset, two framings, and two long causal tasks", panels=panels,
                panel_titles=["(a) images", "(b) pixel sequence", "(c) selective copying", "(d) next-pixel prediction"])
     runs = {}
-    for key, res, cells in (("a", res_a, cells_a), ("b", res_b, cells_b), ("c", res_c, cells_c),
-                            ("d", res_d, cells_d)):
+    for key, res, cells in (("a", res_a, cells_a), ("b", part_b, cells_b), ("c", part_c, cells_c),
+                            ("d", part_d, cells_d)):
         for c in cells:
             runs[f"({key}) {c['label']}"] = mean_curve([r["curve"] for r in res["rows"] if r["label"] == c["label"] and "curve" in r])
     curves(runs, os.path.join(out, "framing_curves.png"), title="training loss (mean over seeds)")
 
-    flat = [{k: v for k, v in r.items() if k != "curve"} for res in (res_a, res_b, res_c, res_d) for r in res["rows"]]
+    flat = [{k: v for k, v in r.items() if k != "curve"} for res in (res_a, part_b, part_c, part_d) for r in res["rows"]]
     write_csv(flat, os.path.join(out, "runs.csv"),
               ["group", "label", "model", "variant", "params", "seed", "steps", "top1", "acc", "bpp", "loss", "train_s", "error"])
     write_json(dict(config=cfg, verdicts=verdicts, **everything), os.path.join(out, "results.json"))
