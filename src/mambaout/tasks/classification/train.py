@@ -76,8 +76,7 @@ def validate(cfg: dict) -> None:
         raise C.ConfigError("mixup/cutmix need an even train.batch_size")
     if len(d["mean"]) != cfg["model"]["in_chans"] or len(d["std"]) != cfg["model"]["in_chans"]:
         raise C.ConfigError(f"data.mean/std need {cfg['model']['in_chans']} values (model.in_chans)")
-    if d.get("gpu_prefetch", "auto") not in ("auto", True, False):
-        raise C.ConfigError(f"data.gpu_prefetch must be auto, true or false, got {d['gpu_prefetch']!r}")
+    data.gpu_prefetch(cfg, torch.device("cpu"))  # the one check of data.gpu_prefetch's value
     log_every = t.get("log_every", 50)
     if not isinstance(log_every, int) or isinstance(log_every, bool) or log_every < 1:
         raise C.ConfigError(f"train.log_every must be a positive integer, got {log_every!r}")
