@@ -42,14 +42,16 @@ SHAPES = {
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-# candidate tile configs for --sweep (BLOCK_D, BLOCK_T, num_warps, layout); "tm" = time-major tiles
+# candidate tile configs for --sweep (BLOCK_D, BLOCK_T, num_warps, layout[, N_LANES]); "tm" = time-major
+# tiles; "tmw" = v4 backward (time-major, warp-local; N_LANES lanes over n, the rest of N in-thread)
 SWEEP_FWD = {
     1: [(32, 128, 4, "dm"), (32, 64, 4, "dm"), (64, 128, 8, "dm"), (128, 16, 4, "tm")],
     16: [(8, 16, 4, "tm"), (16, 16, 8, "tm"), (8, 32, 4, "tm"), (4, 32, 2, "tm"), (4, 32, 4, "dm")],
 }
 SWEEP_BWD = {
     1: [(32, 64, 4, "dm"), (16, 64, 4, "dm"), (128, 16, 4, "tm")],
-    16: [(8, 16, 4, "tm"), (16, 16, 8, "tm"), (2, 32, 4, "dm"), (4, 16, 4, "tm")],
+    16: [(8, 16, 4, "tm"), (16, 16, 8, "tm"), (2, 32, 4, "dm"), (4, 16, 4, "tm"),
+         (8, 4, 1, "tmw", 4), (4, 8, 1, "tmw", 8), (16, 4, 2, "tmw", 4)],
 }
 
 
@@ -161,7 +163,10 @@ def tri(fwd_cfg=None, bwd_cfg=None):
 
 
 def cfgd(c):
-    return {"BLOCK_D": c[0], "BLOCK_T": c[1], "num_warps": c[2], "layout": c[3] if len(c) > 3 else "tm"}
+    d = {"BLOCK_D": c[0], "BLOCK_T": c[1], "num_warps": c[2], "layout": c[3] if len(c) > 3 else "tm"}
+    if len(c) > 4:
+        d["N_LANES"] = c[4]
+    return d
 
 
 def log(*a):

@@ -116,6 +116,10 @@ def test_tile_configs_agree():
         {"BLOCK_D": 8, "BLOCK_T": 128, "num_warps": 8},
         {"BLOCK_D": 4, "BLOCK_T": 32, "layout": "dm"},
         {"BLOCK_D": 2, "BLOCK_T": 64, "num_warps": 2, "layout": "dm"},
+        # v4 backward (forward runs tm with the backward's BLOCK_T)
+        {"BLOCK_D": 8, "BLOCK_T": 4, "N_LANES": 4, "num_warps": 1, "layout": "tmw"},
+        {"BLOCK_D": 4, "BLOCK_T": 8, "N_LANES": 8, "num_warps": 1, "layout": "tmw"},
+        {"BLOCK_D": 8, "BLOCK_T": 8, "N_LANES": 8, "num_warps": 2, "layout": "tmw"},
     ):
         got = run(scan_triton.selective_scan_triton, inp, True, True, fwd_config=cfg, bwd_config=cfg)
         for k in ref:

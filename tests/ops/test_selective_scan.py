@@ -226,7 +226,7 @@ TRITON_INTERP_SCRIPT = textwrap.dedent(
     scan_triton._POISON = True  # unwritten outputs would show up as NaN
     torch.manual_seed(0)
     cases = [(2, 4, 1, 1, None, True, (1, 1, 1)), (2, 4, 37, 16, None, True, (1, 1, 1)),
-             (2, 8, 40, 5, 2, False, (0, 0, 0)), (1, 8, 35, 1, 4, True, (1, 0, 1))]
+             (2, 8, 42, 5, 2, False, (0, 0, 0)), (1, 8, 35, 1, 4, True, (1, 0, 1))]
     worst = 0.0
     for b, d, L, n, G, sp, (hd, hz, hb) in cases:
         bc = (b, n, L) if G is None else (b, G, n, L)
@@ -238,6 +238,9 @@ TRITON_INTERP_SCRIPT = textwrap.dedent(
         variants = [(ref, {})] + [
             (tri, dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout=lay), bwd_config=dict(BLOCK_D=4, BLOCK_T=16, layout=lay)))
             for lay in ("tm", "dm")
+        ] + [  # v4 backward "tmw": N split over lanes x in-thread; BLOCK_T 4 and 8 (L is not a multiple)
+            (tri, dict(bwd_config=dict(BLOCK_D=bd, BLOCK_T=bt, N_LANES=nl, num_warps=nw, layout="tmw")))
+            for bd, bt, nl, nw in ((8, 4, 4, 1), (4, 8, 2, 2))
         ]
         for fn, kw in variants:
             lv = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}

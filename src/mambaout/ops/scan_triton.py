@@ -6,7 +6,12 @@ Design
   (time fastest; Triton spreads time over lanes, so the scan costs cross-lane shuffles) and "tm"
   tiles [BLOCK_T, BLOCK_D, NP] (time slowest; each thread owns whole time columns of its (d, n)
   pairs and scans them sequentially; only the sum over n crosses lanes).  tm is 2.4x faster for
-  the N = 16 forward on H100, dm wins at N = 1 and in the backward.
+  the N = 16 forward on H100, dm wins at N = 1 (forward and backward).
+* v4 backward layout "tmw" (``bwd_config={"layout": "tmw", "N_LANES": ..., "num_warps": 1}``): tiles
+  [BLOCK_T, NI, BLOCK_D, NL] with N = NI x NL, so one warp holds the whole (d, n) block: scans and
+  sums over time stay in-thread, sums over n are mostly in-thread, sums over d stay in the warp.
+  Its forward is the tm kernel.  The default backward for N >= 4 (1.8x faster than dm on H100, see
+  docs/notes/scan_kernel.md, "v4").
 * One program per (block of ``BLOCK_D`` channels, batch element).  It walks the sequence in tiles of
   ``BLOCK_T`` time steps; the state tile h (BLOCK_D x NP, fp32) lives in registers and is carried
   from tile to tile.  Inside a tile the recurrence ``h_t = a_t h_{t-1} + x_t`` is solved with
@@ -420,6 +425,144 @@ if _HAVE_TRITON:
         if HAS_BIAS:
             tl.atomic_add(dbias_ptr + offs_d, dbias_acc, mask=mask_d)
 
+    # ---------------------------------------------------------------------------------------------
+    # v4 backward, "tmw" (time-major, warp-local): tiles [BLOCK_T, NI, BLOCK_D, NL] with N split as
+    # n = ni * NL + nl.  Triton's default layout puts NL (fastest axis) and then BLOCK_D on the 32
+    # lanes and keeps BLOCK_T and NI inside the thread, so with num_warps = 1 and BLOCK_D * NL = 32:
+    #   * both scans over time are sequential in-thread loops (no shuffles), as are the tile-carry
+    #     extraction and the sums over time for dA, dD, d(delta_bias);
+    #   * the three sums over n (y, g.B, g.(A a h)) are NI-fold in-thread, then log2(NL) shuffles;
+    #   * the two sums over d (dB, dC partials) are log2(BLOCK_D) shuffles, never cross-warp;
+    #   * each thread holds NI (d, n) chains, so a 1-warp program has no shared-memory reductions.
+    # See docs/notes/scan_kernel.md, "v4".
+    # ---------------------------------------------------------------------------------------------
+
+    @triton.jit
+    def _flip_t(x, BT: tl.constexpr):
+        """x[::-1] along axis 0 of a [BT, P, Q, R] tile (exact: swaps bit patterns pairwise by xor)."""
+        shp: tl.constexpr = x.shape
+        y = x.to(tl.int32, bitcast=True)
+        for i in tl.static_range(5):
+            if (2 << i) <= BT:
+                y = tl.reshape(y, [BT // (2 << i), 2, 1 << i, shp[1], shp[2], shp[3]])
+                y = y ^ tl.xor_sum(y, 1, keep_dims=True)
+        return tl.reshape(y, shp).to(tl.float32, bitcast=True)
+
+    @triton.jit
+    def _scan_bwd_kernel_tmw(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, states_ptr,
+        du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr,
+        L, DIM, N, G, DPG, NT, NDB,
+        BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr, NL: tl.constexpr,
+        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    ):
+        NI: tl.constexpr = NP // NL
+        pid_d = tl.program_id(0)
+        pid_b = tl.program_id(1).to(tl.int64)
+        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        mask_d = offs_d < DIM
+        # state-shaped [NI, BD, NL] index tensors
+        n3 = tl.arange(0, NI)[:, None, None] * NL + tl.arange(0, NL)[None, None, :]  # [NI, 1, NL]
+        d3 = offs_d[None, :, None]
+        m_dn = (n3 < N) & mask_d[None, :, None]
+        grp = (pid_d * BLOCK_D) // DPG
+        A = tl.load(A_ptr + d3 * N + n3, mask=m_dn, other=0.0).to(tl.float32)[None]  # [1, NI, BD, NL]
+        A2 = A * 1.4426950408889634
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
+        # [BT, BD] operands (u, delta, dout, z; du, ddelta, dz) and [BT, NI, NL] operands (B, C; dB, dC)
+        base_x = pid_b * DIM * L + offs_d[None, :].to(tl.int64) * L
+        n_bc = tl.arange(0, NI)[None, :, None] * NL + tl.arange(0, NL)[None, None, :]  # [1, NI, NL]
+        m_nbc = n_bc < N
+        base_bc = (pid_b * G + grp) * N * L + n_bc.to(tl.int64) * L
+        base_p = (pid_b * NDB + pid_d) * N * L + n_bc.to(tl.int64) * L
+        tt = tl.arange(0, BLOCK_T)
+        first = (tt == 0)[:, None, None, None]
+        gcarry = tl.zeros([NI, BLOCK_D, NL], dtype=tl.float32)
+        dA_acc = tl.zeros([NI, BLOCK_D, NL], dtype=tl.float32)
+        dD_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+        dbias_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+        for i in range(0, NT):
+            it = NT - 1 - i
+            offs_t = it * BLOCK_T + tt
+            mask_t = offs_t < L
+            m_x = mask_t[:, None] & mask_d[None, :]
+            m_nx = ((offs_t + 1) < L)[:, None] & mask_d[None, :]
+            m_bc = mask_t[:, None, None] & m_nbc
+            px = base_x + offs_t[:, None]
+            u = tl.load(u_ptr + px, mask=m_x, other=0.0).to(tl.float32)  # [BT, BD]
+            dt = tl.load(dt_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+            dtn = tl.load(dt_ptr + px + 1, mask=m_nx, other=0.0).to(tl.float32)
+            dout = tl.load(dout_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+            pbc = base_bc + offs_t[:, None, None]
+            Bt = tl.load(B_ptr + pbc, mask=m_bc, other=0.0).to(tl.float32)[:, :, None, :]  # [BT, NI, 1, NL]
+            Ct = tl.load(C_ptr + pbc, mask=m_bc, other=0.0).to(tl.float32)[:, :, None, :]
+            if HAS_BIAS:
+                dt = dt + bias
+                dtn = dtn + bias
+            dt_pre = dt
+            if SOFTPLUS:
+                dt = _softplus(dt)
+                dtn = _softplus(dtn)
+            if HAS_BIAS or SOFTPLUS:
+                dt = tl.where(m_x, dt, 0.0)
+                dtn = tl.where(m_nx, dtn, 0.0)
+            sp = states_ptr + ((pid_b * NT + it) * DIM + d3) * N + n3
+            h0 = tl.load(sp, mask=m_dn, other=0.0)
+            dt4 = dt[:, None, :, None]
+            dtu = dt * u
+            # recompute the tile's states; the first step absorbs the carried-in state, so the scan's
+            # state component is h_t itself
+            a = tl.exp2(dt4 * A2)  # [BT, NI, BD, NL]
+            x = dtu[:, None, :, None] * Bt
+            _, hs = tl.associative_scan((a, x + tl.where(first, a * h0[None], 0.0)), 0, _combine)
+            y = tl.sum(tl.sum(hs * Ct, axis=1), axis=2)  # [BT, BD]
+            if HAS_D:
+                y += Dv * u
+            if HAS_Z:
+                zt = tl.load(z_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+                sz = tl.sigmoid(zt)
+                dz = dout * y * sz * (1.0 + zt * (1.0 - sz))
+                tl.store(dz_ptr + px, dz.to(dz_ptr.dtype.element_ty), mask=m_x)
+                dy = dout * zt * sz
+            else:
+                dy = dout
+            dy4 = dy[:, None, :, None]
+            tl.store(dC_ptr + base_p + offs_t[:, None, None], tl.sum(hs * dy4, axis=2), mask=m_bc)
+            # adjoint g_t = C_t dy_t + a_{t+1} g_{t+1}; the carry from the later tile enters at the
+            # last step: a_{t+1} there is the next tile's first decay (alpha of the last row)
+            alpha = tl.exp2(dtn[:, None, :, None] * A2)
+            last = (tt == BLOCK_T - 1)[:, None, None, None]
+            beta = Ct * dy4 + tl.where(last, alpha * gcarry[None], 0.0)
+            # reverse scan as a forward scan on the time-flipped tile: Triton lowers reverse=True along
+            # an in-thread axis with shuffles, while the flips below compile to register renaming
+            _, g = tl.associative_scan((_flip_t(alpha, BLOCK_T), _flip_t(beta, BLOCK_T)), 0, _combine)
+            g = _flip_t(g, BLOCK_T)
+            gcarry = tl.sum(tl.where(first, g, 0.0), axis=0)
+            ga = g * (hs - x)  # dLoss/d(delta*A) = g_t a_t h_{t-1}
+            dA_acc += tl.sum(ga * dt4, axis=0)
+            gB = tl.sum(tl.sum(g * Bt, axis=1), axis=2)  # [BT, BD]
+            ddt = tl.sum(tl.sum(ga * A, axis=1), axis=2) + u * gB
+            du = dt * gB
+            if HAS_D:
+                du += Dv * dy
+                dD_acc += tl.sum(dy * u, axis=0)
+            tl.store(dB_ptr + base_p + offs_t[:, None, None], tl.sum(g * dtu[:, None, :, None], axis=2), mask=m_bc)
+            if SOFTPLUS:
+                ddt = ddt * tl.sigmoid(dt_pre)
+            if HAS_BIAS:
+                dbias_acc += tl.sum(tl.where(m_x, ddt, 0.0), axis=0)
+            tl.store(du_ptr + px, du.to(du_ptr.dtype.element_ty), mask=m_x)
+            tl.store(ddt_ptr + px, ddt.to(ddt_ptr.dtype.element_ty), mask=m_x)
+        tl.atomic_add(dA_ptr + d3 * N + n3, dA_acc, mask=m_dn)
+        if HAS_D:
+            tl.atomic_add(dD_ptr + offs_d, dD_acc, mask=mask_d)
+        if HAS_BIAS:
+            tl.atomic_add(dbias_ptr + offs_d, dbias_acc, mask=mask_d)
+
+
 
 def _pow2_le(n: int) -> int:
     return 1 << (max(1, n).bit_length() - 1)
@@ -435,16 +578,20 @@ def default_config(dim: int, length: int, d_state: int, groups: int, backward: b
     Forward, N >= 4: time-major tiles [BLOCK_T, BLOCK_D, NP] ("tm"), BLOCK_D * NP = 128 so every
     thread of 4 warps owns one (d, n) pair and scans its BLOCK_T = 16 steps sequentially.
     Forward, N <= 2: channel-major tiles [BLOCK_D, NP, BLOCK_T] ("dm"), 32 channels x 128 steps.
-    Backward: channel-major; about 2048 fp32 elements per tile (2 channels x 16 x 32 at N = 16,
-    16 channels x 64 steps at N = 1).  With autograd on, the forward runs with the backward's BLOCK_T.
+    Backward, N >= 4: warp-local time-major tiles ("tmw", v4): lanes over (d, n) with ``N_LANES`` lanes
+    over n; long sequences (L >= 1024, e.g. VMamba stage 1) one warp of 4 channels x 8 lanes over n,
+    8 steps a tile; short ones (e.g. Vim, L = 197) two warps of 16 channels x 4 lanes, 4 steps.
+    Backward, N <= 2: channel-major, 16 channels x 64 steps.  With autograd on, the forward runs with
+    the backward's BLOCK_T.
     """
     NP = _next_pow2(d_state)
     if backward:
         if NP <= 2:
             cfg = {"BLOCK_D": 16, "BLOCK_T": 64, "num_warps": 4, "layout": "dm"}
         else:
-            bd = max(1, 32 // NP)
-            cfg = {"BLOCK_D": bd, "BLOCK_T": max(16, min(32, 2048 // (bd * NP))), "num_warps": 4, "layout": "dm"}
+            lanes, warps, steps = (min(8, NP), 1, 8) if length >= 1024 else (min(4, NP), 2, 4)
+            return {"BLOCK_D": 32 * warps // lanes, "BLOCK_T": steps, "num_warps": warps, "layout": "tmw",
+                    "N_LANES": lanes}
     elif NP <= 2:
         cfg = {"BLOCK_D": 32, "BLOCK_T": 128, "num_warps": 4, "layout": "dm"}
     else:
@@ -462,7 +609,8 @@ def _fix_config(cfg: dict, dim: int, length: int, groups: int) -> dict:
         while dpg % bd:
             bd //= 2
     cfg["BLOCK_D"] = max(1, bd)
-    cfg["BLOCK_T"] = max(16, _pow2_le(int(cfg["BLOCK_T"])))
+    # tmw holds BLOCK_T x NI (d, n) elements per thread, so it runs small tiles (4 or 8 steps)
+    cfg["BLOCK_T"] = max(2 if cfg.get("layout") == "tmw" else 16, _pow2_le(int(cfg["BLOCK_T"])))
     cfg.setdefault("num_warps", 4)
     cfg.setdefault("layout", "tm")
     return cfg
@@ -511,7 +659,8 @@ class _TritonScanFn(torch.autograd.Function):
         last = _out_like(u, bsz, dim, N, dtype=torch.float32) if return_last else out
         states = _out_like(u, bsz, NT, dim, N, dtype=torch.float32) if need_grad else out
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
-        kern = _scan_fwd_kernel_tm if cfg.get("layout", "tm") == "tm" else _scan_fwd_kernel
+        # "tmw" is a backward layout; its forward runs the tm kernel (same saved-state contract)
+        kern = _scan_fwd_kernel_tm if cfg.get("layout", "tm") in ("tm", "tmw") else _scan_fwd_kernel
         k = kern[grid](
             u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
             bias if bias is not None else u, out, last, states,
@@ -552,16 +701,22 @@ class _TritonScanFn(torch.autograd.Function):
         dD = torch.zeros(dim, **f32) if Dv is not None else None
         dbias = torch.zeros(dim, **f32) if bias is not None else None
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
-        kern = _scan_bwd_kernel_tm if cfg.get("layout", "tm") == "tm" else _scan_bwd_kernel
+        NP = _next_pow2(N)
+        extra = {}
+        if cfg.get("layout", "tm") == "tmw":
+            kern = _scan_bwd_kernel_tmw
+            extra["NL"] = min(NP, _pow2_le(int(cfg.get("N_LANES", 4))))
+        else:
+            kern = _scan_bwd_kernel_tm if cfg.get("layout", "tm") == "tm" else _scan_bwd_kernel
         k = kern[grid](
             u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
             bias if bias is not None else u, dout, states,
             du, ddelta, dA, dBp, dCp, dD if dD is not None else dA, dz if dz is not None else du,
             dbias if dbias is not None else dA,
             L, dim, N, G, dim // G, NT, ndb,
-            BLOCK_D=cfg["BLOCK_D"], NP=_next_pow2(N), BLOCK_T=BT,
+            BLOCK_D=cfg["BLOCK_D"], NP=NP, BLOCK_T=BT,
             HAS_D=Dv is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None, SOFTPLUS=ctx.softplus,
-            num_warps=cfg["num_warps"],
+            num_warps=cfg["num_warps"], **extra,
         )
         _record("bwd", k, cfg)
         dB = dBp.view(bsz, G, ndb // G, N, L).sum(2)
@@ -593,7 +748,8 @@ def selective_scan_triton(
     """Fused Triton S6 scan (CUDA tensors). Inputs fp32/fp16/bf16; state in fp32; out in u's dtype.
 
     Gradients flow to u, delta, A, B, C, D, z, delta_bias; ``last_state`` (fp32) has none.
-    ``fwd_config`` / ``bwd_config``: optional ``{"BLOCK_D", "BLOCK_T", "num_warps"}`` overrides
+    ``fwd_config`` / ``bwd_config``: optional ``{"BLOCK_D", "BLOCK_T", "num_warps", "layout"}`` overrides
+    (layout "tm", "dm"; backward also "tmw" with ``N_LANES``, lanes over n, default 4)
     (with autograd on, the forward uses the backward's BLOCK_T so the saved tile states line up).
     """
     if not _HAVE_TRITON:
