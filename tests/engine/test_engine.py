@@ -85,6 +85,18 @@ def test_sampler_shards_match_one_process_and_resume():
     assert [i for i, _ in one] != a  # another epoch, another order
 
 
+def test_sampler_span_is_the_epochs_back_to_back():
+    s = EpochSampler(50, batch_size=8, seed=3)
+    epochs = []
+    for e in range(3):
+        s.set_epoch(e, start_batch=2 if e == 0 else 0)
+        epochs += list(s)
+    s.set_span(0, 2, 3)
+    assert list(s) == epochs and len(s) == len(epochs)  # same (index, seed) pairs, resumable mid-epoch
+    with pytest.raises(ValueError, match="empty span"):
+        s.set_span(3, 0, 3)
+
+
 def test_seeded_dataset_isolates_global_rng():
     class Noisy(torch.utils.data.Dataset):
         def __len__(self):

@@ -175,3 +175,11 @@ def test_main_job_handles_missing_ssm_model(tmp_path, capsys):
     assert "mamba_not_registered" in result["skipped"]
     assert os.path.isfile(tmp_path / "compare_curves.png")
     assert "trained alone" in capsys.readouterr().out
+
+
+def test_each_run_logs_to_its_own_folder(tmp_path):
+    first = train(_cfg(tmp_path, "sched.epochs=1", "train.name=first"), quiet=True)["run_dir"]
+    second = train(_cfg(tmp_path, "sched.epochs=1", "train.name=second"), quiet=True)["run_dir"]
+    logs = [open(os.path.join(d, "train.log")).read() for d in (first, second)]
+    assert "run " + first in logs[0] and second not in logs[0]
+    assert "run " + second in logs[1] and first + ":" not in logs[1]

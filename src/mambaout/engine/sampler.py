@@ -5,7 +5,10 @@ the per-process batch size and deals chunk j to rank ``j % world_size``. So one 
 batch B and 2 accumulation steps) sees exactly the samples that two processes with batch B see together.
 It yields ``(index, sample_seed)`` pairs; wrap the dataset in :class:`SeededDataset` so that random
 augmentations of a sample depend only on (seed, epoch, index), whatever the number of workers and
-wherever a run was resumed. ``set_epoch(epoch, start_batch=k)`` skips the first k batches of the epoch.
+wherever a run was resumed. ``set_epoch(epoch, start_batch=k)`` skips the first k batches of the epoch;
+``set_span(epoch, start_batch, end_epoch)`` makes one iterator run through several epochs back to back, so a
+DataLoader's workers prepare the next epoch's first batches while the current epoch ends (no stall at
+epoch starts) -- each epoch's batches are exactly those ``set_epoch`` gives.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ class EpochSampler(Sampler):
         """batch_size: per process; batches_multiple: the accumulation steps (an epoch ends on a full update)."""
         self.n, self.batch_size, self.world, self.rank = num_samples, batch_size, world_size, rank
         self.seed, self.shuffle, self.multiple = seed, shuffle, batches_multiple
-        self.epoch, self.start_batch = 0, 0
+        self.epoch, self.start_batch, self.end_epoch = 0, 0, 1
         group = batch_size * world_size * batches_multiple
         self.batches_per_epoch = (num_samples // group) * batches_multiple  # per process
         if self.batches_per_epoch == 0:
@@ -35,25 +38,33 @@ class EpochSampler(Sampler):
                              f"(batch {batch_size} x {world_size} processes x {batches_multiple} accumulation)")
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = epoch, start_batch
+        self.set_span(epoch, start_batch, epoch + 1)
 
-    def _order(self) -> torch.Tensor:
+    def set_span(self, epoch: int, start_batch: int, end_epoch: int) -> None:
+        """Iterate epochs ``epoch .. end_epoch - 1``, starting at batch ``start_batch`` of the first."""
+        if end_epoch <= epoch:
+            raise ValueError(f"empty span: epochs {epoch}..{end_epoch - 1}")
+        self.epoch, self.start_batch, self.end_epoch = epoch, start_batch, end_epoch
+
+    def _order(self, epoch: int) -> torch.Tensor:
         if not self.shuffle:
             return torch.arange(self.n)
         g = torch.Generator()
-        g.manual_seed(self.seed * 100_003 + self.epoch)
+        g.manual_seed(self.seed * 100_003 + epoch)
         return torch.randperm(self.n, generator=g)
 
     def __iter__(self) -> Iterator[Tuple[int, int]]:
-        order = self._order().tolist()
         b = self.batch_size
-        for k in range(self.start_batch, self.batches_per_epoch):
-            chunk = k * self.world + self.rank
-            for idx in order[chunk * b:(chunk + 1) * b]:
-                yield idx, sample_seed(self.seed, self.epoch, idx)
+        for epoch in range(self.epoch, self.end_epoch):
+            order = self._order(epoch).tolist()
+            for k in range(self.start_batch if epoch == self.epoch else 0, self.batches_per_epoch):
+                chunk = k * self.world + self.rank
+                for idx in order[chunk * b:(chunk + 1) * b]:
+                    yield idx, sample_seed(self.seed, epoch, idx)
 
     def __len__(self) -> int:
-        return (self.batches_per_epoch - self.start_batch) * self.batch_size
+        epochs = self.end_epoch - self.epoch
+        return (epochs * self.batches_per_epoch - self.start_batch) * self.batch_size
 
 
 class ShardedEvalSampler(Sampler):

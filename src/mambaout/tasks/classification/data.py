@@ -132,6 +132,7 @@ def eval_loader(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: Optional
     workers = cfg["data"]["num_workers"]
     loader = DataLoader(ds, batch_size=cfg["train"]["eval_batch_size"],
                         sampler=ShardedEvalSampler(len(ds), world, rank), num_workers=workers, pin_memory=pin,
+                        persistent_workers=workers > 0,  # evaluated every epoch: no worker start-up each time
                         generator=torch.Generator().manual_seed(0),
                         **({"collate_fn": fast_collate} if prefetch_to is not None else {}))
     # timm 1.0.29's PrefetchLoader fails on an empty loader (a rank with no validation samples): nothing to

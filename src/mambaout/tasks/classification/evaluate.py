@@ -20,11 +20,13 @@ from . import data
 log = logging.getLogger("mambaout")
 
 
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def autocast(device: torch.device, amp):
     if not amp:
         return contextlib.nullcontext()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
 
 
 @torch.no_grad()

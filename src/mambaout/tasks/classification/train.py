@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ... import create_model, model_info
 from ...checkpoint import save_safetensors
 from ...engine import config as C
-from ...engine import distributed
+from ...engine import cuda_graph, distributed
 from ...engine.checkpoint import copy_atomic, load_state, save_state
 from ...engine.logging import RunLogger
 from ...engine.plots import plot_curves
@@ -34,7 +34,7 @@ from ...engine.progress import progress
 from ...engine.rng import capture_rng, restore_rng, seed_everything, set_deterministic
 from ...errors import MambaoutError
 from . import data
-from .evaluate import autocast, evaluate
+from .evaluate import AMP_DTYPES, autocast, evaluate
 
 log = logging.getLogger("mambaout")
 TASK = "classification"
@@ -77,6 +77,7 @@ def validate(cfg: dict) -> None:
     if len(d["mean"]) != cfg["model"]["in_chans"] or len(d["std"]) != cfg["model"]["in_chans"]:
         raise C.ConfigError(f"data.mean/std need {cfg['model']['in_chans']} values (model.in_chans)")
     data.gpu_prefetch(cfg, torch.device("cpu"))  # the one check of data.gpu_prefetch's value
+    cuda_graph.requested(t.get("cuda_graph"))
     log_every = t.get("log_every", 50)
     if not isinstance(log_every, int) or isinstance(log_every, bool) or log_every < 1:
         raise C.ConfigError(f"train.log_every must be a positive integer, got {log_every!r}")
@@ -223,6 +224,7 @@ def train(cfg: dict, resume: Optional[str] = None, quiet: bool = False) -> dict:
     try:
         return _train(cfg, info, state, resume, quiet)
     finally:
+        _close_file_logs()  # the next run in this process (e.g. `mambaout compare`) logs to its own folder
         distributed.teardown()
 
 
@@ -298,6 +300,13 @@ def _train(cfg, info, state, resume, quiet):
     train_model = model
     if t.get("compile"):
         train_model = torch.compile(model)
+    graphs = cuda_graph.check(t.get("cuda_graph", False), device, info.distributed, t.get("compile"))
+    if graphs:
+        size, chans = cfg["data"]["img_size"], cfg["model"]["in_chans"]
+        example = torch.empty(t["batch_size"], chans, size, size, device=device)
+        if t["channels_last"]:
+            example = example.contiguous(memory_format=torch.channels_last)
+        cuda_graph.graph_training_step(model, example, AMP_DTYPES.get(amp))
     if info.distributed:
         train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None)
 
@@ -348,9 +357,13 @@ def _train(cfg, info, state, resume, quiet):
 
     wall_start = time.time()
     last_eval = None
+    if start_epoch < num_epochs:
+        # One iterator for every remaining epoch: the workers prepare the next epoch's first batches while this
+        # one ends and while it is evaluated, instead of starting from empty queues at each epoch.
+        sampler.set_span(start_epoch, start_batch, num_epochs)
+        batches = iter(train_loader)
     for epoch in range(start_epoch, num_epochs):
         train_model.train()
-        sampler.set_epoch(epoch, start_batch)
         stats = epoch_stats if start_batch else {"loss_sum": 0.0, "count": 0}
         # Running loss sum on the device (float64, as the Python float it replaces): no host sync per step.
         loss_sum = torch.tensor(stats["loss_sum"], dtype=torch.float64, device=device)
@@ -358,8 +371,9 @@ def _train(cfg, info, state, resume, quiet):
         checked_step, shown_total = step, stats["loss_sum"]
         epoch_start, images_seen = time.time(), 0
         bar = progress(total=sampler.batches_per_epoch, initial=start_batch, desc=f"epoch {epoch}", quiet=quiet)
-        optimizer.zero_grad(set_to_none=True)
-        for b, (images, targets) in enumerate(train_loader, start=start_batch):
+        optimizer.zero_grad(set_to_none=not graphs)  # graphs: see cuda_graph
+        for b in range(start_batch, sampler.batches_per_epoch):
+            images, targets = next(batches)
             images, targets = data.to_device(images, targets, device)
             if mixup is not None:
                 images, targets = mixup(images, targets)
@@ -387,7 +401,7 @@ def _train(cfg, info, state, resume, quiet):
                 scaler.update()
             else:
                 optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=not graphs)
             step += 1
             if ema is not None:
                 ema.update(model, step=step)
@@ -487,9 +501,17 @@ def _add_file_log(run_dir: str) -> None:
         return
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
+    handler.run_log = True
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
+
+
+def _close_file_logs() -> None:
+    root = logging.getLogger("mambaout")
+    for h in [h for h in root.handlers if getattr(h, "run_log", False)]:
+        root.removeHandler(h)
+        h.close()
 
 
 def _debug_sleep() -> None:
