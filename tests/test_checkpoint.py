@@ -1,6 +1,7 @@
 """Checkpoint reading/loading: formats, wrappers, classifier replacement and every kind of bad file."""
 import logging
 import os
+import random
 import pickle
 
 import pytest
@@ -64,9 +65,11 @@ def test_wrong_model_lists_missing_unexpected_and_shapes(weights, tmp_path):
 
 def test_garbage_truncated_and_empty_files(weights, tmp_path):
     garbage = tmp_path / "garbage.pth"
+    rng = random.Random(0)  # seeded: the same 30 files every run
     for size in [1, 10, 100, 1000, 5000] * 6:  # random bytes fail the unpickler in many different ways
-        garbage.write_bytes(os.urandom(size))
-        with pytest.raises(CheckpointError, match="not a checkpoint"):
+        garbage.write_bytes(rng.randbytes(size))
+        # about 1 in 1000 random files reads as a pickle that names a global: refused as such
+        with pytest.raises(CheckpointError, match="not a checkpoint|refused, it asks to load"):
             read_state_dict(str(garbage))
     good = tmp_path / "good.pth"
     torch.save(weights, good)
