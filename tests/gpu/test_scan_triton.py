@@ -108,10 +108,8 @@ def test_dispatch_auto_uses_triton_and_matches_torch():
     assert rel(a, b) < 1e-5
 
 
-def test_tile_configs_agree():
-    inp = make(2, 32, 333, 16, 4, True, True, True, torch.float32, seed=9)
-    ref = run(selective_scan_torch, inp, True, True)
-    for cfg in (
+TILE_CONFIGS = {
+    16: (
         {"BLOCK_D": 1, "BLOCK_T": 16},
         {"BLOCK_D": 8, "BLOCK_T": 128, "num_warps": 8},
         {"BLOCK_D": 4, "BLOCK_T": 32, "layout": "dm"},
@@ -120,7 +118,23 @@ def test_tile_configs_agree():
         {"BLOCK_D": 8, "BLOCK_T": 4, "N_LANES": 4, "num_warps": 1, "layout": "tmw"},
         {"BLOCK_D": 4, "BLOCK_T": 8, "N_LANES": 8, "num_warps": 1, "layout": "tmw"},
         {"BLOCK_D": 8, "BLOCK_T": 8, "N_LANES": 8, "num_warps": 2, "layout": "tmw"},
-    ):
+        {"BLOCK_D": 32, "BLOCK_T": 4, "N_LANES": 4, "num_warps": 4, "layout": "tmw"},
+        {"BLOCK_D": 8, "BLOCK_T": 2, "N_LANES": 4, "num_warps": 1, "layout": "tmw"},
+    ),
+    1: (
+        {"BLOCK_D": 16, "BLOCK_T": 64, "layout": "dm"},
+        {"BLOCK_D": 32, "BLOCK_T": 8, "N_LANES": 1, "num_warps": 1, "layout": "tmw"},
+        {"BLOCK_D": 32, "BLOCK_T": 32, "N_LANES": 1, "num_warps": 1, "layout": "tmw"},
+        {"BLOCK_D": 128, "BLOCK_T": 8, "N_LANES": 1, "num_warps": 4, "layout": "tmw"},
+    ),
+}
+
+
+@pytest.mark.parametrize("n", [16, 1])
+def test_tile_configs_agree(n):
+    inp = make(2, 256, 333, n, 4, True, True, True, torch.float32, seed=9)
+    ref = run(selective_scan_torch, inp, True, True)
+    for cfg in TILE_CONFIGS[n]:
         got = run(scan_triton.selective_scan_triton, inp, True, True, fwd_config=cfg, bwd_config=cfg)
         for k in ref:
             assert rel(got[k], ref[k]) < 1e-4, (cfg, k)
