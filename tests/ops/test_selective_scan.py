@@ -238,9 +238,10 @@ TRITON_INTERP_SCRIPT = textwrap.dedent(
         variants = [(ref, {})] + [
             (tri, dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout=lay), bwd_config=dict(BLOCK_D=4, BLOCK_T=16, layout=lay)))
             for lay in ("tm", "dm")
-        ] + [  # v4 backward "tmw": N split over lanes x in-thread; BLOCK_T 4 and 8 (L is not a multiple)
+        ] + [  # v4 backward "tmw": N split over lanes x in-thread; BLOCK_T 4, 8 and 64 (the time flip's
+            # deepest level; L is not a multiple of any)
             (tri, dict(bwd_config=dict(BLOCK_D=bd, BLOCK_T=bt, N_LANES=nl, num_warps=nw, layout="tmw")))
-            for bd, bt, nl, nw in ((8, 4, 4, 1), (4, 8, 2, 2))
+            for bd, bt, nl, nw in ((8, 4, 4, 1), (4, 8, 2, 2), (4, 64, 1, 1))
         ]
         for fn, kw in variants:
             lv = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}

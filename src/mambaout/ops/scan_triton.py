@@ -439,10 +439,11 @@ if _HAVE_TRITON:
 
     @triton.jit
     def _flip_t(x, BT: tl.constexpr):
-        """x[::-1] along axis 0 of a [BT, P, Q, R] tile (exact: swaps bit patterns pairwise by xor)."""
+        """x[::-1] along axis 0 of a [BT, P, Q, R] tile (exact: swaps bit patterns pairwise by xor).
+        BT: a power of two up to 1024."""
         shp: tl.constexpr = x.shape
         y = x.to(tl.int32, bitcast=True)
-        for i in tl.static_range(5):
+        for i in tl.static_range(10):
             if (2 << i) <= BT:
                 y = tl.reshape(y, [BT // (2 << i), 2, 1 << i, shp[1], shp[2], shp[3]])
                 y = y ^ tl.xor_sum(y, 1, keep_dims=True)
@@ -561,7 +562,6 @@ if _HAVE_TRITON:
             tl.atomic_add(dD_ptr + offs_d, dD_acc, mask=mask_d)
         if HAS_BIAS:
             tl.atomic_add(dbias_ptr + offs_d, dbias_acc, mask=mask_d)
-
 
 
 def _pow2_le(n: int) -> int:
