@@ -10,7 +10,9 @@ Four numbers, same batch, resolution, bf16 autocast, AdamW, label-smoothed cross
   batches normalised on the GPU by timm's PrefetchLoader; ``path`` says which ran), images/s of each epoch
   after the first;
 * ``ours_loop_no_prefetch``: the same with ``data.gpu_prefetch=false`` (float batches normalised by the
-  workers), to measure the prefetcher's effect in the same run.
+  workers), to measure the prefetcher's effect in the same run;
+* ``ours_loop_cuda_graph`` (``--cuda-graph``): the loop with ``train.cuda_graph=true`` (forward and backward
+  replayed as CUDA graphs: the host no longer has to keep ~1000 kernel launches per step ahead of the GPU).
 Minimal loops: warm-up steps, then windows of CUDA-synchronised steps; the median window is reported.
 """
 from __future__ import annotations
@@ -64,7 +66,7 @@ def plain_step_speed(model, batch: int, size: int, num_classes: int = 1000, in_c
 
 
 def loop_speed(model_name: str, batch: int, size: int, epochs: int = 3, steps_per_epoch: int = 100,
-               workers: int = 10, drop_path: float = 0.2, gpu_prefetch="auto") -> dict:
+               workers: int = 10, drop_path: float = 0.2, gpu_prefetch="auto", cuda_graph: bool = False) -> dict:
     from .train import resolve_config, train
 
     out = tempfile.mkdtemp()
@@ -74,7 +76,8 @@ def loop_speed(model_name: str, batch: int, size: int, epochs: int = 3, steps_pe
         f"data.num_workers={workers}", f"train.batch_size={batch}", "train.accum_steps=1", "train.amp=bf16",
         "aug.mixup=0", "aug.cutmix=0", "optim.lr=1e-3", f"sched.epochs={epochs}", "sched.warmup_epochs=0",
         f"train.eval_every={epochs}", f"train.eval_batch_size={batch}", f"train.output={out}", "train.name=bench",
-        "train.device=cuda", f"data.gpu_prefetch={str(gpu_prefetch).lower()}"])
+        "train.device=cuda", f"data.gpu_prefetch={str(gpu_prefetch).lower()}",
+        f"train.cuda_graph={str(cuda_graph).lower()}"])
     summary = train(cfg, quiet=True)
     with open(f"{summary['run_dir']}/metrics.jsonl") as f:
         rows = [json.loads(line) for line in f]
@@ -90,6 +93,7 @@ def main(argv=None):
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--steps-per-epoch", type=int, default=100, help="loop epochs (start-up is counted per epoch)")
     p.add_argument("--no-baseline-loop", action="store_true", help="skip the loop without GPU prefetch")
+    p.add_argument("--cuda-graph", action="store_true", help="also time the loop with train.cuda_graph=true")
     p.add_argument("--out")
     args = p.parse_args(argv)
     import timm
@@ -114,6 +118,11 @@ def main(argv=None):
         res["ours_loop_no_prefetch"] = loop_speed(args.model, args.batch_size, args.img_size, steps_per_epoch=spe,
                                                   gpu_prefetch=False)
         loops.append("ours_loop_no_prefetch")
+    if args.cuda_graph:
+        torch.cuda.empty_cache()
+        res["ours_loop_cuda_graph"] = loop_speed(args.model, args.batch_size, args.img_size, steps_per_epoch=spe,
+                                                 cuda_graph=True)
+        loops.append("ours_loop_cuda_graph")
     for name in loops:
         res[f"{name}_vs_timm_plain"] = res[name]["img_per_s_median"] / res["timm_plain"]["img_per_s_median"]
     print(json.dumps(res, indent=2))
