@@ -6,10 +6,10 @@ for less time than Python and the CUDA driver need to launch them. ``torch.cuda.
 records the forward and the backward once and replays each as a single launch.
 
 ``train.cuda_graph: auto`` (the Fashion-MNIST preset) uses graphs wherever they can run and trains eagerly
-elsewhere (CPU, torchrun). What stays outside the graphs: data loading, mixup, the loss, the optimizer, EMA, gradient clipping and the
-scheduler -- so every part of the recipe is unchanged. Requirements (``true`` checks them, :func:`check`): a CUDA device,
-one process (DDP's gradient hooks are not captured) and no ``torch.compile``. The graphs need fixed input
-shapes; a batch of another shape (none in training: the train loader drops the last partial batch) runs the
+elsewhere (CPU, torchrun). What stays outside the graphs: data loading, mixup, the loss, the optimizer, EMA,
+gradient clipping and the scheduler -- so every part of the recipe is unchanged. Requirements (``true``
+checks them, :func:`check`): a CUDA device, one process (DDP's gradient hooks are not captured) and no
+``torch.compile``. The graphs need fixed input shapes; a batch of another shape (none in training: the train loader drops the last partial batch) runs the
 model eagerly. Evaluation (``model.eval()``) always runs eagerly.
 
 Capture runs a few warm-up steps on random inputs. They touch no weights or gradients, and the RNG states and
