@@ -1,8 +1,9 @@
 """train.cuda_graph on CUDA: the graphed forward/backward computes what the eager model computes.
 
 * one model, two copies (eager, graphed), the same batches: equal losses over a few AdamW steps, equal
-  gradients of the first step, weights within Adam's step bound, with and without gradient accumulation (graph outputs are static buffers that every replay
-  overwrites: a gradient kept across replays would show up here), in fp32 and under bf16 autocast;
+  gradients of the first step, weights within Adam's step bound, with and without gradient accumulation
+  (graph outputs are static buffers that every replay overwrites: a gradient kept across replays would show
+  up here), in fp32 and under bf16 autocast;
 * eval mode and other batch shapes run eagerly;
 * capture leaves RNG states and buffers as they were;
 * `train()` with and without graphs on synthetic data: the same loss curve within float tolerance.

@@ -9,8 +9,8 @@ records the forward and the backward once and replays each as a single launch.
 elsewhere (CPU, torchrun). What stays outside the graphs: data loading, mixup, the loss, the optimizer, EMA,
 gradient clipping and the scheduler -- so every part of the recipe is unchanged. Requirements (``true``
 checks them, :func:`check`): a CUDA device, one process (DDP's gradient hooks are not captured) and no
-``torch.compile``. The graphs need fixed input shapes; a batch of another shape (none in training: the train loader drops the last partial batch) runs the
-model eagerly. Evaluation (``model.eval()``) always runs eagerly.
+``torch.compile``. The graphs need fixed input shapes; a batch of another shape (none in training: the train
+loader drops the last partial batch) runs the model eagerly. Evaluation (``model.eval()``) always runs eagerly.
 
 Capture runs a few warm-up steps on random inputs. They touch no weights or gradients, and the RNG states and
 the model's buffers (e.g. BatchNorm statistics) are put back afterwards, so a run with graphs resumes exactly
