@@ -43,14 +43,17 @@ SHAPES = {
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # candidate tile configs for --sweep (BLOCK_D, BLOCK_T, num_warps, layout[, N_LANES]); "tm" = time-major
-# tiles; "tmw" = v4 backward (time-major, warp-local; N_LANES lanes over n, the rest of N in-thread)
+# tiles; "tmw" = v4 backward (time-major, warp-local; N_LANES lanes over n, the rest of N in-thread);
+# "sn" = v5 small-N 2-D tiles (N <= 2; a backward "sn" makes the autograd forward "sn" with its tile)
 SWEEP_FWD = {
-    1: [(32, 128, 4, "dm"), (32, 64, 4, "dm"), (64, 128, 8, "dm"), (128, 16, 4, "tm")],
+    1: [(32, 128, 4, "dm"), (32, 64, 4, "dm"), (64, 128, 8, "dm"), (128, 16, 4, "tm"),
+        (4, 128, 1, "sn"), (2, 256, 1, "sn"), (8, 128, 4, "sn")],
     16: [(8, 16, 4, "tm"), (16, 16, 8, "tm"), (8, 32, 4, "tm"), (4, 32, 2, "tm"), (4, 32, 4, "dm")],
 }
 SWEEP_BWD = {
     1: [(32, 64, 4, "dm"), (16, 64, 4, "dm"), (128, 16, 4, "tm"),
-        (32, 8, 1, "tmw", 1), (32, 32, 1, "tmw", 1), (128, 8, 4, "tmw", 1), (64, 16, 2, "tmw", 1)],
+        (32, 8, 1, "tmw", 1), (32, 32, 1, "tmw", 1), (128, 8, 4, "tmw", 1), (64, 16, 2, "tmw", 1),
+        (4, 128, 1, "sn"), (2, 256, 1, "sn"), (2, 128, 1, "sn"), (8, 128, 4, "sn"), (4, 256, 4, "sn")],
     16: [(8, 16, 4, "tm"), (16, 16, 8, "tm"), (2, 32, 4, "dm"), (4, 16, 4, "tm"),
          (8, 4, 1, "tmw", 4), (4, 8, 1, "tmw", 8), (16, 4, 2, "tmw", 4),
          (32, 4, 4, "tmw", 4), (8, 8, 2, "tmw", 8), (8, 2, 1, "tmw", 4)],

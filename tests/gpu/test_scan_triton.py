@@ -126,11 +126,20 @@ TILE_CONFIGS = {
         {"BLOCK_D": 32, "BLOCK_T": 8, "N_LANES": 1, "num_warps": 1, "layout": "tmw"},
         {"BLOCK_D": 32, "BLOCK_T": 32, "N_LANES": 1, "num_warps": 1, "layout": "tmw"},
         {"BLOCK_D": 128, "BLOCK_T": 8, "N_LANES": 1, "num_warps": 4, "layout": "tmw"},
+        # v5 small-N layout (forward and backward)
+        {"BLOCK_D": 4, "BLOCK_T": 128, "num_warps": 1, "layout": "sn"},
+        {"BLOCK_D": 2, "BLOCK_T": 256, "num_warps": 1, "layout": "sn"},
+        {"BLOCK_D": 8, "BLOCK_T": 128, "num_warps": 4, "layout": "sn"},
+    ),
+    2: (
+        {"BLOCK_D": 16, "BLOCK_T": 64, "layout": "dm"},
+        {"BLOCK_D": 4, "BLOCK_T": 128, "num_warps": 1, "layout": "sn"},
+        {"BLOCK_D": 2, "BLOCK_T": 256, "num_warps": 1, "layout": "sn"},
     ),
 }
 
 
-@pytest.mark.parametrize("n", [16, 1])
+@pytest.mark.parametrize("n", [16, 1, 2])
 def test_tile_configs_agree(n):
     inp = make(2, 256, 333, n, 4, True, True, True, torch.float32, seed=9)
     ref = run(selective_scan_torch, inp, True, True)
@@ -138,6 +147,17 @@ def test_tile_configs_agree(n):
         got = run(scan_triton.selective_scan_triton, inp, True, True, fwd_config=cfg, bwd_config=cfg)
         for k in ref:
             assert rel(got[k], ref[k]) < 1e-4, (cfg, k)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_sn_bf16_matches_reference(n):
+    # v5 "sn": bf16 loads give its tiles another register layout (8 steps a thread, 16 lanes) than fp32
+    inp = make(2, 64, 333, n, 2, True, True, True, torch.bfloat16, seed=11)
+    ref = run(selective_scan_reference, as64(inp), True, True)
+    for cfg in TILE_CONFIGS[2][1:]:
+        got = run(scan_triton.selective_scan_triton, inp, True, True, fwd_config=cfg, bwd_config=cfg)
+        for k in ref:
+            assert rel(got[k], ref[k]) <= 1e-2, (cfg, k)
 
 
 def test_large_steps_long_sequence_finite():

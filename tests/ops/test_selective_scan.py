@@ -226,7 +226,8 @@ TRITON_INTERP_SCRIPT = textwrap.dedent(
     scan_triton._POISON = True  # unwritten outputs would show up as NaN
     torch.manual_seed(0)
     cases = [(2, 4, 1, 1, None, True, (1, 1, 1)), (2, 4, 37, 16, None, True, (1, 1, 1)),
-             (2, 8, 42, 5, 2, False, (0, 0, 0)), (1, 8, 35, 1, 4, True, (1, 0, 1))]
+             (2, 8, 42, 5, 2, False, (0, 0, 0)), (1, 8, 35, 1, 4, True, (1, 0, 1)),
+             (2, 8, 150, 2, 2, False, (0, 1, 0))]
     worst = 0.0
     for b, d, L, n, G, sp, (hd, hz, hb) in cases:
         bc = (b, n, L) if G is None else (b, G, n, L)
@@ -242,7 +243,13 @@ TRITON_INTERP_SCRIPT = textwrap.dedent(
             # deepest level; L is not a multiple of any)
             (tri, dict(bwd_config=dict(BLOCK_D=bd, BLOCK_T=bt, N_LANES=nl, num_warps=nw, layout="tmw")))
             for bd, bt, nl, nw in ((8, 4, 4, 1), (4, 8, 2, 2), (4, 64, 1, 1))
-        ]
+        ] + ([  # v5 "sn" (d_state <= 2): backward alone (the autograd forward follows it), both with their own
+            # tiles, and an sn forward's saved states feeding a dm backward
+            (tri, dict(bwd_config=dict(BLOCK_D=2, BLOCK_T=32, num_warps=1, layout="sn"))),
+            (tri, dict(fwd_config=dict(BLOCK_D=4, BLOCK_T=16, num_warps=2, layout="sn"),
+                       bwd_config=dict(BLOCK_D=4, BLOCK_T=128, num_warps=2, layout="sn"))),
+            (tri, dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout="sn"), bwd_config=dict(BLOCK_D=4, BLOCK_T=64, layout="dm"))),
+        ] if n <= 2 else [])
         for fn, kw in variants:
             lv = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}
             out, last = fn(**lv, delta_softplus=sp, return_last_state=True, **kw)

@@ -12,6 +12,10 @@ Design
   sums over time stay in-thread, sums over n are mostly in-thread, sums over d stay in the warp.
   Its forward is the tm kernel.  The default backward for N >= 4 (1.8x faster than dm on H100, see
   docs/notes/scan_kernel.md, "v4").
+* v5 layout "sn" (small N, d_state <= 2; forward and backward): 2-D tiles [BLOCK_D, BLOCK_T] per n,
+  lanes along time with a vector of contiguous steps per thread, warps over channels; the adjoint
+  scan runs forward over time flipped with ``tl.gather``.  A backward "sn" makes the autograd forward
+  run "sn" with the same tile.  Not yet measured on a GPU (see the notes, "v5").
 * One program per (block of ``BLOCK_D`` channels, batch element).  It walks the sequence in tiles of
   ``BLOCK_T`` time steps; the state tile h (BLOCK_D x NP, fp32) lives in registers and is carried
   from tile to tile.  Inside a tile the recurrence ``h_t = a_t h_{t-1} + x_t`` is solved with
@@ -563,6 +567,214 @@ if _HAVE_TRITON:
         if HAS_BIAS:
             tl.atomic_add(dbias_ptr + offs_d, dbias_acc, mask=mask_d)
 
+    # ---------------------------------------------------------------------------------------------
+    # v5, "sn" (small N, N <= 2): 2-D tiles [BLOCK_D, BLOCK_T] per state index n, no n axis.  At N = 1
+    # there are only B*D chains, so time has to cross lanes for parallelism: Triton's load layout
+    # gives each thread 4 (fp32) or 8 (bf16) contiguous steps (one vector load) with the 32 lanes
+    # along time and the warps over channels, so the scans are in-thread + one warp scan, never
+    # cross-warp (keep BLOCK_T <= 32 x the vector width).  The reverse (adjoint) scan is a forward
+    # scan in reversed time: Triton lowers ``reverse=True`` across lanes to 17.5 shuffles per
+    # element, while a flip with ``tl.gather`` is one shuffle per value (5.5 in all, sm_90).  The
+    # flip of the decays also shifts them by one step (the adjoint needs a_{t+1}), so the backward
+    # needs no second, misaligned load of delta.  See docs/notes/scan_kernel.md, "v5".
+    # ---------------------------------------------------------------------------------------------
+
+    @triton.jit
+    def _sn_state(dt, dtu, A2n, Bn, h0, first):
+        # states of one n over the tile; the carried-in state enters the first step (x_0 += a_0 h0)
+        a = tl.exp2(dt * A2n)
+        x = dtu * Bn
+        _, hs = tl.associative_scan((a, x + tl.where(first, a * h0[:, None], 0.0)), 1, _combine)
+        return a, x, hs
+
+    @triton.jit
+    def _sn_adjoint(a, x, hs, Cn, dy, dtu, c, rev, rev1, first, pdb, pdc, mt):
+        # g_t = C_t dy_t + a_{t+1} g_{t+1}: a forward scan over r = BT-1-t, decays gathered from
+        # index BT-r (mod BT; the first one is unused), the later tile's a_0 g_0 (c) entering at r = 0
+        tl.store(pdc, tl.sum(hs * dy, axis=0), mask=mt)
+        beta = tl.gather(Cn * dy, rev, 1) + tl.where(first, c[:, None], 0.0)
+        _, g = tl.associative_scan((tl.gather(a, rev1, 1), beta), 1, _combine)
+        g = tl.gather(g, rev, 1)
+        tl.store(pdb, tl.sum(g * dtu, axis=0), mask=mt)
+        return g, g * (hs - x), tl.sum(tl.where(first, a * g, 0.0), axis=1)
+
+    @triton.jit
+    def _fold_t(x, BD: tl.constexpr, BT: tl.constexpr):
+        # [BD, BT] -> [BD, BT/4]: sums groups of 4 contiguous steps, which one thread holds (vector loads)
+        return tl.sum(tl.reshape(x, [BD, BT // 4, 4]), axis=2)
+
+    @triton.jit
+    def _scan_fwd_kernel_sn(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+        out_ptr, last_ptr, states_ptr,
+        L, DIM, N, G, DPG, NT,
+        BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr,
+        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        SAVE_STATES: tl.constexpr, STORE_LAST: tl.constexpr,
+    ):
+        pid_d = tl.program_id(0)
+        pid_b = tl.program_id(1).to(tl.int64)
+        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        mask_d = offs_d < DIM
+        grp = (pid_d * BLOCK_D) // DPG
+        A20 = tl.load(A_ptr + offs_d * N, mask=mask_d, other=0.0).to(tl.float32)[:, None] * 1.4426950408889634
+        if NP == 2:
+            A21 = tl.load(A_ptr + offs_d * N + 1, mask=mask_d, other=0.0).to(tl.float32)[:, None] * 1.4426950408889634
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[:, None]
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[:, None]
+        base_x = pid_b * DIM * L + offs_d[:, None].to(tl.int64) * L
+        base_bc = (pid_b * G + grp) * N * L
+        tt = tl.arange(0, BLOCK_T)
+        first = (tt == 0)[None, :]
+        last = (tt == BLOCK_T - 1)[None, :]
+        h0 = tl.zeros([BLOCK_D], dtype=tl.float32)
+        h1 = tl.zeros([BLOCK_D], dtype=tl.float32)
+        for it in range(0, NT):
+            offs_t = it * BLOCK_T + tt
+            mask_t = offs_t < L
+            m_x = mask_d[:, None] & mask_t[None, :]
+            px = base_x + offs_t[None, :]
+            u = tl.load(u_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+            dt = tl.load(dt_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                dt = dt + bias
+            if SOFTPLUS:
+                dt = _softplus(dt)
+            if HAS_BIAS or SOFTPLUS:
+                dt = tl.where(m_x, dt, 0.0)
+            dtu = dt * u
+            if SAVE_STATES:
+                sp = states_ptr + ((pid_b * NT + it) * DIM + offs_d) * N
+                tl.store(sp, h0, mask=mask_d)
+                if NP == 2:
+                    tl.store(sp + 1, h1, mask=mask_d)
+            pbc = base_bc + offs_t
+            Bn = tl.load(B_ptr + pbc, mask=mask_t, other=0.0).to(tl.float32)[None, :]
+            Cn = tl.load(C_ptr + pbc, mask=mask_t, other=0.0).to(tl.float32)[None, :]
+            _, _, hs = _sn_state(dt, dtu, A20, Bn, h0, first)
+            y = hs * Cn
+            h0 = tl.sum(tl.where(last, hs, 0.0), axis=1)
+            if NP == 2:
+                Bn = tl.load(B_ptr + pbc + L, mask=mask_t, other=0.0).to(tl.float32)[None, :]
+                Cn = tl.load(C_ptr + pbc + L, mask=mask_t, other=0.0).to(tl.float32)[None, :]
+                _, _, hs = _sn_state(dt, dtu, A21, Bn, h1, first)
+                y += hs * Cn
+                h1 = tl.sum(tl.where(last, hs, 0.0), axis=1)
+            if HAS_D:
+                y += Dv * u
+            if HAS_Z:
+                zt = tl.load(z_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+                y = y * (zt * tl.sigmoid(zt))
+            tl.store(out_ptr + px, y.to(out_ptr.dtype.element_ty), mask=m_x)
+        if STORE_LAST:
+            tl.store(last_ptr + (pid_b * DIM + offs_d) * N, h0, mask=mask_d)
+            if NP == 2:
+                tl.store(last_ptr + (pid_b * DIM + offs_d) * N + 1, h1, mask=mask_d)
+
+    @triton.jit
+    def _scan_bwd_kernel_sn(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, states_ptr,
+        du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr,
+        L, DIM, N, G, DPG, NT, NDB,
+        BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr,
+        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    ):
+        pid_d = tl.program_id(0)
+        pid_b = tl.program_id(1).to(tl.int64)
+        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        mask_d = offs_d < DIM
+        grp = (pid_d * BLOCK_D) // DPG
+        A0 = tl.load(A_ptr + offs_d * N, mask=mask_d, other=0.0).to(tl.float32)[:, None]
+        if NP == 2:
+            A1 = tl.load(A_ptr + offs_d * N + 1, mask=mask_d, other=0.0).to(tl.float32)[:, None]
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[:, None]
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[:, None]
+        base_x = pid_b * DIM * L + offs_d[:, None].to(tl.int64) * L
+        base_bc = (pid_b * G + grp) * N * L
+        base_p = (pid_b * NDB + pid_d) * N * L  # per-program partials of dB, dC: (B, NDB, N, L)
+        tt = tl.arange(0, BLOCK_T)
+        first = (tt == 0)[None, :]
+        zi = tl.zeros([BLOCK_D, BLOCK_T], dtype=tl.int32)
+        rev = (BLOCK_T - 1 - tt)[None, :] + zi
+        rev1 = ((BLOCK_T - tt) % BLOCK_T)[None, :] + zi
+        c0 = tl.zeros([BLOCK_D], dtype=tl.float32)
+        c1 = tl.zeros([BLOCK_D], dtype=tl.float32)
+        # sums over time: in-thread per tile (_fold_t), across lanes once at the end
+        dA0 = tl.zeros([BLOCK_D, BLOCK_T // 4], dtype=tl.float32)
+        dA1 = tl.zeros([BLOCK_D, BLOCK_T // 4], dtype=tl.float32)
+        dD_acc = tl.zeros([BLOCK_D, BLOCK_T // 4], dtype=tl.float32)
+        dbias_acc = tl.zeros([BLOCK_D, BLOCK_T // 4], dtype=tl.float32)
+        for i in range(0, NT):
+            it = NT - 1 - i
+            offs_t = it * BLOCK_T + tt
+            mask_t = offs_t < L
+            m_x = mask_d[:, None] & mask_t[None, :]
+            px = base_x + offs_t[None, :]
+            u = tl.load(u_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+            dt = tl.load(dt_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+            dout = tl.load(dout_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                dt = dt + bias
+            dt_pre = dt
+            if SOFTPLUS:
+                dt = _softplus(dt)
+            if HAS_BIAS or SOFTPLUS:
+                dt = tl.where(m_x, dt, 0.0)
+            dtu = dt * u
+            sp = states_ptr + ((pid_b * NT + it) * DIM + offs_d) * N
+            pbc = base_bc + offs_t
+            B0 = tl.load(B_ptr + pbc, mask=mask_t, other=0.0).to(tl.float32)[None, :]
+            C0 = tl.load(C_ptr + pbc, mask=mask_t, other=0.0).to(tl.float32)[None, :]
+            a0, x0, hs0 = _sn_state(dt, dtu, A0 * 1.4426950408889634, B0, tl.load(sp, mask=mask_d, other=0.0), first)
+            y = hs0 * C0
+            if NP == 2:
+                B1 = tl.load(B_ptr + pbc + L, mask=mask_t, other=0.0).to(tl.float32)[None, :]
+                C1 = tl.load(C_ptr + pbc + L, mask=mask_t, other=0.0).to(tl.float32)[None, :]
+                a1, x1, hs1 = _sn_state(dt, dtu, A1 * 1.4426950408889634, B1, tl.load(sp + 1, mask=mask_d, other=0.0), first)
+                y += hs1 * C1
+            if HAS_D:
+                y += Dv * u
+            if HAS_Z:
+                zt = tl.load(z_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+                sz = tl.sigmoid(zt)
+                dz = dout * y * sz * (1.0 + zt * (1.0 - sz))
+                tl.store(dz_ptr + px, dz.to(dz_ptr.dtype.element_ty), mask=m_x)
+                dy = dout * zt * sz
+            else:
+                dy = dout
+            pp = base_p + offs_t
+            g, ga, c0 = _sn_adjoint(a0, x0, hs0, C0, dy, dtu, c0, rev, rev1, first, dB_ptr + pp, dC_ptr + pp, mask_t)
+            dA0 += _fold_t(ga * dt, BLOCK_D, BLOCK_T)
+            gB = g * B0
+            ddt = ga * A0
+            if NP == 2:
+                g, ga, c1 = _sn_adjoint(a1, x1, hs1, C1, dy, dtu, c1, rev, rev1, first, dB_ptr + pp + L, dC_ptr + pp + L, mask_t)
+                dA1 += _fold_t(ga * dt, BLOCK_D, BLOCK_T)
+                gB += g * B1
+                ddt += ga * A1
+            ddt += u * gB
+            du = dt * gB
+            if HAS_D:
+                du += Dv * dy
+                dD_acc += _fold_t(dy * u, BLOCK_D, BLOCK_T)
+            if SOFTPLUS:
+                ddt = ddt * tl.sigmoid(dt_pre)
+            if HAS_BIAS:
+                dbias_acc += _fold_t(tl.where(m_x, ddt, 0.0), BLOCK_D, BLOCK_T)
+            tl.store(du_ptr + px, du.to(du_ptr.dtype.element_ty), mask=m_x)
+            tl.store(ddt_ptr + px, ddt.to(ddt_ptr.dtype.element_ty), mask=m_x)
+        tl.atomic_add(dA_ptr + offs_d * N, tl.sum(dA0, axis=1), mask=mask_d)
+        if NP == 2:
+            tl.atomic_add(dA_ptr + offs_d * N + 1, tl.sum(dA1, axis=1), mask=mask_d)
+        if HAS_D:
+            tl.atomic_add(dD_ptr + offs_d, tl.sum(dD_acc, axis=1), mask=mask_d)
+        if HAS_BIAS:
+            tl.atomic_add(dbias_ptr + offs_d, tl.sum(dbias_acc, axis=1), mask=mask_d)
+
 
 def _pow2_le(n: int) -> int:
     return 1 << (max(1, n).bit_length() - 1)
@@ -653,6 +865,11 @@ class _TritonScanFn(torch.autograd.Function):
             # backward recomputes from states at its own tile boundaries: use one tile size for both
             bcfg = _fix_config(bwd_cfg or default_config(dim, L, N, G, backward=True), dim, L, G)
             cfg["BLOCK_T"] = bcfg["BLOCK_T"]
+            if bcfg["layout"] == "sn" and cfg["layout"] != "sn":
+                # sn's tiles are long (128-256 steps), which the dm/tm forwards would spill: run sn both ways
+                cfg = dict(bcfg)
+        if "sn" in (cfg["layout"], bcfg["layout"] if need_grad else None) and N > 2:
+            raise ValueError(f"selective_scan_triton: layout 'sn' needs d_state <= 2, got {N}")
         BT = cfg["BLOCK_T"]
         NT = triton.cdiv(L, BT)
         out = _out_like(u)
@@ -660,7 +877,8 @@ class _TritonScanFn(torch.autograd.Function):
         states = _out_like(u, bsz, NT, dim, N, dtype=torch.float32) if need_grad else out
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
         # "tmw" is a backward layout; its forward runs the tm kernel (same saved-state contract)
-        kern = _scan_fwd_kernel_tm if cfg.get("layout", "tm") in ("tm", "tmw") else _scan_fwd_kernel
+        kern = {"tm": _scan_fwd_kernel_tm, "tmw": _scan_fwd_kernel_tm, "sn": _scan_fwd_kernel_sn}.get(
+            cfg["layout"], _scan_fwd_kernel)
         k = kern[grid](
             u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
             bias if bias is not None else u, out, last, states,
@@ -703,11 +921,11 @@ class _TritonScanFn(torch.autograd.Function):
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
         NP = _next_pow2(N)
         extra = {}
-        if cfg.get("layout", "tm") == "tmw":
+        if cfg["layout"] == "tmw":
             kern = _scan_bwd_kernel_tmw
             extra["NL"] = min(NP, _pow2_le(int(cfg.get("N_LANES", 4))))
         else:
-            kern = _scan_bwd_kernel_tm if cfg.get("layout", "tm") == "tm" else _scan_bwd_kernel
+            kern = {"tm": _scan_bwd_kernel_tm, "sn": _scan_bwd_kernel_sn}.get(cfg["layout"], _scan_bwd_kernel)
         k = kern[grid](
             u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
             bias if bias is not None else u, dout, states,
@@ -749,7 +967,8 @@ def selective_scan_triton(
 
     Gradients flow to u, delta, A, B, C, D, z, delta_bias; ``last_state`` (fp32) has none.
     ``fwd_config`` / ``bwd_config``: optional ``{"BLOCK_D", "BLOCK_T", "num_warps", "layout"}`` overrides
-    (layout "tm", "dm"; backward also "tmw" with ``N_LANES``, lanes over n, default 4)
+    (layout "tm", "dm", "sn" (d_state <= 2, v5); backward also "tmw" with ``N_LANES``, lanes over n,
+    default 4)
     (with autograd on, the forward uses the backward's BLOCK_T so the saved tile states line up).
     """
     if not _HAVE_TRITON:
