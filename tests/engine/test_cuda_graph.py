@@ -30,6 +30,7 @@ def test_refused_set_ups(device, distributed, compile_, message):
     (CUDA, False, True, False)])
 def test_auto_uses_graphs_only_where_they_run(device, distributed, compile_, expected):
     assert cuda_graph.check("auto", device, distributed, compile_) is expected
+    assert cuda_graph.check("auto", device, distributed, compile_, grad_checkpointing=True) is False
 
 
 def test_bad_value_is_a_config_error():

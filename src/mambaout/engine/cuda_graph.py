@@ -34,12 +34,13 @@ def requested(value):
     return value or False
 
 
-def check(value, device: torch.device, distributed: bool, compile_: bool) -> bool:
-    """Whether this run uses graphs: ``auto`` means on a CUDA device, in one process, without compile;
-    ``true`` refuses any other set-up with a one-line error."""
+def check(value, device: torch.device, distributed: bool, compile_: bool, grad_checkpointing: bool = False) -> bool:
+    """Whether this run uses graphs: ``auto`` means on a CUDA device, in one process, without compile (and,
+    as untested with graphs, without gradient checkpointing); ``true`` refuses any other set-up with a
+    one-line error."""
     value = requested(value)
     if value == "auto":
-        return device.type == "cuda" and not distributed and not compile_
+        return device.type == "cuda" and not distributed and not compile_ and not grad_checkpointing
     if not value:
         return False
     if device.type != "cuda":

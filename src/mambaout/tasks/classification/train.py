@@ -300,7 +300,8 @@ def _train(cfg, info, state, resume, quiet):
     train_model = model
     if t.get("compile"):
         train_model = torch.compile(model)
-    graphs = cuda_graph.check(t.get("cuda_graph", False), device, info.distributed, t.get("compile"))
+    graphs = cuda_graph.check(t.get("cuda_graph", False), device, info.distributed, t.get("compile"),
+                              bool(cfg["model"].get("grad_checkpointing")))
     if graphs:
         size, chans = cfg["data"]["img_size"], cfg["model"]["in_chans"]
         example = torch.empty(t["batch_size"], chans, size, size, device=device)
