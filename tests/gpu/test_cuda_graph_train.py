@@ -9,8 +9,6 @@
 * `train()` with and without graphs on synthetic data: the same loss curve within float tolerance.
 """
 import copy
-import json
-import os
 
 import pytest
 import torch
@@ -18,6 +16,7 @@ import torch.nn.functional as F
 
 import mambaout
 from mambaout.engine.cuda_graph import graph_training_step
+from mambaout.engine.logging import read_metrics
 from mambaout.tasks.classification.train import resolve_config, train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -73,10 +72,6 @@ def test_eval_and_other_shapes_run_eagerly():
         torch.testing.assert_close(graphed(x), eager(x), rtol=1e-4, atol=1e-5)
 
 
-def _rows(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
 
 def test_train_with_and_without_graphs(tmp_path):
     rows = {}
@@ -86,7 +81,7 @@ def test_train_with_and_without_graphs(tmp_path):
             "model.name=mamba_femto", "model.drop_path=0.0", "sched.epochs=3", "data.synthetic_train=512",
             "data.synthetic_val=128", "data.synthetic_noise=2.0", "train.batch_size=64", "train.amp=null",
             "data.num_workers=2"], device="cuda")
-        rows[graphs] = _rows(train(cfg, quiet=True)["run_dir"])
+        rows[graphs] = read_metrics(train(cfg, quiet=True)["run_dir"])
     for a, b in zip(rows[False], rows[True]):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-3 * max(1.0, abs(a["train_loss"])), (a, b)
         assert abs(a["val_top1"] - b["val_top1"]) <= 1.0, (a, b)
@@ -97,5 +92,5 @@ def test_drop_path_trains_under_graphs(tmp_path):
         f"train.output={tmp_path}", "train.name=dp", "train.cuda_graph=true", "model.name=mamba_femto",
         "model.drop_path=0.2", "sched.epochs=3", "data.synthetic_train=512", "data.synthetic_val=128",
         "train.batch_size=64", "train.amp=bf16", "data.num_workers=2"], device="cuda")
-    rows = _rows(train(cfg, quiet=True)["run_dir"])
+    rows = read_metrics(train(cfg, quiet=True)["run_dir"])
     assert rows[-1]["train_loss"] < rows[0]["train_loss"] and rows[-1]["val_top1"] > 50, rows

@@ -12,14 +12,11 @@ import pytest
 import torch
 
 from mambaout import cli
+from mambaout.engine.logging import read_metrics
 from mambaout.tasks.classification.train import resolve_config, train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-
-def _rows(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
 
 
 def test_prefetch_on_and_off_train_alike(tmp_path):
@@ -33,7 +30,7 @@ def test_prefetch_on_and_off_train_alike(tmp_path):
             "train.deterministic=false"], device="cuda")
         summary = train(cfg, quiet=True)
         assert summary["gpu_prefetch"] is prefetch and summary["device"] == "cuda"
-        results[prefetch] = _rows(summary["run_dir"])[-1]
+        results[prefetch] = read_metrics(summary["run_dir"])[-1]
     on, off = results[True], results[False]
     assert abs(on["train_loss"] - off["train_loss"]) < 0.15, (on, off)
     assert on["val_top1"] > 60 and off["val_top1"] > 60, (on, off)
@@ -48,7 +45,7 @@ def test_grayscale_erasing_mixup_and_eval_on_cuda(tmp_path, capsys, fashion_stan
         "train.save_every_steps=3"], device="cuda")
     summary = train(cfg, quiet=True)
     assert summary["gpu_prefetch"] is True
-    rows = _rows(summary["run_dir"])
+    rows = read_metrics(summary["run_dir"])
     assert all(np.isfinite(r["train_loss"]) for r in rows)
     last = rows[-1]
     assert cli.main(["eval", "--checkpoint", os.path.join(summary["run_dir"], "last.pt"), "--channels-last", "--quiet",

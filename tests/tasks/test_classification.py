@@ -10,6 +10,7 @@ from PIL import Image
 import mambaout
 from mambaout import cli
 from mambaout.checkpoint import save_safetensors
+from mambaout.engine.logging import read_metrics
 from mambaout.tasks.classification import main_job
 from mambaout.tasks.classification.train import (NonFiniteLossError, build_model, param_groups, resolve_config,
                                                   train)
@@ -19,14 +20,10 @@ def _cfg(tmp_path, *extra):
     return resolve_config("synthetic", [f"train.output={tmp_path}", "train.name=run", *extra])
 
 
-def _rows(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
 
 def test_training_lowers_the_loss(tmp_path):
     summary = train(_cfg(tmp_path, "sched.epochs=3", "data.synthetic_noise=4.0"), quiet=True)
-    rows = _rows(summary["run_dir"])
+    rows = read_metrics(summary["run_dir"])
     assert rows[-1]["train_loss"] < rows[0]["train_loss"] < 1.6
     assert summary["final"]["val_top1"] > 40.0  # 4 classes: chance is 25%
     for name in ("config.yaml", "last.pt", "best.pt", "metrics.csv", "curves.png", "model.safetensors"):
@@ -35,7 +32,7 @@ def test_training_lowers_the_loss(tmp_path):
 
 def test_eval_reproduces_logged_accuracy(tmp_path, capsys):
     summary = train(_cfg(tmp_path, "sched.epochs=1", "data.synthetic_noise=6.0", "train.ema=true"), quiet=True)
-    logged = _rows(summary["run_dir"])[-1]
+    logged = read_metrics(summary["run_dir"])[-1]
     assert 30.0 < logged["val_top1"] < 100.0  # informative, not saturated
     ckpt = os.path.join(summary["run_dir"], "last.pt")
     for argv in (["eval", "--checkpoint", ckpt], ["eval", "--run", summary["run_dir"]]):
@@ -83,7 +80,7 @@ def test_corrupt_image_does_not_stop_training(tmp_path):
     bad = open(os.path.join(run_dir, "bad_images_train.txt")).read() + \
         open(os.path.join(run_dir, "bad_images_val.txt")).read()
     assert "broken.jpg" in bad and "truncated.png" in bad
-    assert _rows(run_dir)[-1]["bad_images"] == 2
+    assert read_metrics(run_dir)[-1]["bad_images"] == 2
     assert "skipping unreadable image" in open(os.path.join(run_dir, "train.log")).read()
 
 

@@ -16,6 +16,7 @@ from timm.data.loader import PrefetchLoader, fast_collate
 from mambaout import cli
 from mambaout.data import SyntheticClassification
 from mambaout.engine.config import ConfigError
+from mambaout.engine.logging import read_metrics
 from mambaout.engine.sampler import EpochSampler, SeededDataset
 from mambaout.tasks.classification import data
 from mambaout.tasks.classification.train import resolve_config, train
@@ -96,7 +97,7 @@ def test_prefetch_path_trains_and_eval_reproduces(tmp_path, capsys, fashion_stan
                   "sched.epochs=2", "optim.lr=3e-3")
     summary = train(cfg, quiet=True)
     assert summary["gpu_prefetch"] is True
-    rows = [json.loads(line) for line in open(os.path.join(summary["run_dir"], "metrics.jsonl"))]
+    rows = read_metrics(summary["run_dir"])
     assert all(np.isfinite(r["train_loss"]) for r in rows) and rows[-1]["val_top1"] >= 0
     assert cli.main(["eval", "--checkpoint", os.path.join(summary["run_dir"], "last.pt"), "--quiet", "--json"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -108,8 +109,8 @@ def test_log_every_does_not_change_the_run(tmp_path):
         cfg = resolve_config("synthetic", [f"train.output={tmp_path}", f"train.name={name}", "sched.epochs=2",
                                            "data.synthetic_noise=3.0", "train.save_every_steps=3", *extra])
         summary = train(cfg, quiet=True)
-        rows = [{k: v for k, v in json.loads(line).items() if "time" not in k and "per_s" not in k}
-                for line in open(os.path.join(summary["run_dir"], "metrics.jsonl"))]
+        rows = [{k: v for k, v in r.items() if "time" not in k and "per_s" not in k}
+                for r in read_metrics(summary["run_dir"])]
         return load_file(os.path.join(summary["run_dir"], "model.safetensors")), rows
 
     ref_w, ref_rows = run("every1", "train.log_every=1")

@@ -8,6 +8,7 @@ from PIL import Image
 
 from mambaout.cli import main
 from mambaout.engine.checkpoint import load_state
+from mambaout.engine.logging import read_metrics
 from mambaout.tasks.dense.synthetic import write_ade_shapes, write_coco_shapes
 
 pytest.importorskip("pycocotools")
@@ -40,7 +41,7 @@ def test_detection_train_eval_predict(data, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     run = os.path.join(out, "det")
     assert summary["steps"] == 2 and os.path.isfile(os.path.join(run, "best.pt"))
-    rows = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
+    rows = read_metrics(run)
     assert "val_bbox_AP" in rows[-1] and "val_segm_AP" in rows[-1] and os.path.isfile(os.path.join(run, "metrics.csv"))
     state = load_state(os.path.join(run, "last.pt"))
     assert state["config"]["model"]["num_classes"] == 4 and state["config"]["data"]["class_names"][0] == "rectangle"
@@ -66,7 +67,7 @@ def test_segmentation_exact_resume_eval_predict(data, tmp_path, capsys):
     assert b["step"] == 4 and a["loaders"] == b["loaders"]
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    rows = [json.loads(line) for line in open(tmp_path / "cut" / "metrics.jsonl")]
+    rows = read_metrics(str(tmp_path / "cut"))
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     capsys.readouterr()
     assert main(["eval-seg", cut, "--quiet", "--json", "--multi-scale"]) == 0

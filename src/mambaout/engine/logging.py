@@ -4,6 +4,7 @@
     logger.log({"epoch": 0, "train_loss": 1.2, "val_top1": 80.1}, step=123)
     logger.rows        # every row logged so far (also those read back on resume)
     logger.close()
+    read_metrics("runs/x")   # the rows of a run folder's metrics.jsonl
 
 On resume the existing ``metrics.jsonl`` is read back and rows at or after the resumed epoch are
 dropped, so the files hold each epoch once. TensorBoard is optional: if ``torch.utils.tensorboard``
@@ -18,6 +19,19 @@ import os
 from typing import Dict, List, Optional
 
 
+def read_rows(path: str) -> List[Dict]:
+    """The rows of a JSONL metrics file (blank lines skipped); [] when the file does not exist."""
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_metrics(run_dir: str) -> List[Dict]:
+    """The per-epoch rows a run wrote to ``<run_dir>/metrics.jsonl``."""
+    return read_rows(os.path.join(run_dir, "metrics.jsonl"))
+
+
 class RunLogger:
     def __init__(self, run_dir: str, enabled: bool = True, resume_epoch: Optional[int] = None,
                  tensorboard: bool = True, jsonl_name: str = "metrics.jsonl", csv_name: str = "metrics.csv"):
@@ -29,10 +43,8 @@ class RunLogger:
         if not enabled:
             return
         os.makedirs(run_dir, exist_ok=True)
-        if resume_epoch is not None and os.path.isfile(self.jsonl_path):
-            with open(self.jsonl_path) as f:
-                rows = [json.loads(line) for line in f if line.strip()]
-            self.rows = [r for r in rows if r.get("epoch", -1) < resume_epoch]
+        if resume_epoch is not None:
+            self.rows = [r for r in read_rows(self.jsonl_path) if r.get("epoch", -1) < resume_epoch]
         self._rewrite()
         if tensorboard:
             try:

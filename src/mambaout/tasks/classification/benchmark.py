@@ -67,6 +67,7 @@ def plain_step_speed(model, batch: int, size: int, num_classes: int = 1000, in_c
 
 def loop_speed(model_name: str, batch: int, size: int, epochs: int = 3, steps_per_epoch: int = 100,
                workers: int = 10, drop_path: float = 0.2, gpu_prefetch="auto", cuda_graph: bool = False) -> dict:
+    from ...engine.logging import read_metrics
     from .train import resolve_config, train
 
     out = tempfile.mkdtemp()
@@ -79,9 +80,7 @@ def loop_speed(model_name: str, batch: int, size: int, epochs: int = 3, steps_pe
         "train.device=cuda", f"data.gpu_prefetch={str(gpu_prefetch).lower()}",
         f"train.cuda_graph={str(cuda_graph).lower()}"])
     summary = train(cfg, quiet=True)
-    with open(f"{summary['run_dir']}/metrics.jsonl") as f:
-        rows = [json.loads(line) for line in f]
-    speeds = [r["train_img_per_s"] for r in rows[1:]]
+    speeds = [r["train_img_per_s"] for r in read_metrics(summary["run_dir"])[1:]]
     return {"img_per_s_median": statistics.median(speeds), "epochs": speeds, "steps_per_epoch": steps_per_epoch,
             "path": "gpu_prefetch" if summary["gpu_prefetch"] else "cpu_normalise"}
 

@@ -16,6 +16,7 @@ import os
 from typing import List, Optional, Sequence
 
 from ... import list_models
+from ...engine.logging import read_metrics
 from ...engine.plots import plot_curves
 from ...utils.table import markdown_table
 from .train import build_model, resolve_config, train
@@ -55,7 +56,7 @@ def run(models: Sequence[str] = DEFAULT_MODELS, preset: str = "fashion_mnist", o
                      "top1": final.get("val_top1"), "top5": final.get("val_top5"),
                      "best_top1": (summary["best"] or {}).get("val_top1"), "wall_s": summary["wall_time_s"],
                      "img_per_s": _mean_speed(summary["run_dir"])})
-        runs[name] = _rows(summary["run_dir"])
+        runs[name] = read_metrics(summary["run_dir"])
         with open(os.path.join(output, "compare.json"), "w") as f:  # partial results survive a later failure
             json.dump({"rows": rows, "skipped": skipped}, f, indent=2)
     os.makedirs(output, exist_ok=True)
@@ -77,13 +78,7 @@ def run(models: Sequence[str] = DEFAULT_MODELS, preset: str = "fashion_mnist", o
     return result
 
 
-def _rows(run_dir: str) -> list:
-    path = os.path.join(run_dir, "metrics.jsonl")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def _mean_speed(run_dir: str):
-    rows = _rows(run_dir)
+    rows = read_metrics(run_dir)
     speeds = [r["train_img_per_s"] for r in rows[1:] or rows if "train_img_per_s" in r]
     return sum(speeds) / len(speeds) if speeds else None

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from ...engine import config as C
 from ...engine import distributed
 from ...engine.checkpoint import copy_atomic, load_state, save_state
-from ...engine.logging import RunLogger
+from ...engine.logging import RunLogger, read_metrics
 from ...engine.progress import progress
 from ...engine.rng import capture_rng, restore_rng, seed_everything, set_deterministic
 from ...engine.sampler import EpochSampler, SeededDataset, ShardedEvalSampler
@@ -455,7 +455,7 @@ def _train(cfg, info, state, resume, quiet):
     train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
                       find_unused_parameters=cfg["task"] != "segmentation") if info.distributed else model
 
-    old_rows = _read_rows(os.path.join(run_dir, "metrics.jsonl")) if state is not None and main else []
+    old_rows = read_metrics(run_dir) if state is not None and main else []
     logger = RunLogger(run_dir, enabled=main, resume_epoch=None, tensorboard=t.get("tensorboard", True))
     if old_rows:  # keep the rows logged up to the checkpoint, drop any logged after it
         logger.rows = [r for r in old_rows if r.get("step", 0) <= step]
@@ -548,15 +548,6 @@ def _train(cfg, info, state, resume, quiet):
     logger.close()
     summary = {"run_dir": run_dir, "steps": step, "best": best, "last_eval": last_row}
     return summary
-
-
-def _read_rows(path):
-    import json
-
-    if not os.path.isfile(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def _losses(task, model, batches) -> Dict[str, torch.Tensor]:
