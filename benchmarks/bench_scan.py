@@ -35,6 +35,7 @@ from mambaout.ops.scan_torch import selective_scan_torch
 SHAPES = {
     "vmamba16": (32, 192, 3136, 16),
     "vmamba1": (32, 192, 3136, 1),
+    "vmamba2": (32, 192, 3136, 2),
     "vim": (64, 768, 197, 16),
     # --tiny (CPU smoke test)
     "tiny16": (2, 8, 70, 16),
@@ -183,6 +184,7 @@ def main(argv=None):
     ap.add_argument("--shapes", default="vmamba16,vmamba1,vim")
     ap.add_argument("--dtypes", default="fp32,bf16")
     ap.add_argument("--sweep", action="store_true", help="try several Triton tile configs, keep the fastest")
+    ap.add_argument("--full", action="store_true", help="time every sweep candidate at full repetition (slower, less noise)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch path")
     ap.add_argument("--no-ref", action="store_true", help="skip the sequential reference")
     ap.add_argument("--ref-iters", type=int, default=2)
@@ -219,12 +221,12 @@ def main(argv=None):
                     o_p = selective_scan_torch(**inp, delta_softplus=True)
                 r["fwd_rel_err_vs_torch"] = rel(o_t, o_p)
                 del o_t, o_p
-                cands = SWEEP_FWD[1 if n == 1 else 16] if args.sweep else []
+                cands = SWEEP_FWD[1 if n <= 2 else 16] if args.sweep else []
                 fwd = {"default": time_fwd(tri(), inp)}
                 log(f"   fwd default: {fwd['default']:.4f} ms {scan_triton.last_kernel_info.get('fwd')}")
                 for c in cands:
                     try:
-                        fwd[str(c)] = time_fwd(tri(fwd_cfg=cfgd(c)), inp, quick=True)
+                        fwd[str(c)] = time_fwd(tri(fwd_cfg=cfgd(c)), inp, quick=not args.full)
                         log(f"   fwd {c}: {fwd[str(c)]:.4f} ms {scan_triton.last_kernel_info.get('fwd')}")
                     except Exception as e:  # e.g. out of resources
                         log(f"  fwd cfg {c} failed: {type(e).__name__}: {str(e)[:120]}")
@@ -236,12 +238,12 @@ def main(argv=None):
                 r["triton_fwd_cfg"] = best_f
                 r["triton_fwd_sweep"] = fwd
                 fb_cfg = cfgd(eval(best_f)) if best_f != "default" else None
-                cands = SWEEP_BWD[1 if n == 1 else 16] if args.sweep else []
+                cands = SWEEP_BWD[1 if n <= 2 else 16] if args.sweep else []
                 fb = {"default": time_fwd_bwd(tri(fwd_cfg=fb_cfg), inp)}
                 log(f"   f+b default: {fb['default']:.4f} ms {scan_triton.last_kernel_info.get('bwd')}")
                 for c in cands:
                     try:
-                        fb[str(c)] = time_fwd_bwd(tri(fwd_cfg=fb_cfg, bwd_cfg=cfgd(c)), inp, quick=True)
+                        fb[str(c)] = time_fwd_bwd(tri(fwd_cfg=fb_cfg, bwd_cfg=cfgd(c)), inp, quick=not args.full)
                         log(f"   f+b {c}: {fb[str(c)]:.4f} ms {scan_triton.last_kernel_info.get('bwd')}")
                     except Exception as e:
                         log(f"  bwd cfg {c} failed: {type(e).__name__}: {str(e)[:120]}")
