@@ -792,20 +792,20 @@ def default_config(dim: int, length: int, d_state: int, groups: int, backward: b
     Backward, N >= 4: warp-local time-major tiles ("tmw", v4): lanes over (d, n) with ``N_LANES`` lanes
     over n; long sequences (L >= 1024, e.g. VMamba stage 1) one warp of 4 channels x 8 lanes over n,
     8 steps a tile; short ones (e.g. Vim, L = 197) two warps of 16 channels x 4 lanes, 4 steps.
-    N <= 2 (v5): 2-D "sn" tiles [BLOCK_D, BLOCK_T], time over lanes; inference 2 channels x 256 steps
-    in one warp, backward 8 channels x 128 steps in 4 warps.  With autograd on, the forward runs with
-    the backward's tile (the saved tile states must line up).
+    N <= 2 (v5): 2-D "sn" tiles [BLOCK_D, BLOCK_T], time over lanes, one warp a program; inference 2
+    channels x 256 steps (N = 1) or 4 x 128 (N = 2), backward 2 x 128.  With autograd on, the forward
+    runs with the backward's BLOCK_T (the saved tile states must line up).
     """
     NP = _next_pow2(d_state)
     if backward:
         if NP <= 2:
-            cfg = {"BLOCK_D": 8, "BLOCK_T": 128, "num_warps": 4, "layout": "sn"}
+            cfg = {"BLOCK_D": 2, "BLOCK_T": 128, "num_warps": 1, "layout": "sn"}
         else:
             lanes, warps, steps = (min(8, NP), 1, 8) if length >= 1024 else (min(4, NP), 2, 4)
             return {"BLOCK_D": 32 * warps // lanes, "BLOCK_T": steps, "num_warps": warps, "layout": "tmw",
                     "N_LANES": lanes}
     elif NP <= 2:
-        cfg = {"BLOCK_D": 2, "BLOCK_T": 256, "num_warps": 1, "layout": "sn"}
+        cfg = {"BLOCK_D": 2 * NP, "BLOCK_T": 256 // NP, "num_warps": 1, "layout": "sn"}
     else:
         cfg = {"BLOCK_D": max(1, 128 // NP), "BLOCK_T": 16, "num_warps": 4, "layout": "tm"}
     cfg["BLOCK_T"] = min(cfg["BLOCK_T"], max(16, _next_pow2(length)))
