@@ -49,7 +49,10 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SWEEP_FWD = {
     1: [(32, 128, 4, "dm"), (32, 64, 4, "dm"), (64, 128, 8, "dm"), (128, 16, 4, "tm"),
         (4, 128, 1, "sn"), (2, 256, 1, "sn"), (8, 128, 4, "sn")],
-    16: [(8, 16, 4, "tm"), (16, 16, 8, "tm"), (8, 32, 4, "tm"), (4, 32, 2, "tm"), (4, 32, 4, "dm")],
+    16: [(8, 16, 4, "tm"), (16, 16, 8, "tm"), (8, 32, 4, "tm"), (4, 32, 2, "tm"), (4, 32, 4, "dm"),
+         # v6a: warp-local forward tmw (BLOCK_D, BLOCK_T, warps, "tmw", N_LANES)
+         (8, 8, 1, "tmw", 4), (4, 16, 1, "tmw", 8), (4, 8, 1, "tmw", 8), (32, 8, 4, "tmw", 4),
+         (16, 8, 1, "tmw", 2), (8, 16, 1, "tmw", 4)],
 }
 SWEEP_BWD = {
     1: [(32, 64, 4, "dm"), (16, 64, 4, "dm"), (128, 16, 4, "tm"),
@@ -57,7 +60,9 @@ SWEEP_BWD = {
         (4, 128, 1, "sn"), (2, 256, 1, "sn"), (2, 128, 1, "sn"), (8, 128, 4, "sn"), (4, 256, 4, "sn")],
     16: [(8, 16, 4, "tm"), (16, 16, 8, "tm"), (2, 32, 4, "dm"), (4, 16, 4, "tm"),
          (8, 4, 1, "tmw", 4), (4, 8, 1, "tmw", 8), (16, 4, 2, "tmw", 4),
-         (32, 4, 4, "tmw", 4), (8, 8, 2, "tmw", 8), (8, 2, 1, "tmw", 4)],
+         (32, 4, 4, "tmw", 4), (8, 8, 2, "tmw", 8), (8, 2, 1, "tmw", 4),
+         # v6b: tmw with the next tile's loads prefetched
+         (8, 4, 1, "tmw", 4, "prefetch"), (16, 4, 2, "tmw", 4, "prefetch"), (4, 8, 1, "tmw", 8, "prefetch")],
 }
 
 
@@ -184,6 +189,8 @@ def cfgd(c):
     d = {"BLOCK_D": c[0], "BLOCK_T": c[1], "num_warps": c[2], "layout": c[3] if len(c) > 3 else "tm"}
     if len(c) > 4:
         d["N_LANES"] = c[4]
+    if len(c) > 5:
+        d["PREFETCH"] = c[5] == "prefetch"
     return d
 
 

@@ -1,10 +1,6 @@
 """The chunked PyTorch selective scan equals the sequential reference (outputs and every gradient)."""
 
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -266,11 +262,6 @@ TRITON_INTERP_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_triton_kernels_in_interpreter():
+def test_triton_kernels_in_interpreter(run_triton_interpreted):
     """Runs the Triton kernels' logic on the CPU through TRITON_INTERPRET=1 (a subprocess)."""
-    pytest.importorskip("triton")
-    src = Path(__file__).resolve().parents[2] / "src"
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(src) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-c", TRITON_INTERP_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
-    assert "WORST" in r.stdout
+    run_triton_interpreted(TRITON_INTERP_SCRIPT)

@@ -275,7 +275,7 @@ if _HAVE_TRITON:
         L, DIM, N, G, DPG, NT,
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        SAVE_STATES: tl.constexpr, STORE_LAST: tl.constexpr,
+        SAVE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, ASM: tl.constexpr = False,
     ):
         pid_d = tl.program_id(0)
         pid_b = tl.program_id(1).to(tl.int64)
@@ -299,10 +299,10 @@ if _HAVE_TRITON:
             mask_t = offs_t < L
             m_x = mask_t[:, None] & mask_d[None, :]
             m_bc = mask_t[:, None] & mask_n[None, :]
-            u = tl.load(u_ptr + base_x + offs_t[:, None], mask=m_x, other=0.0).to(tl.float32)  # [BT, BD]
-            dt = tl.load(dt_ptr + base_x + offs_t[:, None], mask=m_x, other=0.0).to(tl.float32)
-            Bt = tl.load(B_ptr + base_bc + offs_t[:, None], mask=m_bc, other=0.0).to(tl.float32)  # [BT, NP]
-            Ct = tl.load(C_ptr + base_bc + offs_t[:, None], mask=m_bc, other=0.0).to(tl.float32)
+            u = _f32_opaque(tl.load(u_ptr + base_x + offs_t[:, None], mask=m_x, other=0.0), ASM)  # [BT, BD]
+            dt = _f32_opaque(tl.load(dt_ptr + base_x + offs_t[:, None], mask=m_x, other=0.0), ASM)
+            Bt = _f32_opaque(tl.load(B_ptr + base_bc + offs_t[:, None], mask=m_bc, other=0.0), ASM)  # [BT, NP]
+            Ct = _f32_opaque(tl.load(C_ptr + base_bc + offs_t[:, None], mask=m_bc, other=0.0), ASM)
             if HAS_BIAS:
                 dt = dt + bias[None, :]
             if SOFTPLUS:
@@ -321,12 +321,95 @@ if _HAVE_TRITON:
             if HAS_D:
                 y += Dv[None, :] * u
             if HAS_Z:
-                zt = tl.load(z_ptr + base_x + offs_t[:, None], mask=m_x, other=0.0).to(tl.float32)
+                zt = _f32_opaque(tl.load(z_ptr + base_x + offs_t[:, None], mask=m_x, other=0.0), ASM)
                 y = y * (zt * tl.sigmoid(zt))
             tl.store(out_ptr + base_x + offs_t[:, None], y.to(out_ptr.dtype.element_ty), mask=m_x)
         if STORE_LAST:
             lp = last_ptr + (pid_b * DIM + offs_d[:, None]) * N + offs_n[None, :]
             tl.store(lp, h, mask=mask_dn)
+
+    # v6a forward "tmw": tiles [BLOCK_T, NI, BLOCK_D, NL] as in the v4 backward (n = ni * NL + nl; NL and
+    # BLOCK_D on lanes, BLOCK_T and NI in-thread).  The scan is an in-thread loop, the sum over n for y is
+    # NI-fold in-thread and log2(NL) shuffles per (t, d).  The carried state enters as x_0 += a_0 * h, so
+    # the scan's state component is h_t.  Same saved-state contract as tm: (B, NT, D, N) fp32 at tile starts.
+    @triton.jit
+    def _f32_opaque(x, ASM: tl.constexpr):
+        """fp32 copy of a loaded tile.  For 16-bit inputs with ASM (compiled, not interpreted) the upcast is an
+        inline-asm cvt, opaque to Triton's layout pass, so that Triton 3.6 cannot hoist the layout conversion
+        (and the softplus/bias chain after it) above the upcast onto the 16-bit tile (v6a)."""
+        if ASM and x.dtype == tl.bfloat16:
+            return tl.inline_asm_elementwise("cvt.f32.bf16 $0, $1;", "=r,h", [x], dtype=tl.float32,
+                                             is_pure=True, pack=1)
+        elif ASM and x.dtype == tl.float16:
+            return tl.inline_asm_elementwise("cvt.f32.f16 $0, $1;", "=r,h", [x], dtype=tl.float32,
+                                             is_pure=True, pack=1)
+        else:
+            return x.to(tl.float32)
+
+    @triton.jit
+    def _scan_fwd_kernel_tmw(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+        out_ptr, last_ptr, states_ptr,
+        L, DIM, N, G, DPG, NT,
+        BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr, NL: tl.constexpr, ASM: tl.constexpr,
+        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        SAVE_STATES: tl.constexpr, STORE_LAST: tl.constexpr,
+    ):
+        NI: tl.constexpr = NP // NL
+        pid_d = tl.program_id(0)
+        pid_b = tl.program_id(1).to(tl.int64)
+        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        mask_d = offs_d < DIM
+        n3 = tl.arange(0, NI)[:, None, None] * NL + tl.arange(0, NL)[None, None, :]  # [NI, 1, NL]
+        d3 = offs_d[None, :, None]
+        m_dn = (n3 < N) & mask_d[None, :, None]
+        grp = (pid_d * BLOCK_D) // DPG
+        A2 = tl.load(A_ptr + d3 * N + n3, mask=m_dn, other=0.0).to(tl.float32)[None] * 1.4426950408889634
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
+        base_x = pid_b * DIM * L + offs_d[None, :].to(tl.int64) * L
+        n_bc = tl.arange(0, NI)[None, :, None] * NL + tl.arange(0, NL)[None, None, :]  # [1, NI, NL]
+        m_nbc = n_bc < N
+        base_bc = (pid_b * G + grp) * N * L + n_bc.to(tl.int64) * L
+        tt = tl.arange(0, BLOCK_T)
+        first = (tt == 0)[:, None, None, None]
+        last_t = (tt == BLOCK_T - 1)[:, None, None, None]
+        h = tl.zeros([NI, BLOCK_D, NL], dtype=tl.float32)
+        for it in range(0, NT):
+            offs_t = it * BLOCK_T + tt
+            mask_t = offs_t < L
+            m_x = mask_t[:, None] & mask_d[None, :]
+            px = base_x + offs_t[:, None]
+            u = _f32_opaque(tl.load(u_ptr + px, mask=m_x, other=0.0), ASM)  # [BT, BD]
+            dt = _f32_opaque(tl.load(dt_ptr + px, mask=m_x, other=0.0), ASM)
+            pbc = base_bc + offs_t[:, None, None]
+            m_bc = mask_t[:, None, None] & m_nbc
+            Bt = _f32_opaque(tl.load(B_ptr + pbc, mask=m_bc, other=0.0), ASM)[:, :, None, :]  # [BT, NI, 1, NL]
+            Ct = _f32_opaque(tl.load(C_ptr + pbc, mask=m_bc, other=0.0), ASM)[:, :, None, :]
+            if HAS_BIAS:
+                dt = dt + bias
+            if SOFTPLUS:
+                dt = _softplus(dt)
+            if HAS_BIAS or SOFTPLUS:
+                dt = tl.where(m_x, dt, 0.0)
+            if SAVE_STATES:
+                sp = states_ptr + ((pid_b * NT + it) * DIM + d3) * N + n3
+                tl.store(sp, h, mask=m_dn)
+            a = tl.exp2(dt[:, None, :, None] * A2)  # [BT, NI, BD, NL]
+            x = (dt * u)[:, None, :, None] * Bt
+            _, hs = tl.associative_scan((a, x + tl.where(first, a * h[None], 0.0)), 0, _combine)
+            y = tl.sum(tl.sum(hs * Ct, axis=1), axis=2)  # [BT, BD]
+            h = tl.sum(tl.where(last_t, hs, 0.0), axis=0)
+            if HAS_D:
+                y += Dv * u
+            if HAS_Z:
+                zt = _f32_opaque(tl.load(z_ptr + px, mask=m_x, other=0.0), ASM)
+                y = y * (zt * tl.sigmoid(zt))
+            tl.store(out_ptr + px, y.to(out_ptr.dtype.element_ty), mask=m_x)
+        if STORE_LAST:
+            tl.store(last_ptr + (pid_b * DIM + d3) * N + n3, h, mask=m_dn)
 
     @triton.jit
     def _scan_bwd_kernel_tm(
@@ -454,12 +537,39 @@ if _HAVE_TRITON:
         return tl.reshape(y, shp).to(tl.float32, bitcast=True)
 
     @triton.jit
+    def _tmw_bwd_load(u_ptr, dt_ptr, dout_ptr, z_ptr, B_ptr, C_ptr, states_ptr, it, L, DIM, N, NT, pid_b,
+                      base_x, base_bc, d3, n3, m_dn, mask_d, m_nbc, tt, BLOCK_T: tl.constexpr, HAS_Z: tl.constexpr):
+        """v6b: the inputs of backward tile ``it`` of the tmw layout (all zero when it < 0): u, delta,
+        delta at t+1, dout, z (u when there is no z), B, C ([BT, NI, 1, NL]) and the saved state h0."""
+        offs_t = it * BLOCK_T + tt
+        mask_t = (offs_t < L) & (it >= 0)
+        m_x = mask_t[:, None] & mask_d[None, :]
+        m_nx = ((offs_t + 1) < L)[:, None] & mask_d[None, :] & (it >= 0)
+        m_bc = mask_t[:, None, None] & m_nbc
+        px = base_x + offs_t[:, None]
+        u = tl.load(u_ptr + px, mask=m_x, other=0.0).to(tl.float32)  # [BT, BD]
+        dt = tl.load(dt_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+        dtn = tl.load(dt_ptr + px + 1, mask=m_nx, other=0.0).to(tl.float32)
+        dout = tl.load(dout_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+        if HAS_Z:
+            zt = tl.load(z_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+        else:
+            zt = u
+        pbc = base_bc + offs_t[:, None, None]
+        Bt = tl.load(B_ptr + pbc, mask=m_bc, other=0.0).to(tl.float32)[:, :, None, :]  # [BT, NI, 1, NL]
+        Ct = tl.load(C_ptr + pbc, mask=m_bc, other=0.0).to(tl.float32)[:, :, None, :]
+        sp = states_ptr + ((pid_b * NT + it) * DIM + d3) * N + n3
+        h0 = tl.load(sp, mask=m_dn & (it >= 0), other=0.0)
+        return u, dt, dtn, dout, zt, Bt, Ct, h0
+
+    @triton.jit
     def _scan_bwd_kernel_tmw(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, states_ptr,
         du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr,
         L, DIM, N, G, DPG, NT, NDB,
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr, NL: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        PREFETCH: tl.constexpr = False,
     ):
         NI: tl.constexpr = NP // NL
         pid_d = tl.program_id(0)
@@ -489,6 +599,10 @@ if _HAVE_TRITON:
         dA_acc = tl.zeros([NI, BLOCK_D, NL], dtype=tl.float32)
         dD_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
         dbias_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+        if PREFETCH:  # v6b: the loads of tile it-1 are issued before tile it's arithmetic
+            u_n, dt_n, dtn_n, dout_n, z_n, B_n, C_n, h0_n = _tmw_bwd_load(
+                u_ptr, dt_ptr, dout_ptr, z_ptr, B_ptr, C_ptr, states_ptr, NT - 1, L, DIM, N, NT, pid_b,
+                base_x, base_bc, d3, n3, m_dn, mask_d, m_nbc, tt, BLOCK_T, HAS_Z)
         for i in range(0, NT):
             it = NT - 1 - i
             offs_t = it * BLOCK_T + tt
@@ -497,13 +611,22 @@ if _HAVE_TRITON:
             m_nx = ((offs_t + 1) < L)[:, None] & mask_d[None, :]
             m_bc = mask_t[:, None, None] & m_nbc
             px = base_x + offs_t[:, None]
-            u = tl.load(u_ptr + px, mask=m_x, other=0.0).to(tl.float32)  # [BT, BD]
-            dt = tl.load(dt_ptr + px, mask=m_x, other=0.0).to(tl.float32)
-            dtn = tl.load(dt_ptr + px + 1, mask=m_nx, other=0.0).to(tl.float32)
-            dout = tl.load(dout_ptr + px, mask=m_x, other=0.0).to(tl.float32)
-            pbc = base_bc + offs_t[:, None, None]
-            Bt = tl.load(B_ptr + pbc, mask=m_bc, other=0.0).to(tl.float32)[:, :, None, :]  # [BT, NI, 1, NL]
-            Ct = tl.load(C_ptr + pbc, mask=m_bc, other=0.0).to(tl.float32)[:, :, None, :]
+            if PREFETCH:
+                u = u_n
+                dt = dt_n
+                dtn = dtn_n
+                dout = dout_n
+                zt = z_n
+                Bt = B_n
+                Ct = C_n
+                h0 = h0_n
+                u_n, dt_n, dtn_n, dout_n, z_n, B_n, C_n, h0_n = _tmw_bwd_load(
+                    u_ptr, dt_ptr, dout_ptr, z_ptr, B_ptr, C_ptr, states_ptr, it - 1, L, DIM, N, NT, pid_b,
+                    base_x, base_bc, d3, n3, m_dn, mask_d, m_nbc, tt, BLOCK_T, HAS_Z)
+            else:
+                u, dt, dtn, dout, zt, Bt, Ct, h0 = _tmw_bwd_load(
+                    u_ptr, dt_ptr, dout_ptr, z_ptr, B_ptr, C_ptr, states_ptr, it, L, DIM, N, NT, pid_b,
+                    base_x, base_bc, d3, n3, m_dn, mask_d, m_nbc, tt, BLOCK_T, HAS_Z)
             if HAS_BIAS:
                 dt = dt + bias
                 dtn = dtn + bias
@@ -514,8 +637,6 @@ if _HAVE_TRITON:
             if HAS_BIAS or SOFTPLUS:
                 dt = tl.where(m_x, dt, 0.0)
                 dtn = tl.where(m_nx, dtn, 0.0)
-            sp = states_ptr + ((pid_b * NT + it) * DIM + d3) * N + n3
-            h0 = tl.load(sp, mask=m_dn, other=0.0)
             dt4 = dt[:, None, :, None]
             dtu = dt * u
             # recompute the tile's states; the first step absorbs the carried-in state, so the scan's
@@ -527,7 +648,6 @@ if _HAVE_TRITON:
             if HAS_D:
                 y += Dv * u
             if HAS_Z:
-                zt = tl.load(z_ptr + px, mask=m_x, other=0.0).to(tl.float32)
                 sz = tl.sigmoid(zt)
                 dz = dout * y * sz * (1.0 + zt * (1.0 - sz))
                 tl.store(dz_ptr + px, dz.to(dz_ptr.dtype.element_ty), mask=m_x)
@@ -787,11 +907,13 @@ def _next_pow2(n: int) -> int:
 def default_config(dim: int, length: int, d_state: int, groups: int, backward: bool = False) -> dict:
     """Tile configuration, from the H100 sweeps in docs/notes/scan_kernel.md.
 
-    Forward, N >= 4: time-major tiles [BLOCK_T, BLOCK_D, NP] ("tm"), BLOCK_D * NP = 128 so every
-    thread of 4 warps owns one (d, n) pair and scans its BLOCK_T = 16 steps sequentially.
-    Backward, N >= 4: warp-local time-major tiles ("tmw", v4): lanes over (d, n) with ``N_LANES`` lanes
-    over n; long sequences (L >= 1024, e.g. VMamba stage 1) one warp of 4 channels x 8 lanes over n,
-    8 steps a tile; short ones (e.g. Vim, L = 197) two warps of 16 channels x 4 lanes, 4 steps.
+    Forward, 4 <= N <= 16 (v6a): warp-local time-major tiles ("tmw"), one warp of 32 // N_LANES channels
+    x N_LANES lanes over n, the rest of n and the time steps in-thread; long sequences (L >= 1024, e.g.
+    VMamba stage 1) 8 lanes, 16 steps; short ones (e.g. Vim, L = 197) 4 lanes, 8 steps.  N > 16:
+    time-major tiles ("tm"), BLOCK_D * NP = 128, every thread of 4 warps owns one (d, n) pair.
+    Backward, N >= 4: the same warp-local layout ("tmw", v4); long sequences one warp of 4 channels x 8
+    lanes over n, 8 steps a tile, the next tile's loads issued early (PREFETCH, v6b); short ones two
+    warps of 16 channels x 4 lanes, 4 steps.
     N <= 2 (v5): 2-D "sn" tiles [BLOCK_D, BLOCK_T], time over lanes, one warp a program; inference 2
     channels x 256 steps (N = 1) or 4 x 128 (N = 2), backward 2 x 128.  With autograd on, the forward
     runs with the backward's BLOCK_T (the saved tile states must line up).
@@ -803,9 +925,12 @@ def default_config(dim: int, length: int, d_state: int, groups: int, backward: b
         else:
             lanes, warps, steps = (min(8, NP), 1, 8) if length >= 1024 else (min(4, NP), 2, 4)
             return {"BLOCK_D": 32 * warps // lanes, "BLOCK_T": steps, "num_warps": warps, "layout": "tmw",
-                    "N_LANES": lanes}
+                    "N_LANES": lanes, "PREFETCH": length >= 1024}
     elif NP <= 2:
         cfg = {"BLOCK_D": 2 * NP, "BLOCK_T": 256 // NP, "num_warps": 1, "layout": "sn"}
+    elif NP <= 16:
+        lanes, steps = (min(8, NP), 16) if length >= 1024 else (min(4, NP), 8)
+        return {"BLOCK_D": 32 // lanes, "BLOCK_T": steps, "num_warps": 1, "layout": "tmw", "N_LANES": lanes}
     else:
         cfg = {"BLOCK_D": max(1, 128 // NP), "BLOCK_T": 16, "num_warps": 4, "layout": "tm"}
     cfg["BLOCK_T"] = min(cfg["BLOCK_T"], max(16, _next_pow2(length)))
@@ -876,9 +1001,15 @@ class _TritonScanFn(torch.autograd.Function):
         last = _out_like(u, bsz, dim, N, dtype=torch.float32) if return_last else out
         states = _out_like(u, bsz, NT, dim, N, dtype=torch.float32) if need_grad else out
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
-        # "tmw" is a backward layout; its forward runs the tm kernel (same saved-state contract)
-        kern = {"tm": _scan_fwd_kernel_tm, "tmw": _scan_fwd_kernel_tm, "sn": _scan_fwd_kernel_sn}.get(
+        # forward "tmw" (v6a) is its own kernel, same saved-state contract as tm; a backward "tmw" leaves the forward's
+        # layout as configured (default tm)
+        kern = {"tm": _scan_fwd_kernel_tm, "tmw": _scan_fwd_kernel_tmw, "sn": _scan_fwd_kernel_sn}.get(
             cfg["layout"], _scan_fwd_kernel)
+        # v6a forward tmw: NL lanes over n (N_LANES, default 32 // BLOCK_D, at most NP)
+        ex = {"NL": min(_next_pow2(N), max(1, int(cfg.get("N_LANES", 32 // cfg["BLOCK_D"])))),
+              "ASM": not _interpreting()} if cfg["layout"] == "tmw" else {}
+        if cfg["layout"] == "tm":  # v6a: opaque 16-bit upcast (see _f32_opaque)
+            ex = {"ASM": not _interpreting()}
         k = kern[grid](
             u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
             bias if bias is not None else u, out, last, states,
@@ -886,7 +1017,7 @@ class _TritonScanFn(torch.autograd.Function):
             BLOCK_D=cfg["BLOCK_D"], NP=_next_pow2(N), BLOCK_T=BT,
             HAS_D=Dv is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None, SOFTPLUS=bool(softplus),
             SAVE_STATES=need_grad, STORE_LAST=bool(return_last),
-            num_warps=cfg["num_warps"],
+            num_warps=cfg["num_warps"], **ex,
         )
         _record("fwd", k, cfg)
         if need_grad:
@@ -924,6 +1055,8 @@ class _TritonScanFn(torch.autograd.Function):
         if cfg["layout"] == "tmw":
             kern = _scan_bwd_kernel_tmw
             extra["NL"] = min(NP, _pow2_le(int(cfg.get("N_LANES", 4))))
+            # v6b: register double-buffering of the next tile's loads
+            extra["PREFETCH"] = bool(cfg.get("PREFETCH", False))
         else:
             kern = {"tm": _scan_bwd_kernel_tm, "sn": _scan_bwd_kernel_sn}.get(cfg["layout"], _scan_bwd_kernel)
         k = kern[grid](
@@ -967,8 +1100,8 @@ def selective_scan_triton(
 
     Gradients flow to u, delta, A, B, C, D, z, delta_bias; ``last_state`` (fp32) has none.
     ``fwd_config`` / ``bwd_config``: optional ``{"BLOCK_D", "BLOCK_T", "num_warps", "layout"}`` overrides
-    (layout "tm", "dm", "sn" (d_state <= 2, v5); backward also "tmw" with ``N_LANES``, lanes over n,
-    default 4)
+    (layout "tm", "dm", "sn" (d_state <= 2, v5), "tmw" with ``N_LANES``, lanes over n, default 4 in the
+    backward and 32 // BLOCK_D in the forward; backward "tmw" also ``PREFETCH``)
     (with autograd on, the forward uses the backward's BLOCK_T so the saved tile states line up).
     """
     if not _HAVE_TRITON:
