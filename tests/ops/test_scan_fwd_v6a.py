@@ -5,7 +5,6 @@ Runs in a subprocess with TRITON_INTERPRET=1, compares against selective_scan_re
 the autograd forward (tmw, at the default backward's BLOCK_T) feeding the default backward.
 """
 
-
 import pytest
 
 SCRIPT = r"""
