@@ -328,10 +328,6 @@ if _HAVE_TRITON:
             lp = last_ptr + (pid_b * DIM + offs_d[:, None]) * N + offs_n[None, :]
             tl.store(lp, h, mask=mask_dn)
 
-    # v6a forward "tmw": tiles [BLOCK_T, NI, BLOCK_D, NL] as in the v4 backward (n = ni * NL + nl; NL and
-    # BLOCK_D on lanes, BLOCK_T and NI in-thread).  The scan is an in-thread loop, the sum over n for y is
-    # NI-fold in-thread and log2(NL) shuffles per (t, d).  The carried state enters as x_0 += a_0 * h, so
-    # the scan's state component is h_t.  Same saved-state contract as tm: (B, NT, D, N) fp32 at tile starts.
     @triton.jit
     def _f32_opaque(x, ASM: tl.constexpr):
         """fp32 copy of a loaded tile.  For 16-bit inputs with ASM (compiled, not interpreted) the upcast is an
@@ -346,6 +342,10 @@ if _HAVE_TRITON:
         else:
             return x.to(tl.float32)
 
+    # v6a forward "tmw": tiles [BLOCK_T, NI, BLOCK_D, NL] as in the v4 backward (n = ni * NL + nl; NL and
+    # BLOCK_D on lanes, BLOCK_T and NI in-thread).  The scan is an in-thread loop, the sum over n for y is
+    # NI-fold in-thread and log2(NL) shuffles per (t, d).  The carried state enters as x_0 += a_0 * h, so
+    # the scan's state component is h_t.  Same saved-state contract as tm: (B, NT, D, N) fp32 at tile starts.
     @triton.jit
     def _scan_fwd_kernel_tmw(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
@@ -1001,15 +1001,14 @@ class _TritonScanFn(torch.autograd.Function):
         last = _out_like(u, bsz, dim, N, dtype=torch.float32) if return_last else out
         states = _out_like(u, bsz, NT, dim, N, dtype=torch.float32) if need_grad else out
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
-        # forward "tmw" (v6a) is its own kernel, same saved-state contract as tm; a backward "tmw" leaves the forward's
-        # layout as configured (default tm)
+        # every layout writes the same saved states ((B, NT, D, N) fp32 at tile starts), so any forward feeds any backward
         kern = {"tm": _scan_fwd_kernel_tm, "tmw": _scan_fwd_kernel_tmw, "sn": _scan_fwd_kernel_sn}.get(
             cfg["layout"], _scan_fwd_kernel)
-        # v6a forward tmw: NL lanes over n (N_LANES, default 32 // BLOCK_D, at most NP)
-        ex = {"NL": min(_next_pow2(N), max(1, int(cfg.get("N_LANES", 32 // cfg["BLOCK_D"])))),
-              "ASM": not _interpreting()} if cfg["layout"] == "tmw" else {}
-        if cfg["layout"] == "tm":  # v6a: opaque 16-bit upcast (see _f32_opaque)
-            ex = {"ASM": not _interpreting()}
+        ex = {}
+        if cfg["layout"] in ("tm", "tmw"):  # v6a: opaque 16-bit upcast (see _f32_opaque); no inline asm when interpreted
+            ex["ASM"] = not _interpreting()
+        if cfg["layout"] == "tmw":  # NL lanes over n (N_LANES, default 32 // BLOCK_D, at most NP)
+            ex["NL"] = min(_next_pow2(N), max(1, int(cfg.get("N_LANES", 32 // cfg["BLOCK_D"]))))
         k = kern[grid](
             u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
             bias if bias is not None else u, out, last, states,
