@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parents[1] / "src"
 
 
 @pytest.fixture
@@ -17,7 +18,8 @@ def run_triton_interpreted():
     pytest.importorskip("triton")
 
     def run(script: str, timeout: int = 600) -> str:
-        env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        path = os.pathsep.join([str(SRC), str(HERE), os.environ.get("PYTHONPATH", "")])  # HERE: scan_interp_check
+        env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=path)
         r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
         assert "WORST" in r.stdout

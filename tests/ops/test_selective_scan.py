@@ -215,48 +215,28 @@ def test_counted_op_hook(monkeypatch):
 
 TRITON_INTERP_SCRIPT = textwrap.dedent(
     """
-    import torch
-    from mambaout.ops.scan_reference import selective_scan_reference as ref
-    from mambaout.ops import scan_triton
-    from mambaout.ops.scan_triton import selective_scan_triton as tri
-    scan_triton._POISON = True  # unwritten outputs would show up as NaN
-    torch.manual_seed(0)
+    from scan_interp_check import compare_to_reference
     cases = [(2, 4, 1, 1, None, True, (1, 1, 1)), (2, 4, 37, 16, None, True, (1, 1, 1)),
              (2, 8, 42, 5, 2, False, (0, 0, 0)), (1, 8, 35, 1, 4, True, (1, 0, 1)),
              (2, 8, 150, 2, 2, False, (0, 1, 0))]
-    worst = 0.0
-    for b, d, L, n, G, sp, (hd, hz, hb) in cases:
-        bc = (b, n, L) if G is None else (b, G, n, L)
-        inp = dict(u=torch.randn(b, d, L), delta=torch.rand(b, d, L) * 0.5, A=-torch.exp(torch.randn(d, n)),
-                   B=torch.randn(*bc), C=torch.randn(*bc), D=torch.randn(d) if hd else None,
-                   z=torch.randn(b, d, L) if hz else None, delta_bias=torch.randn(d) * 0.5 if hb else None)
-        w = torch.randn(b, d, L)
-        res = []
-        variants = [(ref, {})] + [
-            (tri, dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout=lay), bwd_config=dict(BLOCK_D=4, BLOCK_T=16, layout=lay)))
+
+    def variants(n):
+        return [
+            dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout=lay), bwd_config=dict(BLOCK_D=4, BLOCK_T=16, layout=lay))
             for lay in ("tm", "dm")
         ] + [  # v4 backward "tmw": N split over lanes x in-thread; BLOCK_T 4, 8 and 64 (the time flip's
             # deepest level; L is not a multiple of any)
-            (tri, dict(bwd_config=dict(BLOCK_D=bd, BLOCK_T=bt, N_LANES=nl, num_warps=nw, layout="tmw")))
+            dict(bwd_config=dict(BLOCK_D=bd, BLOCK_T=bt, N_LANES=nl, num_warps=nw, layout="tmw"))
             for bd, bt, nl, nw in ((8, 4, 4, 1), (4, 8, 2, 2), (4, 64, 1, 1))
         ] + ([  # v5 "sn" (d_state <= 2): backward alone (the autograd forward follows it), both with their own
             # tiles, and an sn forward's saved states feeding a dm backward
-            (tri, dict(bwd_config=dict(BLOCK_D=2, BLOCK_T=32, num_warps=1, layout="sn"))),
-            (tri, dict(fwd_config=dict(BLOCK_D=4, BLOCK_T=16, num_warps=2, layout="sn"),
-                       bwd_config=dict(BLOCK_D=4, BLOCK_T=128, num_warps=2, layout="sn"))),
-            (tri, dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout="sn"), bwd_config=dict(BLOCK_D=4, BLOCK_T=64, layout="dm"))),
+            dict(bwd_config=dict(BLOCK_D=2, BLOCK_T=32, num_warps=1, layout="sn")),
+            dict(fwd_config=dict(BLOCK_D=4, BLOCK_T=16, num_warps=2, layout="sn"),
+                 bwd_config=dict(BLOCK_D=4, BLOCK_T=128, num_warps=2, layout="sn")),
+            dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout="sn"), bwd_config=dict(BLOCK_D=4, BLOCK_T=64, layout="dm")),
         ] if n <= 2 else [])
-        for fn, kw in variants:
-            lv = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}
-            out, last = fn(**lv, delta_softplus=sp, return_last_state=True, **kw)
-            (out * w).sum().backward()
-            res.append([out, last] + [v.grad for v in lv.values() if v is not None])
-        for x, y in [p for other in res[1:] for p in zip(other, res[0])]:
-            den = y.norm().item()
-            e = (x - y).norm().item() / (den if den > 0 else 1.0)
-            worst = max(worst, e)
-    print("WORST", worst)
-    assert worst < 1e-5, worst
+
+    compare_to_reference(cases, variants)
     """
 )
 
