@@ -57,12 +57,17 @@ SWEEP_FWD = {
 SWEEP_BWD = {
     1: [(32, 64, 4, "dm"), (16, 64, 4, "dm"), (128, 16, 4, "tm"),
         (32, 8, 1, "tmw", 1), (32, 32, 1, "tmw", 1), (128, 8, 4, "tmw", 1), (64, 16, 2, "tmw", 1),
-        (4, 128, 1, "sn"), (2, 256, 1, "sn"), (2, 128, 1, "sn"), (8, 128, 4, "sn"), (4, 256, 4, "sn")],
-    16: [(8, 16, 4, "tm"), (16, 16, 8, "tm"), (2, 32, 4, "dm"), (4, 16, 4, "tm"),
-         (8, 4, 1, "tmw", 4), (4, 8, 1, "tmw", 8), (16, 4, 2, "tmw", 4),
-         (32, 4, 4, "tmw", 4), (8, 8, 2, "tmw", 8), (8, 2, 1, "tmw", 4),
+        (4, 128, 1, "sn"), (2, 256, 1, "sn"), (2, 128, 1, "sn"), (8, 128, 4, "sn"), (4, 256, 4, "sn"),
+        (1, 128, 1, "sn"), (2, 64, 1, "sn"), (2, 128, 2, "sn"), (4, 128, 2, "sn"), (1, 256, 1, "sn"),
+        (2, 128, 1, "sn", "partials"), (2, 256, 1, "sn", "partials")],
+    # (tm/dm backwards, 2.5-5x slower than tmw on H100, were dropped from this list in v7: notes, "v6 outcome")
+    16: [(8, 4, 1, "tmw", 4), (4, 8, 1, "tmw", 8), (16, 4, 2, "tmw", 4), (32, 4, 4, "tmw", 4), (8, 8, 2, "tmw", 8),
+         (2, 8, 1, "tmw", 16), (8, 8, 1, "tmw", 4),
          # v6b: tmw with the next tile's loads prefetched
-         (8, 4, 1, "tmw", 4, "prefetch"), (16, 4, 2, "tmw", 4, "prefetch"), (4, 8, 1, "tmw", 8, "prefetch")],
+         (8, 4, 1, "tmw", 4, "prefetch"), (16, 4, 2, "tmw", 4, "prefetch"), (4, 8, 1, "tmw", 8, "prefetch"),
+         (8, 8, 2, "tmw", 8, "prefetch"),
+         # v7: dB/dC as per-program partials (the deterministic path) instead of atomic adds
+         (4, 8, 1, "tmw", 8, "prefetch", "partials"), (16, 4, 2, "tmw", 4, "partials")],
 }
 
 
@@ -186,11 +191,18 @@ def tri(fwd_cfg=None, bwd_cfg=None):
 
 
 def cfgd(c):
+    """Sweep tuple -> config: (BLOCK_D, BLOCK_T, num_warps[, layout[, N_LANES]][, flags...]); flags "prefetch"
+    (tmw backward), "partials" (dB/dC as deterministic per-program partials instead of atomic adds)."""
     d = {"BLOCK_D": c[0], "BLOCK_T": c[1], "num_warps": c[2], "layout": c[3] if len(c) > 3 else "tm"}
-    if len(c) > 4:
-        d["N_LANES"] = c[4]
-    if len(c) > 5:
-        d["PREFETCH"] = c[5] == "prefetch"
+    for x in c[4:]:
+        if isinstance(x, int):
+            d["N_LANES"] = x
+        elif x == "prefetch":
+            d["PREFETCH"] = True
+        elif x == "partials":
+            d["ATOMIC_BC"] = False
+        else:
+            raise ValueError(f"unknown sweep flag {x!r}")
     return d
 
 
@@ -205,7 +217,10 @@ def main(argv=None):
     ap.add_argument("--sweep", action="store_true", help="try several Triton tile configs, keep the fastest")
     ap.add_argument("--graph", action="store_true",
                     help="time CUDA-graph replays (GPU time without host overhead; the sequential reference stays host-timed)")
+    ap.add_argument("--bwd-only", action="store_true", help="--sweep: backward tiles only (the default forward)")
     ap.add_argument("--full", action="store_true", help="time every sweep candidate at full repetition (slower, less noise)")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="torch.use_deterministic_algorithms (the Triton backward then sums dB/dC from partials, no atomics)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch path")
     ap.add_argument("--no-ref", action="store_true", help="skip the sequential reference")
     ap.add_argument("--ref-iters", type=int, default=2)
@@ -215,12 +230,16 @@ def main(argv=None):
     if args.tiny:
         args.shapes = "tiny16,tiny1"
     device = "cuda" if cuda() else "cpu"
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.utils.deterministic.fill_uninitialized_memory = False  # else every torch.empty is a NaN fill
     have_triton = scan_triton.available() or (scan_triton._HAVE_TRITON and os.environ.get("TRITON_INTERPRET") == "1")
     info = {
         "device": torch.cuda.get_device_name() if cuda() else "cpu",
         "torch": torch.__version__,
         "triton": getattr(scan_triton.triton, "__version__", None),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "deterministic": bool(args.deterministic),
         "command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:])),
     }
     log("#", info)
@@ -245,7 +264,7 @@ def main(argv=None):
                     o_p = selective_scan_torch(**inp, delta_softplus=True)
                 r["fwd_rel_err_vs_torch"] = rel(o_t, o_p)
                 del o_t, o_p
-                cands = SWEEP_FWD[1 if n <= 2 else 16] if args.sweep else []
+                cands = SWEEP_FWD[1 if n <= 2 else 16] if args.sweep and not args.bwd_only else []
                 fwd = {"default": time_fwd(tri(), inp)}
                 log(f"   fwd default: {fwd['default']:.4f} ms {scan_triton.last_kernel_info.get('fwd')}")
                 for c in cands:
@@ -313,7 +332,7 @@ def main(argv=None):
 
     log("")
     log(f"Card: {info['device']}; copy {copy_bw:.0f} GB/s; torch {info['torch']}; triton {info['triton']}; {info['date']}; "
-        f"timing: {info['timing']}")
+        f"timing: {info['timing']}" + ("; deterministic" if args.deterministic else ""))
     log("| shape (B,D,L,N) | dtype | Triton fwd ms | Triton f+b ms | torch fwd ms | torch f+b ms | ref fwd ms* | ref f+b ms* "
         "| Triton/torch fwd | Triton/torch f+b | Triton fwd GB/s | % of copy |")
     log("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -2,51 +2,45 @@
 
     ncu --kernel-name regex:_scan_bwd --launch-skip 1 --launch-count 1 --section SpeedOfLight \
         --section Occupancy --section LaunchStats --section WarpStateStats \
-        python benchmarks/ncu_scan.py --shape vmamba16 --dtype fp32 --bwd 2,32,4,dm
+        python benchmarks/ncu_scan.py --shape vmamba16 --dtype fp32 --bwd "(16, 4, 2, 'tmw', 4)"
 
 Runs twice (the first call compiles); profile the second with ``--launch-skip 1``.
 """
 from __future__ import annotations
 
 import argparse
+import ast
+import os
+import sys
 
 import torch
 
-from mambaout.ops.scan_triton import selective_scan_triton
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_scan import DTYPES, SHAPES, cfgd, make_inputs  # noqa: E402
 
-SHAPES = {"vmamba16": (32, 192, 3136, 16), "vmamba1": (32, 192, 3136, 1), "vim": (64, 768, 197, 16)}
+from mambaout.ops.scan_triton import selective_scan_triton  # noqa: E402
 
 
 def parse_cfg(s):
-    if not s:
-        return None
-    bd, bt, nw, layout = s.split(",")
-    return {"BLOCK_D": int(bd), "BLOCK_T": int(bt), "num_warps": int(nw), "layout": layout}
+    """A bench_scan.py sweep tuple, e.g. "(2, 128, 1, 'sn')" (None: the default tile)."""
+    return cfgd(ast.literal_eval(s)) if s else None
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape", default="vmamba16", choices=sorted(SHAPES))
-    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    ap.add_argument("--calls", type=int, default=2, help="forward+backward calls (the first compiles)")
+    ap.add_argument("--no-grad", action="store_true", help="forward only (inference: no saved states)")
     ap.add_argument("--fwd")
     ap.add_argument("--bwd")
     a = ap.parse_args()
-    b, d, L, n = SHAPES[a.shape]
-    dt = torch.float32 if a.dtype == "fp32" else torch.bfloat16
-    g = torch.Generator(device="cuda").manual_seed(0)
-    kw = dict(device="cuda", dtype=dt)
-    u = torch.randn(b, d, L, generator=g, **kw).requires_grad_()
-    delta = (0.5 * torch.randn(b, d, L, generator=g, **kw)).requires_grad_()
-    A = (-torch.rand(d, n, generator=g, device="cuda") - 0.5).requires_grad_()
-    B = torch.randn(b, 1, n, L, generator=g, **kw).requires_grad_()
-    C = torch.randn(b, 1, n, L, generator=g, **kw).requires_grad_()
-    D = torch.randn(d, device="cuda").requires_grad_()
-    z = torch.randn(b, d, L, generator=g, **kw).requires_grad_()
-    bias = torch.randn(d, device="cuda").requires_grad_()
-    for _ in range(2):
-        y = selective_scan_triton(u, delta, A, B, C, D, z, bias, True, fwd_config=parse_cfg(a.fwd),
-                                  bwd_config=parse_cfg(a.bwd))
-        y.float().sum().backward()
+    inp = {k: v.requires_grad_() for k, v in make_inputs(SHAPES[a.shape], DTYPES[a.dtype], "cuda").items()}
+    for _ in range(a.calls):
+        with torch.set_grad_enabled(not a.no_grad):
+            y = selective_scan_triton(**inp, delta_softplus=True, fwd_config=parse_cfg(a.fwd), bwd_config=parse_cfg(a.bwd))
+        if not a.no_grad:
+            y.float().sum().backward()
     torch.cuda.synchronize()
     print("ok")
 

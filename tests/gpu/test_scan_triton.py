@@ -169,3 +169,21 @@ def test_large_steps_long_sequence_finite():
     ref = run(selective_scan_torch, as64(inp), True, True)
     for k in ref:
         assert rel(got[k], ref[k]) < 1e-4, k
+
+
+@pytest.mark.parametrize("n", [16, 1])
+def test_deterministic_mode_sums_partials(n):
+    # v7: dB/dC are atomic adds by default; under torch.use_deterministic_algorithms the backward writes
+    # per-program partials and sums them: bitwise reproducible, and equal to the atomic result up to rounding
+    inp = make(2, 64, 300, n, 2, True, True, True, torch.float32, seed=13)
+    fast = run(scan_triton.selective_scan_triton, inp, True, True)
+    prev = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        a = run(scan_triton.selective_scan_triton, inp, True, True)
+        b = run(scan_triton.selective_scan_triton, inp, True, True)
+    finally:
+        torch.use_deterministic_algorithms(prev)
+    for k in ("dB", "dC"):
+        assert torch.equal(a[k], b[k]), k
+        assert rel(a[k], fast[k]) < 1e-5, k

@@ -220,17 +220,22 @@ TRITON_INTERP_SCRIPT = textwrap.dedent(
              (2, 8, 42, 5, 2, False, (0, 0, 0)), (1, 8, 35, 1, 4, True, (1, 0, 1)),
              (2, 8, 150, 2, 2, False, (0, 1, 0))]
 
+    # ATOMIC_BC False: dB/dC as per-program partials (the deterministic path), else atomic adds
     def variants(n):
         return [
-            dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout=lay), bwd_config=dict(BLOCK_D=4, BLOCK_T=16, layout=lay))
+            dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout=lay),
+                 bwd_config=dict(BLOCK_D=4, BLOCK_T=16, layout=lay, ATOMIC_BC=lay == "tm"))
             for lay in ("tm", "dm")
         ] + [  # v4 backward "tmw": N split over lanes x in-thread; BLOCK_T 4, 8 and 64 (the time flip's
             # deepest level; L is not a multiple of any)
-            dict(bwd_config=dict(BLOCK_D=bd, BLOCK_T=bt, N_LANES=nl, num_warps=nw, layout="tmw"))
+            dict(bwd_config=dict(BLOCK_D=bd, BLOCK_T=bt, N_LANES=nl, num_warps=nw, layout="tmw", ATOMIC_BC=bt != 8))
             for bd, bt, nl, nw in ((8, 4, 4, 1), (4, 8, 2, 2), (4, 64, 1, 1))
-        ] + ([  # v5 "sn" (d_state <= 2): backward alone (the autograd forward follows it), both with their own
-            # tiles, and an sn forward's saved states feeding a dm backward
-            dict(bwd_config=dict(BLOCK_D=2, BLOCK_T=32, num_warps=1, layout="sn")),
+        ] + ([  # v7: a tmw forward with a 16-step tile saving the states of the backward's 4-step tiles
+            dict(fwd_config=dict(BLOCK_D=4, BLOCK_T=16, N_LANES=8, num_warps=1, layout="tmw"),
+                 bwd_config=dict(BLOCK_D=8, BLOCK_T=4, N_LANES=4, num_warps=1, layout="tmw")),
+        ] if n > 2 else []) + ([  # v5 "sn" (d_state <= 2): backward alone (the autograd forward follows it), both
+            # with their own tiles, and an sn forward's saved states feeding a dm backward
+            dict(bwd_config=dict(BLOCK_D=2, BLOCK_T=32, num_warps=1, layout="sn", ATOMIC_BC=False)),
             dict(fwd_config=dict(BLOCK_D=4, BLOCK_T=16, num_warps=2, layout="sn"),
                  bwd_config=dict(BLOCK_D=4, BLOCK_T=128, num_warps=2, layout="sn")),
             dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout="sn"), bwd_config=dict(BLOCK_D=4, BLOCK_T=64, layout="dm")),

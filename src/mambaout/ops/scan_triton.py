@@ -2,40 +2,37 @@
 
 Design
 ------
-* Two tile layouts, chosen per N by :func:`default_config`: "dm" tiles [BLOCK_D, NP, BLOCK_T]
-  (time fastest; Triton spreads time over lanes, so the scan costs cross-lane shuffles) and "tm"
-  tiles [BLOCK_T, BLOCK_D, NP] (time slowest; each thread owns whole time columns of its (d, n)
-  pairs and scans them sequentially; only the sum over n crosses lanes).  tm is 2.4x faster for
-  the N = 16 forward on H100, dm wins at N = 1 (forward and backward).
-* v4 backward layout "tmw" (``bwd_config={"layout": "tmw", "N_LANES": ..., "num_warps": 1}``): tiles
-  [BLOCK_T, NI, BLOCK_D, NL] with N = NI x NL, so one warp holds the whole (d, n) block: scans and
-  sums over time stay in-thread, sums over n are mostly in-thread, sums over d stay in the warp.
-  Its forward is the tm kernel.  The default backward for N >= 4 (1.8x faster than dm on H100, see
-  docs/notes/scan_kernel.md, "v4").
-* v5 layout "sn" (small N, d_state <= 2; forward and backward): 2-D tiles [BLOCK_D, BLOCK_T] per n,
-  lanes along time with a vector of contiguous steps per thread, warps over channels; the adjoint
-  scan runs forward over time flipped with ``tl.gather``.  A backward "sn" makes the autograd forward
-  run "sn" with the same tile.  Not yet measured on a GPU (see the notes, "v5").
+* Layouts (chosen per N, L and dtype by :func:`default_config`; every version's reasoning, prediction and H100
+  measurement is in docs/notes/scan_kernel.md):
+  - "dm" tiles [BLOCK_D, NP, BLOCK_T] (v1; time over lanes, scans cost shuffles) and "tm" tiles
+    [BLOCK_T, BLOCK_D, NP] (v2; each thread scans whole time columns of its (d, n) pairs in-thread).
+  - "tmw" tiles [BLOCK_T, NI, BLOCK_D, NL] with N = NI x NL (v4 backward, v6a forward; the default for
+    4 <= N <= 16): one warp holds the whole (d, n) block, so scans and sums over time stay in-thread, sums over
+    n are mostly in-thread and sums over d stay in the warp.
+  - "sn" (small N, d_state <= 2, v5): 2-D tiles [BLOCK_D, BLOCK_T] per n, lanes along time with a vector of
+    contiguous steps per thread; the adjoint scan runs forward over time flipped with ``tl.gather``.
 * One program per (block of ``BLOCK_D`` channels, batch element).  It walks the sequence in tiles of
-  ``BLOCK_T`` time steps; the state tile h (BLOCK_D x NP, fp32) lives in registers and is carried
-  from tile to tile.  Inside a tile the recurrence ``h_t = a_t h_{t-1} + x_t`` is solved with
-  ``tl.associative_scan`` over the time axis with the combine (a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2),
-  then ``h_t = A*_t h_carry + X*_t``.  Only products of decays exp(delta*A) <= 1 appear, so long
-  sequences are stable.  The (B, D, L, N) state never touches HBM.
+  ``BLOCK_T`` time steps; the state tile h (fp32) lives in registers and is carried from tile to tile.  Inside a
+  tile the recurrence ``h_t = a_t h_{t-1} + x_t`` is solved with ``tl.associative_scan`` over the time axis with
+  the combine (a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2); the carried state enters as x_0 += a_0 h.  Only
+  products of decays exp(delta*A) <= 1 appear, so long sequences are stable.  The (B, D, L, N) state never
+  touches HBM.
 * N (d_state) is padded to a power of two ``NP`` (masked; padded rows have A = 0, B = C = 0 and stay
   zero).  L is arbitrary (masked tail: delta = 0, so a = 1 and x = 0 there).  Grouped B/C
   (B, G, N, L): a channel block never straddles a group (BLOCK_D divides D/G).
 * D, z (SiLU gate), delta_bias and softplus are fused; the kernel reads u, delta, B, C, z once and
   writes y once.
-* Training: the forward additionally stores the state at each tile boundary, (B, L/BLOCK_T, D, N)
-  fp32.  The backward walks the tiles in reverse, recomputes the tile's states from the stored
-  boundary state, and runs a reverse scan for the adjoint g_t = dLoss/dh_t:
-  ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` (a_{t+1} from a shifted load of delta).  a_t h_{t-1} is formed as
-  h_t - x_t.  dB and dC (sums over channels) are reduced over each program's channel block and
-  stored as per-block partials (B, D/BLOCK_D, N, L) fp32, summed afterwards by torch (v1 used
-  contended fp32 atomics there, which dominated the backward).  dA, dD and d(delta_bias) are
-  accumulated in registers over time and added with ``tl.atomic_add`` once per program (so their
-  fp32 summation order is nondeterministic).
+* Training: the forward additionally stores the state at the start of each backward tile, (B, L/BLOCK_T, D, N)
+  fp32 (a tmw forward with a longer tile stores the states inside it, v7).  The backward walks the tiles in
+  reverse, recomputes the tile's states from the stored one, and runs a reverse scan for the adjoint
+  g_t = dLoss/dh_t: ``g_t = C_t dy_t + a_{t+1} g_{t+1}``.  a_t h_{t-1} is formed as h_t - x_t.
+* dB and dC (sums over channels) are reduced over each program's channel block, then added with fp32 atomic adds
+  into the (B, G, N, L) result (v7; v1's atomics were contended because each program held two channels, and
+  v3-v6 wrote per-block partials (B, D/BLOCK_D, N, L) that torch summed afterwards: 35 us of bytes and a sum
+  per call at the benchmark shapes, and a penalty on small channel blocks).
+  Under ``torch.use_deterministic_algorithms(True)`` the partials are used again, so dB and dC are bitwise
+  reproducible.  dA, dD and d(delta_bias) are accumulated in registers over time and added with
+  ``tl.atomic_add`` once per program (their fp32 summation order is nondeterministic either way).
 * ``last_state`` (fp32) is returned without gradient (marked non-differentiable), as in mamba_ssm's
   fused kernel.  Use the PyTorch backend if a gradient through last_state is needed.
 
@@ -94,6 +91,24 @@ if _HAVE_TRITON:
     def _softplus(v):
         # matches torch.nn.functional.softplus (threshold 20); exp(v) for very negative v
         return tl.where(v > 20.0, v, tl.where(v < -15.0, tl.exp(v), tl.log(1.0 + tl.exp(v))))
+
+    @triton.jit
+    def _bc_row(pid_b, pid_d, grp, G, NDB, ATOMIC_BC: tl.constexpr):
+        # dB, dC (sums over channels) go either straight into the (B, G, N, L) fp32 result with atomic adds
+        # (ATOMIC_BC) or into this program's row of a partials buffer (B, NDB, N, L), summed by torch after
+        # the kernel (deterministic: used under torch.use_deterministic_algorithms)
+        if ATOMIC_BC:
+            row = pid_b * G + grp
+        else:
+            row = pid_b * NDB + pid_d
+        return row
+
+    @triton.jit
+    def _put_bc(ptr, val, mask, ATOMIC_BC: tl.constexpr):
+        if ATOMIC_BC:
+            tl.atomic_add(ptr, val, mask=mask, sem="relaxed")
+        else:
+            tl.store(ptr, val, mask=mask)
 
     @triton.jit
     def _scan_fwd_kernel(
@@ -162,6 +177,7 @@ if _HAVE_TRITON:
         L, DIM, N, G, DPG, NT, NDB,
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        ATOMIC_BC: tl.constexpr = False,
     ):
         pid_d = tl.program_id(0)
         pid_b = tl.program_id(1).to(tl.int64)
@@ -179,8 +195,7 @@ if _HAVE_TRITON:
             bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
         base_x = pid_b * DIM * L + offs_d[:, None].to(tl.int64) * L
         base_bc = (pid_b * G + grp) * N * L + offs_n[:, None].to(tl.int64) * L
-        # per-program partial sums of dB, dC over its channels: (B, NDB, N, L), reduced afterwards
-        base_p = (pid_b * NDB + pid_d) * N * L + offs_n[:, None].to(tl.int64) * L
+        base_p = _bc_row(pid_b, pid_d, grp, G, NDB, ATOMIC_BC) * N * L + offs_n[:, None].to(tl.int64) * L
         tt = tl.arange(0, BLOCK_T)
         gcarry = tl.zeros([BLOCK_D, NP], dtype=tl.float32)
         dA_acc = tl.zeros([BLOCK_D, NP], dtype=tl.float32)
@@ -232,7 +247,7 @@ if _HAVE_TRITON:
                 dy = dout
             # dC_t[n] = sum_d dy_t[d] h_t[d, n]
             dC_part = tl.sum(hs * dy[:, None, :], axis=0)  # [NP, BT]
-            tl.store(dC_ptr + base_p + offs_t[None, :], dC_part, mask=m_bc)
+            _put_bc(dC_ptr + base_p + offs_t[None, :], dC_part, m_bc, ATOMIC_BC)
             # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}
             alpha = tl.exp2(dtn[:, None, :] * A2[:, :, None])
             beta = Ct[None, :, :] * dy[:, None, :]
@@ -248,7 +263,7 @@ if _HAVE_TRITON:
                 du += Dv[:, None] * dy
                 dD_acc += tl.sum(dy * u, axis=1)
             dB_part = tl.sum(g * dtu[:, None, :], axis=0)  # [NP, BT]
-            tl.store(dB_ptr + base_p + offs_t[None, :], dB_part, mask=m_bc)
+            _put_bc(dB_ptr + base_p + offs_t[None, :], dB_part, m_bc, ATOMIC_BC)
             if SOFTPLUS:
                 ddt = ddt * tl.sigmoid(dt_pre)
             if HAS_BIAS:
@@ -353,9 +368,10 @@ if _HAVE_TRITON:
         L, DIM, N, G, DPG, NT,
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr, NL: tl.constexpr, ASM: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        SAVE_STATES: tl.constexpr, STORE_LAST: tl.constexpr,
+        SAVE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, SAVE_T: tl.constexpr,
     ):
         NI: tl.constexpr = NP // NL
+        NTS = tl.cdiv(L, SAVE_T)  # saved states every SAVE_T steps (the backward's tile, dividing BLOCK_T)
         pid_d = tl.program_id(0)
         pid_b = tl.program_id(1).to(tl.int64)
         offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -395,11 +411,16 @@ if _HAVE_TRITON:
             if HAS_BIAS or SOFTPLUS:
                 dt = tl.where(m_x, dt, 0.0)
             if SAVE_STATES:
-                sp = states_ptr + ((pid_b * NT + it) * DIM + d3) * N + n3
+                sp = states_ptr + ((pid_b * NTS + it * (BLOCK_T // SAVE_T)) * DIM + d3) * N + n3
                 tl.store(sp, h, mask=m_dn)
             a = tl.exp2(dt[:, None, :, None] * A2)  # [BT, NI, BD, NL]
             x = (dt * u)[:, None, :, None] * Bt
             _, hs = tl.associative_scan((a, x + tl.where(first, a * h[None], 0.0)), 0, _combine)
+            if SAVE_STATES:  # the states inside the tile: a select along the in-thread time axis
+                for j in tl.static_range(1, BLOCK_T // SAVE_T):
+                    sj = it * (BLOCK_T // SAVE_T) + j
+                    hj = tl.sum(tl.where((tt == j * SAVE_T - 1)[:, None, None, None], hs, 0.0), axis=0)
+                    tl.store(sp + j * DIM * N, hj, mask=m_dn & (sj < NTS))
             y = tl.sum(tl.sum(hs * Ct, axis=1), axis=2)  # [BT, BD]
             h = tl.sum(tl.where(last_t, hs, 0.0), axis=0)
             if HAS_D:
@@ -418,6 +439,7 @@ if _HAVE_TRITON:
         L, DIM, N, G, DPG, NT, NDB,
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        ATOMIC_BC: tl.constexpr = False,
     ):
         pid_d = tl.program_id(0)
         pid_b = tl.program_id(1).to(tl.int64)
@@ -435,7 +457,7 @@ if _HAVE_TRITON:
             bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
         base_x = pid_b * DIM * L + offs_d[None, :].to(tl.int64) * L
         base_bc = (pid_b * G + grp) * N * L + offs_n[None, :].to(tl.int64) * L
-        base_p = (pid_b * NDB + pid_d) * N * L + offs_n[None, :].to(tl.int64) * L
+        base_p = _bc_row(pid_b, pid_d, grp, G, NDB, ATOMIC_BC) * N * L + offs_n[None, :].to(tl.int64) * L
         tt = tl.arange(0, BLOCK_T)
         gcarry = tl.zeros([BLOCK_D, NP], dtype=tl.float32)
         dA_acc = tl.zeros([BLOCK_D, NP], dtype=tl.float32)
@@ -484,7 +506,7 @@ if _HAVE_TRITON:
             else:
                 dy = dout
             dC_part = tl.sum(hs * dy[:, :, None], axis=1)  # [BT, NP]
-            tl.store(dC_ptr + base_p + offs_t[:, None], dC_part, mask=m_bc)
+            _put_bc(dC_ptr + base_p + offs_t[:, None], dC_part, m_bc, ATOMIC_BC)
             alpha = tl.exp2(dtn[:, :, None] * A2[None, :, :])
             beta = Ct[:, None, :] * dy[:, :, None]
             alS, beS = tl.associative_scan((alpha, beta), 0, _combine, reverse=True)
@@ -499,7 +521,7 @@ if _HAVE_TRITON:
                 du += Dv[None, :] * dy
                 dD_acc += tl.sum(dy * u, axis=0)
             dB_part = tl.sum(g * dtu[:, :, None], axis=1)  # [BT, NP]
-            tl.store(dB_ptr + base_p + offs_t[:, None], dB_part, mask=m_bc)
+            _put_bc(dB_ptr + base_p + offs_t[:, None], dB_part, m_bc, ATOMIC_BC)
             if SOFTPLUS:
                 ddt = ddt * tl.sigmoid(dt_pre)
             if HAS_BIAS:
@@ -569,7 +591,7 @@ if _HAVE_TRITON:
         L, DIM, N, G, DPG, NT, NDB,
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr, NL: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        PREFETCH: tl.constexpr = False,
+        PREFETCH: tl.constexpr = False, ATOMIC_BC: tl.constexpr = False,
     ):
         NI: tl.constexpr = NP // NL
         pid_d = tl.program_id(0)
@@ -592,7 +614,7 @@ if _HAVE_TRITON:
         n_bc = tl.arange(0, NI)[None, :, None] * NL + tl.arange(0, NL)[None, None, :]  # [1, NI, NL]
         m_nbc = n_bc < N
         base_bc = (pid_b * G + grp) * N * L + n_bc.to(tl.int64) * L
-        base_p = (pid_b * NDB + pid_d) * N * L + n_bc.to(tl.int64) * L
+        base_p = _bc_row(pid_b, pid_d, grp, G, NDB, ATOMIC_BC) * N * L + n_bc.to(tl.int64) * L
         tt = tl.arange(0, BLOCK_T)
         first = (tt == 0)[:, None, None, None]
         gcarry = tl.zeros([NI, BLOCK_D, NL], dtype=tl.float32)
@@ -655,7 +677,7 @@ if _HAVE_TRITON:
             else:
                 dy = dout
             dy4 = dy[:, None, :, None]
-            tl.store(dC_ptr + base_p + offs_t[:, None, None], tl.sum(hs * dy4, axis=2), mask=m_bc)
+            _put_bc(dC_ptr + base_p + offs_t[:, None, None], tl.sum(hs * dy4, axis=2), m_bc, ATOMIC_BC)
             # adjoint g_t = C_t dy_t + a_{t+1} g_{t+1}; the carry from the later tile enters at the
             # last step: a_{t+1} there is the next tile's first decay (alpha of the last row)
             alpha = tl.exp2(dtn[:, None, :, None] * A2)
@@ -674,7 +696,7 @@ if _HAVE_TRITON:
             if HAS_D:
                 du += Dv * dy
                 dD_acc += tl.sum(dy * u, axis=0)
-            tl.store(dB_ptr + base_p + offs_t[:, None, None], tl.sum(g * dtu[:, None, :, None], axis=2), mask=m_bc)
+            _put_bc(dB_ptr + base_p + offs_t[:, None, None], tl.sum(g * dtu[:, None, :, None], axis=2), m_bc, ATOMIC_BC)
             if SOFTPLUS:
                 ddt = ddt * tl.sigmoid(dt_pre)
             if HAS_BIAS:
@@ -708,14 +730,14 @@ if _HAVE_TRITON:
         return a, x, hs
 
     @triton.jit
-    def _sn_adjoint(a, x, hs, Cn, dy, dtu, c, rev, rev1, first, pdb, pdc, mt):
+    def _sn_adjoint(a, x, hs, Cn, dy, dtu, c, rev, rev1, first, pdb, pdc, mt, ATOMIC_BC: tl.constexpr):
         # g_t = C_t dy_t + a_{t+1} g_{t+1}: a forward scan over r = BT-1-t, decays gathered from
         # index BT-r (mod BT; the first one is unused), the later tile's a_0 g_0 (c) entering at r = 0
-        tl.store(pdc, tl.sum(hs * dy, axis=0), mask=mt)
+        _put_bc(pdc, tl.sum(hs * dy, axis=0), mt, ATOMIC_BC)
         beta = tl.gather(Cn * dy, rev, 1) + tl.where(first, c[:, None], 0.0)
         _, g = tl.associative_scan((tl.gather(a, rev1, 1), beta), 1, _combine)
         g = tl.gather(g, rev, 1)
-        tl.store(pdb, tl.sum(g * dtu, axis=0), mask=mt)
+        _put_bc(pdb, tl.sum(g * dtu, axis=0), mt, ATOMIC_BC)
         return g, g * (hs - x), tl.sum(tl.where(first, a * g, 0.0), axis=1)
 
     @triton.jit
@@ -800,6 +822,7 @@ if _HAVE_TRITON:
         L, DIM, N, G, DPG, NT, NDB,
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        ATOMIC_BC: tl.constexpr = False,
     ):
         pid_d = tl.program_id(0)
         pid_b = tl.program_id(1).to(tl.int64)
@@ -815,7 +838,7 @@ if _HAVE_TRITON:
             bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[:, None]
         base_x = pid_b * DIM * L + offs_d[:, None].to(tl.int64) * L
         base_bc = (pid_b * G + grp) * N * L
-        base_p = (pid_b * NDB + pid_d) * N * L  # per-program partials of dB, dC: (B, NDB, N, L)
+        base_p = _bc_row(pid_b, pid_d, grp, G, NDB, ATOMIC_BC) * N * L
         tt = tl.arange(0, BLOCK_T)
         first = (tt == 0)[None, :]
         zi = tl.zeros([BLOCK_D, BLOCK_T], dtype=tl.int32)
@@ -867,12 +890,12 @@ if _HAVE_TRITON:
             else:
                 dy = dout
             pp = base_p + offs_t
-            g, ga, c0 = _sn_adjoint(a0, x0, hs0, C0, dy, dtu, c0, rev, rev1, first, dB_ptr + pp, dC_ptr + pp, mask_t)
+            g, ga, c0 = _sn_adjoint(a0, x0, hs0, C0, dy, dtu, c0, rev, rev1, first, dB_ptr + pp, dC_ptr + pp, mask_t, ATOMIC_BC)
             dA0 += _fold_t(ga * dt, BLOCK_D, BLOCK_T)
             gB = g * B0
             ddt = ga * A0
             if NP == 2:
-                g, ga, c1 = _sn_adjoint(a1, x1, hs1, C1, dy, dtu, c1, rev, rev1, first, dB_ptr + pp + L, dC_ptr + pp + L, mask_t)
+                g, ga, c1 = _sn_adjoint(a1, x1, hs1, C1, dy, dtu, c1, rev, rev1, first, dB_ptr + pp + L, dC_ptr + pp + L, mask_t, ATOMIC_BC)
                 dA1 += _fold_t(ga * dt, BLOCK_D, BLOCK_T)
                 gB += g * B1
                 ddt += ga * A1
@@ -904,28 +927,35 @@ def _next_pow2(n: int) -> int:
     return 1 << max(0, (max(1, n) - 1).bit_length())
 
 
-def default_config(dim: int, length: int, d_state: int, groups: int, backward: bool = False) -> dict:
+def default_config(dim: int, length: int, d_state: int, groups: int, backward: bool = False,
+                   itemsize: int = 4) -> dict:
     """Tile configuration, from the H100 sweeps in docs/notes/scan_kernel.md.
 
     Forward, 4 <= N <= 16 (v6a): warp-local time-major tiles ("tmw"), one warp of 32 // N_LANES channels
     x N_LANES lanes over n, the rest of n and the time steps in-thread; long sequences (L >= 1024, e.g.
     VMamba stage 1) 8 lanes, 16 steps; short ones (e.g. Vim, L = 197) 4 lanes, 8 steps.  N > 16:
     time-major tiles ("tm"), BLOCK_D * NP = 128, every thread of 4 warps owns one (d, n) pair.
-    Backward, N >= 4: the same warp-local layout ("tmw", v4); long sequences one warp of 4 channels x 8
-    lanes over n, 8 steps a tile, the next tile's loads issued early (PREFETCH, v6b); short ones two
-    warps of 16 channels x 4 lanes, 4 steps.
+    Backward, N >= 4: the same warp-local layout ("tmw", v4), one warp a program; long sequences 4 channels
+    x 8 lanes over n, 8 steps a tile; short ones 8 channels x 4 lanes, 4 steps; for 16-bit inputs the next
+    tile's loads are issued early (PREFETCH, v6b; it costs fp32 tiles more registers than it saves time).
+    dB, dC are summed with fp32 atomic adds (v7), or under torch.use_deterministic_algorithms from
+    per-program partials.
     N <= 2 (v5): 2-D "sn" tiles [BLOCK_D, BLOCK_T], time over lanes, one warp a program; inference 2
-    channels x 256 steps (N = 1) or 4 x 128 (N = 2), backward 2 x 128.  With autograd on, the forward
-    runs with the backward's BLOCK_T (the saved tile states must line up).
+    channels x 256 steps (N = 1) or 4 x 128 (N = 2), backward 2 x 128 (fp32; 16-bit inputs 2 x 256 at
+    N = 1: a thread's 8 steps are one 16-byte load, and fp32's 2 x 256 spills).
+    With autograd on, the saved tile states must line up with the backward's tiles: a tmw forward keeps its
+    own (longer) tile and saves the states inside it (v7), other forwards run with the backward's BLOCK_T.
+    ``itemsize``: bytes per element of u.
     """
     NP = _next_pow2(d_state)
     if backward:
         if NP <= 2:
-            cfg = {"BLOCK_D": 2, "BLOCK_T": 128, "num_warps": 1, "layout": "sn"}
+            steps = 256 if NP == 1 and itemsize <= 2 else 128
+            cfg = {"BLOCK_D": 2, "BLOCK_T": steps, "num_warps": 1, "layout": "sn"}
         else:
-            lanes, warps, steps = (min(8, NP), 1, 8) if length >= 1024 else (min(4, NP), 2, 4)
-            return {"BLOCK_D": 32 * warps // lanes, "BLOCK_T": steps, "num_warps": warps, "layout": "tmw",
-                    "N_LANES": lanes, "PREFETCH": length >= 1024}
+            lanes, steps = (min(8, NP), 8) if length >= 1024 else (min(4, NP), 4)
+            return {"BLOCK_D": 32 // lanes, "BLOCK_T": steps, "num_warps": 1, "layout": "tmw",
+                    "N_LANES": lanes, "PREFETCH": itemsize <= 2}
     elif NP <= 2:
         cfg = {"BLOCK_D": 2 * NP, "BLOCK_T": 256 // NP, "num_warps": 1, "layout": "sn"}
     elif NP <= 16:
@@ -985,11 +1015,13 @@ class _TritonScanFn(torch.autograd.Function):
         Dv = Dv.contiguous() if Dv is not None else None
         bias = bias.contiguous() if bias is not None else None
         need_grad = any(ctx.needs_input_grad[:8])
-        cfg = _fix_config(fwd_cfg or default_config(dim, L, N, G), dim, L, G)
+        es = u.element_size()
+        cfg = _fix_config(fwd_cfg or default_config(dim, L, N, G, itemsize=es), dim, L, G)
         if need_grad:
             # backward recomputes from states at its own tile boundaries: use one tile size for both
-            bcfg = _fix_config(bwd_cfg or default_config(dim, L, N, G, backward=True), dim, L, G)
-            cfg["BLOCK_T"] = bcfg["BLOCK_T"]
+            bcfg = _fix_config(bwd_cfg or default_config(dim, L, N, G, backward=True, itemsize=es), dim, L, G)
+            if cfg["layout"] != "tmw" or cfg["BLOCK_T"] < bcfg["BLOCK_T"]:
+                cfg["BLOCK_T"] = bcfg["BLOCK_T"]  # tmw can keep a longer tile and save states inside it
             if bcfg["layout"] == "sn" and cfg["layout"] != "sn":
                 # sn's tiles are long (128-256 steps), which the dm/tm forwards would spill: run sn both ways
                 cfg = dict(bcfg)
@@ -997,9 +1029,10 @@ class _TritonScanFn(torch.autograd.Function):
             raise ValueError(f"selective_scan_triton: layout 'sn' needs d_state <= 2, got {N}")
         BT = cfg["BLOCK_T"]
         NT = triton.cdiv(L, BT)
+        save_t = bcfg["BLOCK_T"] if need_grad else BT  # the saved states line up with the backward's tiles
         out = _out_like(u)
         last = _out_like(u, bsz, dim, N, dtype=torch.float32) if return_last else out
-        states = _out_like(u, bsz, NT, dim, N, dtype=torch.float32) if need_grad else out
+        states = _out_like(u, bsz, triton.cdiv(L, save_t), dim, N, dtype=torch.float32) if need_grad else out
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
         # every layout writes the same saved states ((B, NT, D, N) fp32 at tile starts), so any forward feeds any backward
         kern = {"tm": _scan_fwd_kernel_tm, "tmw": _scan_fwd_kernel_tmw, "sn": _scan_fwd_kernel_sn}.get(
@@ -1009,6 +1042,7 @@ class _TritonScanFn(torch.autograd.Function):
             ex["ASM"] = not _interpreting()
         if cfg["layout"] == "tmw":  # NL lanes over n (N_LANES, default 32 // BLOCK_D, at most NP)
             ex["NL"] = min(_next_pow2(N), max(1, int(cfg.get("N_LANES", 32 // cfg["BLOCK_D"]))))
+            ex["SAVE_T"] = save_t
         k = kern[grid](
             u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
             bias if bias is not None else u, out, last, states,
@@ -1041,13 +1075,19 @@ class _TritonScanFn(torch.autograd.Function):
         du = _out_like(u)
         ddelta = _out_like(delta)
         dz = _out_like(z) if z is not None else None
-        f32 = dict(device=u.device, dtype=torch.float32)
-        dA = torch.zeros(dim, N, **f32)
+        # dB, dC: atomic adds into fp32 sums, or (deterministic) per-program partials summed below
+        atomic = bool(cfg.get("ATOMIC_BC", True)) and not torch.are_deterministic_algorithms_enabled()
         ndb = triton.cdiv(dim, cfg["BLOCK_D"])  # channel blocks; a multiple of G (BLOCK_D divides D/G)
-        dBp = _out_like(u, bsz, ndb, N, L, dtype=torch.float32)
-        dCp = _out_like(u, bsz, ndb, N, L, dtype=torch.float32)
-        dD = torch.zeros(dim, **f32) if Dv is not None else None
-        dbias = torch.zeros(dim, **f32) if bias is not None else None
+        # everything summed with atomics shares one zero-filled buffer: one memset a call
+        acc = torch.zeros(dim * (N + 2) + (2 * bsz * G * N * L if atomic else 0), device=u.device, dtype=torch.float32)
+        dA = acc[: dim * N].view(dim, N)
+        dD = acc[dim * N: dim * (N + 1)] if Dv is not None else None
+        dbias = acc[dim * (N + 1): dim * (N + 2)] if bias is not None else None
+        if atomic:
+            part = acc[dim * (N + 2):].view(2, bsz, G, N, L)
+        else:
+            part = _out_like(u, 2, bsz, ndb, N, L, dtype=torch.float32)
+        dBp, dCp = part[0], part[1]
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
         NP = _next_pow2(N)
         extra = {}
@@ -1066,13 +1106,14 @@ class _TritonScanFn(torch.autograd.Function):
             L, dim, N, G, dim // G, NT, ndb,
             BLOCK_D=cfg["BLOCK_D"], NP=NP, BLOCK_T=BT,
             HAS_D=Dv is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None, SOFTPLUS=ctx.softplus,
-            num_warps=cfg["num_warps"], **extra,
+            ATOMIC_BC=atomic, num_warps=cfg["num_warps"], **extra,
         )
         _record("bwd", k, cfg)
-        dB = dBp.view(bsz, G, ndb // G, N, L).sum(2)
-        dC = dCp.view(bsz, G, ndb // G, N, L).sum(2)
+        if not atomic:
+            part = part.view(2, bsz, G, ndb // G, N, L).sum(3)
+        dB, dC = part.to(Bm.dtype)
         return (
-            du, ddelta, dA.to(A.dtype), dB.to(Bm.dtype), dC.to(Cm.dtype),
+            du, ddelta, dA.to(A.dtype), dB, dC.to(Cm.dtype),
             dD.to(Dv.dtype) if dD is not None else None,
             dz,
             dbias.to(bias.dtype) if dbias is not None else None,
