@@ -218,6 +218,7 @@ def main(argv=None):
     ap.add_argument("--graph", action="store_true",
                     help="time CUDA-graph replays (GPU time without host overhead; the sequential reference stays host-timed)")
     ap.add_argument("--bwd-only", action="store_true", help="--sweep: backward tiles only (the default forward)")
+    ap.add_argument("--fwd-only", action="store_true", help="--sweep: forward tiles only (f+b with the best forward)")
     ap.add_argument("--full", action="store_true", help="time every sweep candidate at full repetition (slower, less noise)")
     ap.add_argument("--deterministic", action="store_true",
                     help="torch.use_deterministic_algorithms (the Triton backward then sums dB/dC from partials, no atomics)")
@@ -281,7 +282,7 @@ def main(argv=None):
                 r["triton_fwd_cfg"] = best_f
                 r["triton_fwd_sweep"] = fwd
                 fb_cfg = cfgd(eval(best_f)) if best_f != "default" else None
-                cands = SWEEP_BWD[1 if n <= 2 else 16] if args.sweep else []
+                cands = SWEEP_BWD[1 if n <= 2 else 16] if args.sweep and not args.fwd_only else []
                 fb = {"default": time_fwd_bwd(tri(fwd_cfg=fb_cfg), inp)}
                 log(f"   f+b default: {fb['default']:.4f} ms {scan_triton.last_kernel_info.get('bwd')}")
                 for c in cands:
