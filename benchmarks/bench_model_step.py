@@ -66,10 +66,13 @@ def main():
         torch.cuda.synchronize()
         r = {"model": name, "eager_ms": median_ms(step, args.steps)}
         if args.graph:
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                step()
-            r["graph_ms"] = median_ms(g.replay, args.steps)
+            try:
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g):
+                    step()
+                r["graph_ms"] = median_ms(g.replay, args.steps)
+            except RuntimeError as e:  # say so, keep the eager number
+                r["graph_error"] = str(e)[:120]
         r["img_per_s"] = args.batch_size / (min(r["eager_ms"], r.get("graph_ms", r["eager_ms"])) / 1e3)
         rows.append(r)
         print(json.dumps(r), flush=True)
