@@ -37,6 +37,11 @@ SHAPES = {
     "vmamba1": (32, 192, 3136, 1),
     "vmamba2": (32, 192, 3136, 2),
     "vim": (64, 768, 197, 16),
+    # vmamba_tiny_s2l5's four stages at batch 64: 4 scan directions as groups (B, 4 * 2 * dim, L, 1, G = 4)
+    "v2s1": (64, 768, 3136, 1, 4),
+    "v2s2": (64, 1536, 784, 1, 4),
+    "v2s3": (64, 3072, 196, 1, 4),
+    "v2s4": (64, 6144, 49, 1, 4),
     # --tiny (CPU smoke test)
     "tiny16": (2, 8, 70, 16),
     "tiny1": (2, 16, 50, 1),
@@ -138,15 +143,16 @@ def copy_bandwidth_gbs() -> float:
 
 
 def make_inputs(shape, dtype, device, seed=0):
-    b, d, L, n = shape
+    b, d, L, n = shape[:4]
+    bc = (b, n, L) if len(shape) < 5 else (b, shape[4], n, L)  # optional 5th element: groups of B/C
     g = torch.Generator(device=device).manual_seed(seed)
     kw = dict(device=device, generator=g)
     inp = {
         "u": torch.randn(b, d, L, **kw).to(dtype),
         "delta": (torch.randn(b, d, L, **kw) * 0.5 - 1.0).to(dtype),
         "A": -torch.exp(torch.randn(d, n, **kw)),
-        "B": torch.randn(b, n, L, **kw).to(dtype),
-        "C": torch.randn(b, n, L, **kw).to(dtype),
+        "B": torch.randn(*bc, **kw).to(dtype),
+        "C": torch.randn(*bc, **kw).to(dtype),
         "D": torch.randn(d, **kw),
         "z": torch.randn(b, d, L, **kw).to(dtype),
         "delta_bias": torch.rand(d, **kw),
@@ -155,7 +161,8 @@ def make_inputs(shape, dtype, device, seed=0):
 
 
 def min_bytes(shape, dtype) -> int:
-    b, d, L, n = shape
+    b, d, L, n = shape[:4]
+    n = n * (shape[4] if len(shape) > 4 else 1)  # B, C hold G * N rows
     es = torch.tensor([], dtype=dtype).element_size()
     return es * (4 * b * d * L + 2 * b * n * L) + 4 * (d * n + 2 * d)
 

@@ -27,7 +27,7 @@ Design
   reverse, recomputes the tile's states from the stored one, and runs a reverse scan for the adjoint
   g_t = dLoss/dh_t: ``g_t = C_t dy_t + a_{t+1} g_{t+1}``.  a_t h_{t-1} is formed as h_t - x_t.
 * dB and dC (sums over channels) are reduced over each program's channel block, then added with fp32 atomic adds
-  into the (B, G, N, L) result (v7; v1's atomics were contended because each program held two channels, and
+  into the (B, G, N, L) result while at most 256 channel blocks share a group (more contend in L2) (v7; v1's atomics were contended because each program held two channels, and
   v3-v6 wrote per-block partials (B, D/BLOCK_D, N, L) that torch summed afterwards: 35 us of bytes and a sum
   per call at the benchmark shapes, and a penalty on small channel blocks).
   Under ``torch.use_deterministic_algorithms(True)`` the partials are used again, so dB and dC are bitwise
@@ -938,11 +938,12 @@ def default_config(dim: int, length: int, d_state: int, groups: int, backward: b
     Backward, N >= 4: the same warp-local layout ("tmw", v4), one warp a program; long sequences 4 channels
     x 8 lanes over n, 8 steps a tile; short ones 8 channels x 4 lanes, 4 steps; for 16-bit inputs the next
     tile's loads are issued early (PREFETCH, v6b; it costs fp32 tiles more registers than it saves time).
-    dB, dC are summed with fp32 atomic adds (v7), or under torch.use_deterministic_algorithms from
-    per-program partials.
+    dB, dC are summed with fp32 atomic adds (v7) while at most 256 channel blocks share a group, else (and
+    under torch.use_deterministic_algorithms) from per-program partials.
     N <= 2 (v5): 2-D "sn" tiles [BLOCK_D, BLOCK_T], time over lanes, one warp a program; inference 2
     channels x 256 steps (N = 1) or 4 x 128 (N = 2), backward 2 x 128 (fp32; 16-bit inputs 2 x 256 at
-    N = 1: a thread's 8 steps are one 16-byte load, and fp32's 2 x 256 spills).
+    N = 1 and L >= 1024: a thread's 8 steps are one 16-byte load; fp32's 2 x 256 spills, and shorter sequences
+    waste the long tile).
     With autograd on, the saved tile states must line up with the backward's tiles: a tmw forward keeps its
     own (longer) tile and saves the states inside it (v7), other forwards run with the backward's BLOCK_T.
     ``itemsize``: bytes per element of u.
@@ -950,7 +951,7 @@ def default_config(dim: int, length: int, d_state: int, groups: int, backward: b
     NP = _next_pow2(d_state)
     if backward:
         if NP <= 2:
-            steps = 256 if NP == 1 and itemsize <= 2 else 128
+            steps = 256 if NP == 1 and itemsize <= 2 and length >= 1024 else 128
             cfg = {"BLOCK_D": 2, "BLOCK_T": steps, "num_warps": 1, "layout": "sn"}
         else:
             lanes, steps = (min(8, NP), 8) if length >= 1024 else (min(4, NP), 4)
@@ -1075,9 +1076,11 @@ class _TritonScanFn(torch.autograd.Function):
         du = _out_like(u)
         ddelta = _out_like(delta)
         dz = _out_like(z) if z is not None else None
-        # dB, dC: atomic adds into fp32 sums, or (deterministic) per-program partials summed below
-        atomic = bool(cfg.get("ATOMIC_BC", True)) and not torch.are_deterministic_algorithms_enabled()
+        # dB, dC: atomic adds into fp32 sums, or (deterministic) per-program partials summed below.  Every channel
+        # block of a group adds into the same rows: past ~256 blocks the adds serialize in L2 (H100, v7: 384 blocks
+        # at L = 196 lost 7 %, 768 at L = 49 lost 55 % against the partials; 96-192 blocks won 12-25 %)
         ndb = triton.cdiv(dim, cfg["BLOCK_D"])  # channel blocks; a multiple of G (BLOCK_D divides D/G)
+        atomic = bool(cfg.get("ATOMIC_BC", ndb // G <= 256)) and not torch.are_deterministic_algorithms_enabled()
         # everything summed with atomics shares one zero-filled buffer: one memset a call
         acc = torch.zeros(dim * (N + 2) + (2 * bsz * G * N * L if atomic else 0), device=u.device, dtype=torch.float32)
         dA = acc[: dim * N].view(dim, N)
