@@ -1019,7 +1019,7 @@ class _TritonScanFn(torch.autograd.Function):
         es = u.element_size()
         cfg = _fix_config(fwd_cfg or default_config(dim, L, N, G, itemsize=es), dim, L, G)
         if need_grad:
-            # backward recomputes from states at its own tile boundaries: use one tile size for both
+            # the backward recomputes each of its tiles from the state saved at the tile's start
             bcfg = _fix_config(bwd_cfg or default_config(dim, L, N, G, backward=True, itemsize=es), dim, L, G)
             if cfg["layout"] != "tmw" or cfg["BLOCK_T"] < bcfg["BLOCK_T"]:
                 cfg["BLOCK_T"] = bcfg["BLOCK_T"]  # tmw can keep a longer tile and save states inside it
@@ -1035,7 +1035,8 @@ class _TritonScanFn(torch.autograd.Function):
         last = _out_like(u, bsz, dim, N, dtype=torch.float32) if return_last else out
         states = _out_like(u, bsz, triton.cdiv(L, save_t), dim, N, dtype=torch.float32) if need_grad else out
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
-        # every layout writes the same saved states ((B, NT, D, N) fp32 at tile starts), so any forward feeds any backward
+        # every layout saves the same states ((B, cdiv(L, backward BLOCK_T), D, N) fp32 at the backward's tile starts),
+        # so any forward feeds any backward
         kern = {"tm": _scan_fwd_kernel_tm, "tmw": _scan_fwd_kernel_tmw, "sn": _scan_fwd_kernel_sn}.get(
             cfg["layout"], _scan_fwd_kernel)
         ex = {}
