@@ -57,10 +57,7 @@ SWEEP_FWD = {
     16: [(8, 16, 4, "tm"), (16, 16, 8, "tm"), (8, 32, 4, "tm"), (4, 32, 2, "tm"), (4, 32, 4, "dm"),
          # v6a: warp-local forward tmw (BLOCK_D, BLOCK_T, warps, "tmw", N_LANES)
          (8, 8, 1, "tmw", 4), (4, 16, 1, "tmw", 8), (4, 8, 1, "tmw", 8), (32, 8, 4, "tmw", 4),
-         (16, 8, 1, "tmw", 2), (8, 16, 1, "tmw", 4),
-         # v7d: n wholly in-thread (N_LANES 1: no y shuffles; a load of 32 channels x BLOCK_T steps fills every
-         # lane, so its coalesced layout can be the compute layout) and shorter tiles
-         (32, 4, 1, "tmw", 1), (32, 2, 1, "tmw", 1), (16, 4, 1, "tmw", 2), (8, 4, 1, "tmw", 4)],
+         (16, 8, 1, "tmw", 2), (8, 16, 1, "tmw", 4)],  # (v7d's N_LANES 1/2 tiles: 1.1-3.4x slower, notes)
 }
 SWEEP_BWD = {
     1: [(32, 64, 4, "dm"), (16, 64, 4, "dm"), (128, 16, 4, "tm"),
