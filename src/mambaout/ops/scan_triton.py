@@ -357,6 +357,32 @@ if _HAVE_TRITON:
         else:
             return x.to(tl.float32)
 
+    @triton.jit
+    def _tmw_setup(A_ptr, D_ptr, bias_ptr, L, DIM, N, G, DPG, BLOCK_D: tl.constexpr, NI: tl.constexpr,
+                   NL: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr):
+        """The tmw layout, shared by its forward and backward (n = ni * NL + nl): this program's channels, the
+        state-shaped [NI, BD, NL] indices (saved states, A, dA), A as [1, NI, BD, NL], D and delta_bias as
+        [1, BD] (zeros when absent), and the row bases of the [BT, BD] operands and the [1, NI, NL] B/C rows."""
+        pid_d = tl.program_id(0)
+        pid_b = tl.program_id(1).to(tl.int64)
+        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        mask_d = offs_d < DIM
+        n3 = tl.arange(0, NI)[:, None, None] * NL + tl.arange(0, NL)[None, None, :]  # [NI, 1, NL]
+        d3 = offs_d[None, :, None]
+        m_dn = (n3 < N) & mask_d[None, :, None]
+        grp = (pid_d * BLOCK_D) // DPG
+        A = tl.load(A_ptr + d3 * N + n3, mask=m_dn, other=0.0).to(tl.float32)[None]
+        Dv = tl.zeros([1, BLOCK_D], dtype=tl.float32)
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
+        bias = tl.zeros([1, BLOCK_D], dtype=tl.float32)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
+        base_x = pid_b * DIM * L + offs_d[None, :].to(tl.int64) * L
+        n_bc = tl.arange(0, NI)[None, :, None] * NL + tl.arange(0, NL)[None, None, :]  # [1, NI, NL]
+        base_bc = (pid_b * G + grp) * N * L + n_bc.to(tl.int64) * L
+        return pid_d, pid_b, offs_d, mask_d, n3, d3, m_dn, grp, A, Dv, bias, base_x, n_bc, n_bc < N, base_bc
+
     # v6a forward "tmw": tiles [BLOCK_T, NI, BLOCK_D, NL] as in the v4 backward (n = ni * NL + nl; NL and
     # BLOCK_D on lanes, BLOCK_T and NI in-thread).  The scan is an in-thread loop, the sum over n for y is
     # NI-fold in-thread and log2(NL) shuffles per (t, d).  The carried state enters as x_0 += a_0 * h, so
@@ -372,23 +398,9 @@ if _HAVE_TRITON:
     ):
         NI: tl.constexpr = NP // NL
         NTS = tl.cdiv(L, SAVE_T)  # saved states every SAVE_T steps (the backward's tile, dividing BLOCK_T)
-        pid_d = tl.program_id(0)
-        pid_b = tl.program_id(1).to(tl.int64)
-        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-        mask_d = offs_d < DIM
-        n3 = tl.arange(0, NI)[:, None, None] * NL + tl.arange(0, NL)[None, None, :]  # [NI, 1, NL]
-        d3 = offs_d[None, :, None]
-        m_dn = (n3 < N) & mask_d[None, :, None]
-        grp = (pid_d * BLOCK_D) // DPG
-        A2 = tl.load(A_ptr + d3 * N + n3, mask=m_dn, other=0.0).to(tl.float32)[None] * 1.4426950408889634
-        if HAS_D:
-            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
-        if HAS_BIAS:
-            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
-        base_x = pid_b * DIM * L + offs_d[None, :].to(tl.int64) * L
-        n_bc = tl.arange(0, NI)[None, :, None] * NL + tl.arange(0, NL)[None, None, :]  # [1, NI, NL]
-        m_nbc = n_bc < N
-        base_bc = (pid_b * G + grp) * N * L + n_bc.to(tl.int64) * L
+        pid_d, pid_b, offs_d, mask_d, n3, d3, m_dn, grp, A, Dv, bias, base_x, n_bc, m_nbc, base_bc = _tmw_setup(
+            A_ptr, D_ptr, bias_ptr, L, DIM, N, G, DPG, BLOCK_D, NI, NL, HAS_D, HAS_BIAS)
+        A2 = A * 1.4426950408889634
         tt = tl.arange(0, BLOCK_T)
         first = (tt == 0)[:, None, None, None]
         last_t = (tt == BLOCK_T - 1)[:, None, None, None]
@@ -594,26 +606,9 @@ if _HAVE_TRITON:
         PREFETCH: tl.constexpr = False, ATOMIC_BC: tl.constexpr = False,
     ):
         NI: tl.constexpr = NP // NL
-        pid_d = tl.program_id(0)
-        pid_b = tl.program_id(1).to(tl.int64)
-        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-        mask_d = offs_d < DIM
-        # state-shaped [NI, BD, NL] index tensors
-        n3 = tl.arange(0, NI)[:, None, None] * NL + tl.arange(0, NL)[None, None, :]  # [NI, 1, NL]
-        d3 = offs_d[None, :, None]
-        m_dn = (n3 < N) & mask_d[None, :, None]
-        grp = (pid_d * BLOCK_D) // DPG
-        A = tl.load(A_ptr + d3 * N + n3, mask=m_dn, other=0.0).to(tl.float32)[None]  # [1, NI, BD, NL]
+        pid_d, pid_b, offs_d, mask_d, n3, d3, m_dn, grp, A, Dv, bias, base_x, n_bc, m_nbc, base_bc = _tmw_setup(
+            A_ptr, D_ptr, bias_ptr, L, DIM, N, G, DPG, BLOCK_D, NI, NL, HAS_D, HAS_BIAS)
         A2 = A * 1.4426950408889634
-        if HAS_D:
-            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
-        if HAS_BIAS:
-            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
-        # [BT, BD] operands (u, delta, dout, z; du, ddelta, dz) and [BT, NI, NL] operands (B, C; dB, dC)
-        base_x = pid_b * DIM * L + offs_d[None, :].to(tl.int64) * L
-        n_bc = tl.arange(0, NI)[None, :, None] * NL + tl.arange(0, NL)[None, None, :]  # [1, NI, NL]
-        m_nbc = n_bc < N
-        base_bc = (pid_b * G + grp) * N * L + n_bc.to(tl.int64) * L
         base_p = _bc_row(pid_b, pid_d, grp, G, NDB, ATOMIC_BC) * N * L + n_bc.to(tl.int64) * L
         tt = tl.arange(0, BLOCK_T)
         first = (tt == 0)[:, None, None, None]
