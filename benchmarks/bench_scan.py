@@ -57,7 +57,15 @@ SWEEP_FWD = {
     16: [(8, 16, 4, "tm"), (16, 16, 8, "tm"), (8, 32, 4, "tm"), (4, 32, 2, "tm"), (4, 32, 4, "dm"),
          # v6a: warp-local forward tmw (BLOCK_D, BLOCK_T, warps, "tmw", N_LANES)
          (8, 8, 1, "tmw", 4), (4, 16, 1, "tmw", 8), (4, 8, 1, "tmw", 8), (32, 8, 4, "tmw", 4),
-         (16, 8, 1, "tmw", 2), (8, 16, 1, "tmw", 4)],  # (v7d's N_LANES 1/2 tiles: 1.1-3.4x slower, notes)
+         (16, 8, 1, "tmw", 2), (8, 16, 1, "tmw", 4),  # (v7d's N_LANES 1/2 tiles: 1.1-3.4x slower, notes)
+         # v8: the Gluon forward (explicit layouts: no conversions of the loaded tiles)
+         (8, 8, 1, "gl", 4), (8, 16, 1, "gl", 4), (4, 16, 1, "gl", 8), (4, 8, 1, "gl", 8), (16, 8, 1, "gl", 2),
+         (16, 8, 2, "gl", 4), (32, 8, 4, "gl", 4), (16, 4, 1, "gl", 2),
+         # v8: next tile's loads issued early
+         (4, 16, 1, "tmw", 8, "prefetch"), (8, 8, 1, "tmw", 4, "prefetch"), (4, 8, 1, "tmw", 8, "prefetch"),
+         (8, 16, 1, "tmw", 4, "prefetch"), (32, 8, 4, "tmw", 4, "prefetch"), (16, 8, 1, "tmw", 2, "prefetch"),
+         (4, 8, 1, "gl", 8, "prefetch"), (8, 8, 1, "gl", 4, "prefetch"), (16, 4, 1, "gl", 2, "prefetch"),
+         (16, 8, 2, "gl", 4, "prefetch")],
 }
 SWEEP_BWD = {
     1: [(32, 64, 4, "dm"), (16, 64, 4, "dm"), (128, 16, 4, "tm"),

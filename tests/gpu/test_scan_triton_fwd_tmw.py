@@ -18,6 +18,14 @@ CFGS = [
     {"BLOCK_D": 4, "BLOCK_T": 16, "num_warps": 1, "layout": "tmw", "N_LANES": 8},
     {"BLOCK_D": 32, "BLOCK_T": 8, "num_warps": 4, "layout": "tmw", "N_LANES": 4},
     {"BLOCK_D": 16, "BLOCK_T": 8, "num_warps": 1, "layout": "tmw", "N_LANES": 2},
+    # v8: the Gluon forward (explicit layouts), one- and multi-warp, 2-8 lanes over n
+    {"BLOCK_D": 8, "BLOCK_T": 8, "num_warps": 1, "layout": "gl", "N_LANES": 4},
+    {"BLOCK_D": 4, "BLOCK_T": 16, "num_warps": 1, "layout": "gl", "N_LANES": 8},
+    {"BLOCK_D": 16, "BLOCK_T": 8, "num_warps": 2, "layout": "gl", "N_LANES": 4},
+    {"BLOCK_D": 16, "BLOCK_T": 8, "num_warps": 1, "layout": "gl", "N_LANES": 2},
+    # v8: next tile's loads issued early
+    {"BLOCK_D": 4, "BLOCK_T": 16, "num_warps": 1, "layout": "tmw", "N_LANES": 8, "PREFETCH": True},
+    {"BLOCK_D": 8, "BLOCK_T": 8, "num_warps": 1, "layout": "gl", "N_LANES": 4, "PREFETCH": True},
 ]
 SHAPES = [(2, 64, 333, 16, None), (2, 48, 100, 16, 2), (1, 40, 197, 5, None)]
 
@@ -36,7 +44,8 @@ def rel(x, y):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("cfg", CFGS, ids=lambda c: f"{c['layout']}{c['BLOCK_D']}x{c['BLOCK_T']}")
+@pytest.mark.parametrize("cfg", CFGS, ids=lambda c: f"{c['layout']}{c['BLOCK_D']}x{c['BLOCK_T']}x{c['num_warps']}"
+                         f"{'pf' if c.get('PREFETCH') else ''}")
 @pytest.mark.parametrize("grad", [False, True])
 def test_v6a_forward(dtype, shape, cfg, grad):
     b, d, L, n, g = shape

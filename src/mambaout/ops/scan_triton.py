@@ -45,6 +45,7 @@ from typing import Optional
 
 import torch
 
+from . import scan_gluon
 from ._common import check_scan_args
 
 try:  # pragma: no cover - depends on the environment
@@ -388,13 +389,31 @@ if _HAVE_TRITON:
     # NI-fold in-thread and log2(NL) shuffles per (t, d).  The carried state enters as x_0 += a_0 * h, so
     # the scan's state component is h_t.  Same saved-state contract as tm: (B, NT, D, N) fp32 at tile starts.
     @triton.jit
+    def _tmw_fwd_load(u_ptr, dt_ptr, z_ptr, B_ptr, C_ptr, it, L, base_x, base_bc, mask_d, m_nbc, tt,
+                      BLOCK_T: tl.constexpr, HAS_Z: tl.constexpr):
+        """The raw (input-dtype) tiles of forward tile ``it``: u, delta, z ([BT, BD]; u when there is no z) and
+        B, C ([BT, NI, NL]); zero past the end of the sequence."""
+        offs_t = it * BLOCK_T + tt
+        mask_t = offs_t < L
+        m_x = mask_t[:, None] & mask_d[None, :]
+        px = base_x + offs_t[:, None]
+        u = tl.load(u_ptr + px, mask=m_x, other=0.0)
+        dt = tl.load(dt_ptr + px, mask=m_x, other=0.0)
+        zt = u
+        if HAS_Z:
+            zt = tl.load(z_ptr + px, mask=m_x, other=0.0)
+        pbc = base_bc + offs_t[:, None, None]
+        m_bc = mask_t[:, None, None] & m_nbc
+        return u, dt, zt, tl.load(B_ptr + pbc, mask=m_bc, other=0.0), tl.load(C_ptr + pbc, mask=m_bc, other=0.0)
+
+    @triton.jit
     def _scan_fwd_kernel_tmw(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
         out_ptr, last_ptr, states_ptr,
         L, DIM, N, G, DPG, NT,
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr, NL: tl.constexpr, ASM: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        SAVE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, SAVE_T: tl.constexpr,
+        SAVE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, SAVE_T: tl.constexpr, PREFETCH: tl.constexpr = False,
     ):
         NI: tl.constexpr = NP // NL
         NTS = tl.cdiv(L, SAVE_T)  # saved states every SAVE_T steps (the backward's tile, dividing BLOCK_T)
@@ -405,17 +424,25 @@ if _HAVE_TRITON:
         first = (tt == 0)[:, None, None, None]
         last_t = (tt == BLOCK_T - 1)[:, None, None, None]
         h = tl.zeros([NI, BLOCK_D, NL], dtype=tl.float32)
+        if PREFETCH:  # v8: tile it+1's loads are issued before tile it's arithmetic (latency: ~12 warps/SM)
+            u_n, dt_n, z_n, B_n, C_n = _tmw_fwd_load(u_ptr, dt_ptr, z_ptr, B_ptr, C_ptr, 0, L, base_x, base_bc,
+                                                     mask_d, m_nbc, tt, BLOCK_T, HAS_Z)
         for it in range(0, NT):
             offs_t = it * BLOCK_T + tt
             mask_t = offs_t < L
             m_x = mask_t[:, None] & mask_d[None, :]
             px = base_x + offs_t[:, None]
-            u = _f32_opaque(tl.load(u_ptr + px, mask=m_x, other=0.0), ASM)  # [BT, BD]
-            dt = _f32_opaque(tl.load(dt_ptr + px, mask=m_x, other=0.0), ASM)
-            pbc = base_bc + offs_t[:, None, None]
-            m_bc = mask_t[:, None, None] & m_nbc
-            Bt = _f32_opaque(tl.load(B_ptr + pbc, mask=m_bc, other=0.0), ASM)[:, :, None, :]  # [BT, NI, 1, NL]
-            Ct = _f32_opaque(tl.load(C_ptr + pbc, mask=m_bc, other=0.0), ASM)[:, :, None, :]
+            if PREFETCH:
+                u_r, dt_r, z_r, B_r, C_r = u_n, dt_n, z_n, B_n, C_n
+                u_n, dt_n, z_n, B_n, C_n = _tmw_fwd_load(u_ptr, dt_ptr, z_ptr, B_ptr, C_ptr, it + 1, L, base_x,
+                                                         base_bc, mask_d, m_nbc, tt, BLOCK_T, HAS_Z)
+            else:
+                u_r, dt_r, z_r, B_r, C_r = _tmw_fwd_load(u_ptr, dt_ptr, z_ptr, B_ptr, C_ptr, it, L, base_x, base_bc,
+                                                         mask_d, m_nbc, tt, BLOCK_T, HAS_Z)
+            u = _f32_opaque(u_r, ASM)  # [BT, BD]
+            dt = _f32_opaque(dt_r, ASM)
+            Bt = _f32_opaque(B_r, ASM)[:, :, None, :]  # [BT, NI, 1, NL]
+            Ct = _f32_opaque(C_r, ASM)[:, :, None, :]
             if HAS_BIAS:
                 dt = dt + bias
             if SOFTPLUS:
@@ -438,7 +465,7 @@ if _HAVE_TRITON:
             if HAS_D:
                 y += Dv * u
             if HAS_Z:
-                zt = _f32_opaque(tl.load(z_ptr + px, mask=m_x, other=0.0), ASM)
+                zt = _f32_opaque(z_r, ASM)
                 y = y * (zt * tl.sigmoid(zt))
             tl.store(out_ptr + px, y.to(out_ptr.dtype.element_ty), mask=m_x)
         if STORE_LAST:
@@ -973,7 +1000,7 @@ def _fix_config(cfg: dict, dim: int, length: int, groups: int) -> dict:
             bd //= 2
     cfg["BLOCK_D"] = max(1, bd)
     # tmw holds BLOCK_T x NI (d, n) elements per thread, so it runs small tiles (4 or 8 steps)
-    cfg["BLOCK_T"] = max(2 if cfg.get("layout") == "tmw" else 16, _pow2_le(int(cfg["BLOCK_T"])))
+    cfg["BLOCK_T"] = max(2 if cfg.get("layout") in ("tmw", "gl") else 16, _pow2_le(int(cfg["BLOCK_T"])))
     cfg.setdefault("num_warps", 4)
     cfg.setdefault("layout", "tm")
     return cfg
@@ -1016,8 +1043,8 @@ class _TritonScanFn(torch.autograd.Function):
         if need_grad:
             # the backward recomputes each of its tiles from the state saved at the tile's start
             bcfg = _fix_config(bwd_cfg or default_config(dim, L, N, G, backward=True, itemsize=es), dim, L, G)
-            if cfg["layout"] != "tmw" or cfg["BLOCK_T"] < bcfg["BLOCK_T"]:
-                cfg["BLOCK_T"] = bcfg["BLOCK_T"]  # tmw can keep a longer tile and save states inside it
+            if cfg["layout"] not in ("tmw", "gl") or cfg["BLOCK_T"] < bcfg["BLOCK_T"]:
+                cfg["BLOCK_T"] = bcfg["BLOCK_T"]  # tmw/gl can keep a longer tile and save states inside it
             if bcfg["layout"] == "sn" and cfg["layout"] != "sn":
                 # sn's tiles are long (128-256 steps), which the dm/tm forwards would spill: run sn both ways
                 cfg = dict(bcfg)
@@ -1032,14 +1059,23 @@ class _TritonScanFn(torch.autograd.Function):
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
         # every layout saves the same states ((B, cdiv(L, backward BLOCK_T), D, N) fp32 at the backward's tile starts),
         # so any forward feeds any backward
+        if cfg["layout"] == "gl" and not scan_gluon.available():
+            cfg["layout"] = "tmw"  # Gluon has no interpreter (and older triton no gluon): the same tiles in plain tl
         kern = {"tm": _scan_fwd_kernel_tm, "tmw": _scan_fwd_kernel_tmw, "sn": _scan_fwd_kernel_sn}.get(
             cfg["layout"], _scan_fwd_kernel)
         ex = {}
+        if cfg["layout"] == "gl":  # v8: the tmw forward with explicit layouts, loads land in the compute layout
+            kern = scan_gluon._scan_fwd_kernel_gl
+            nl = cfg.get("N_LANES", 32 * cfg["num_warps"] // cfg["BLOCK_D"])  # default: one channel per lane group
+            ex["NL"] = min(_next_pow2(N), 32, _pow2_le(int(nl)))
+            ex["SAVE_T"] = save_t
         if cfg["layout"] in ("tm", "tmw"):  # v6a: opaque 16-bit upcast (see _f32_opaque); no inline asm when interpreted
             ex["ASM"] = not _interpreting()
         if cfg["layout"] == "tmw":  # NL lanes over n (N_LANES, default 32 // BLOCK_D, at most NP)
             ex["NL"] = min(_next_pow2(N), max(1, int(cfg.get("N_LANES", 32 // cfg["BLOCK_D"]))))
             ex["SAVE_T"] = save_t
+        if cfg["layout"] in ("tmw", "gl"):
+            ex["PREFETCH"] = bool(cfg.get("PREFETCH", False))
         k = kern[grid](
             u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
             bias if bias is not None else u, out, last, states,
