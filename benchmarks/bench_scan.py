@@ -37,6 +37,10 @@ SHAPES = {
     "vmamba1": (32, 192, 3136, 1),
     "vmamba2": (32, 192, 3136, 2),
     "vim": (64, 768, 197, 16),
+    # vmamba_tiny (v0, d_state 16) stages 2-4 at batch 32 (stage 1 is "vmamba16"): expand 2, one direction a call
+    "v0s2": (32, 384, 784, 16),
+    "v0s3": (32, 768, 196, 16),
+    "v0s4": (32, 1536, 49, 16),
     # vmamba_tiny_s2l5's four stages at batch 64: 4 scan directions as groups (B, 4 * 2 * dim, L, 1, G = 4)
     "v2s1": (64, 768, 3136, 1, 4),
     "v2s2": (64, 1536, 784, 1, 4),
@@ -58,14 +62,12 @@ SWEEP_FWD = {
          # v6a: warp-local forward tmw (BLOCK_D, BLOCK_T, warps, "tmw", N_LANES)
          (8, 8, 1, "tmw", 4), (4, 16, 1, "tmw", 8), (4, 8, 1, "tmw", 8), (32, 8, 4, "tmw", 4),
          (16, 8, 1, "tmw", 2), (8, 16, 1, "tmw", 4),  # (v7d's N_LANES 1/2 tiles: 1.1-3.4x slower, notes)
-         # v8: the Gluon forward (explicit layouts: no conversions of the loaded tiles)
-         (8, 8, 1, "gl", 4), (8, 16, 1, "gl", 4), (4, 16, 1, "gl", 8), (4, 8, 1, "gl", 8), (16, 8, 1, "gl", 2),
-         (16, 8, 2, "gl", 4), (32, 8, 4, "gl", 4), (16, 4, 1, "gl", 2),
-         # v8: next tile's loads issued early
+         # v8: the next tile's loads issued early (the v8 Gluon forward, explicit layouts, measured slower in
+         # every tile and was removed: notes "v8")
          (4, 16, 1, "tmw", 8, "prefetch"), (8, 8, 1, "tmw", 4, "prefetch"), (4, 8, 1, "tmw", 8, "prefetch"),
          (8, 16, 1, "tmw", 4, "prefetch"), (32, 8, 4, "tmw", 4, "prefetch"), (16, 8, 1, "tmw", 2, "prefetch"),
-         (4, 8, 1, "gl", 8, "prefetch"), (8, 8, 1, "gl", 4, "prefetch"), (16, 4, 1, "gl", 2, "prefetch"),
-         (16, 8, 2, "gl", 4, "prefetch")],
+         (16, 8, 2, "tmw", 4, "prefetch"), (8, 16, 2, "tmw", 8, "prefetch"), (16, 4, 1, "tmw", 2, "prefetch"),
+         (64, 8, 8, "tmw", 4, "prefetch"), (32, 8, 2, "tmw", 2, "prefetch")],
 }
 SWEEP_BWD = {
     1: [(32, 64, 4, "dm"), (16, 64, 4, "dm"), (128, 16, 4, "tm"),
@@ -234,6 +236,8 @@ def main(argv=None):
                     help="time CUDA-graph replays (GPU time without host overhead; the sequential reference stays host-timed)")
     ap.add_argument("--bwd-only", action="store_true", help="--sweep: backward tiles only (the default forward)")
     ap.add_argument("--fwd-only", action="store_true", help="--sweep: forward tiles only (f+b with the best forward)")
+    ap.add_argument("--fwd-fb", action="store_true",
+                    help="--sweep: also time f+b (default backward) with every forward candidate, not only the best")
     ap.add_argument("--full", action="store_true", help="time every sweep candidate at full repetition (slower, less noise)")
     ap.add_argument("--deterministic", action="store_true",
                     help="torch.use_deterministic_algorithms (the Triton backward then sums dB/dC from partials, no atomics)")
@@ -287,6 +291,10 @@ def main(argv=None):
                     try:
                         fwd[str(c)] = time_fwd(tri(fwd_cfg=cfgd(c)), inp, quick=not args.full)
                         log(f"   fwd {c}: {fwd[str(c)]:.4f} ms {scan_triton.last_kernel_info.get('fwd')}")
+                        if args.fwd_fb:
+                            t = time_fwd_bwd(tri(fwd_cfg=cfgd(c)), inp, quick=not args.full)
+                            r.setdefault("fwd_cand_fb_ms", {})[str(c)] = t
+                            log(f"   f+b with fwd {c}: {t:.4f} ms (autograd fwd {scan_triton.last_kernel_info.get('fwd')})")
                     except Exception as e:  # e.g. out of resources
                         log(f"  fwd cfg {c} failed: {type(e).__name__}: {str(e)[:120]}")
                 best_f = min(fwd, key=fwd.get)

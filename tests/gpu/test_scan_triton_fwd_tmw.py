@@ -18,14 +18,11 @@ CFGS = [
     {"BLOCK_D": 4, "BLOCK_T": 16, "num_warps": 1, "layout": "tmw", "N_LANES": 8},
     {"BLOCK_D": 32, "BLOCK_T": 8, "num_warps": 4, "layout": "tmw", "N_LANES": 4},
     {"BLOCK_D": 16, "BLOCK_T": 8, "num_warps": 1, "layout": "tmw", "N_LANES": 2},
-    # v8: the Gluon forward (explicit layouts), one- and multi-warp, 2-8 lanes over n
-    {"BLOCK_D": 8, "BLOCK_T": 8, "num_warps": 1, "layout": "gl", "N_LANES": 4},
-    {"BLOCK_D": 4, "BLOCK_T": 16, "num_warps": 1, "layout": "gl", "N_LANES": 8},
-    {"BLOCK_D": 16, "BLOCK_T": 8, "num_warps": 2, "layout": "gl", "N_LANES": 4},
-    {"BLOCK_D": 16, "BLOCK_T": 8, "num_warps": 1, "layout": "gl", "N_LANES": 2},
     # v8: next tile's loads issued early
     {"BLOCK_D": 4, "BLOCK_T": 16, "num_warps": 1, "layout": "tmw", "N_LANES": 8, "PREFETCH": True},
-    {"BLOCK_D": 8, "BLOCK_T": 8, "num_warps": 1, "layout": "gl", "N_LANES": 4, "PREFETCH": True},
+    {"BLOCK_D": 8, "BLOCK_T": 16, "num_warps": 1, "layout": "tmw", "N_LANES": 4, "PREFETCH": True},
+    {"BLOCK_D": 16, "BLOCK_T": 8, "num_warps": 1, "layout": "tmw", "N_LANES": 2, "PREFETCH": True},
+    {"BLOCK_D": 32, "BLOCK_T": 8, "num_warps": 4, "layout": "tmw", "N_LANES": 4, "PREFETCH": True},
 ]
 SHAPES = [(2, 64, 333, 16, None), (2, 48, 100, 16, 2), (1, 40, 197, 5, None)]
 

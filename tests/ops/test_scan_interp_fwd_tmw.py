@@ -2,7 +2,7 @@
 
 Runs in a subprocess with TRITON_INTERPRET=1, compares against selective_scan_reference (fp32, relative max error
 < 1e-5): L not a multiple of BLOCK_T, grouped B/C, N = 16 and N = 5, with/without D/z/bias, return_last_state, and
-the autograd forward (tmw, at the default backward's BLOCK_T) feeding the default backward.
+the autograd forward (tmw, at the default backward's BLOCK_T) feeding the default backward; v8's prefetching tmw.
 """
 
 import pytest
@@ -23,6 +23,8 @@ CASES = [  # b, d, L, n, groups, (BLOCK_D, BLOCK_T, warps, layout, N_LANES), opt
     (2, 16, 19, 16, 2, (16, 8, 2, "tmw", 4), True),
     (1, 4, 9, 16, 1, (2, 4, 1, "tmw", 16), False),
     (1, 8, 35, 16, 1, (4, 16, 1, "tmw", 8), True),
+    (2, 8, 37, 16, 1, (8, 16, 1, "tmw", 4, "prefetch"), True),  # v8: next tile's loads issued early
+    (1, 16, 21, 5, 2, (16, 8, 1, "tmw", 2, "prefetch"), False),
     (2, 8, 37, 16, 2, (8, 16, 4, "tm"), True),
     (1, 8, 21, 5, 1, (8, 16, 4, "tm"), False),
 ]
@@ -36,6 +38,7 @@ for b, d, L, n, G, c, opt in CASES:
     cfg = {"BLOCK_D": c[0], "BLOCK_T": c[1], "num_warps": c[2], "layout": c[3]}
     if len(c) > 4:
         cfg["N_LANES"] = c[4]
+    cfg["PREFETCH"] = "prefetch" in c
     ref, rl = selective_scan_reference(u, dl, A, Bm, Cm, Dv, z, bias, delta_softplus=True, return_last_state=True)
     out, last = selective_scan_triton(u, dl, A, Bm, Cm, Dv, z, bias, delta_softplus=True, return_last_state=True,
                                       fwd_config=cfg)

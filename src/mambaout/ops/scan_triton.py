@@ -8,7 +8,8 @@ Design
     [BLOCK_T, BLOCK_D, NP] (v2; each thread scans whole time columns of its (d, n) pairs in-thread).
   - "tmw" tiles [BLOCK_T, NI, BLOCK_D, NL] with N = NI x NL (v4 backward, v6a forward; the default for
     4 <= N <= 16): one warp holds the whole (d, n) block, so scans and sums over time stay in-thread, sums over
-    n are mostly in-thread and sums over d stay in the warp.
+    n are mostly in-thread and sums over d stay in the warp.  Its loads are issued a tile ahead (PREFETCH: v6b in
+    the backward for 16-bit inputs, v8 in the forward, which was waiting on its loads).
   - "sn" (small N, d_state <= 2, v5): 2-D tiles [BLOCK_D, BLOCK_T] per n, lanes along time with a vector of
     contiguous steps per thread; the adjoint scan runs forward over time flipped with ``tl.gather``.
 * One program per (block of ``BLOCK_D`` channels, batch element).  It walks the sequence in tiles of
@@ -45,7 +46,6 @@ from typing import Optional
 
 import torch
 
-from . import scan_gluon
 from ._common import check_scan_args
 
 try:  # pragma: no cover - depends on the environment
@@ -953,9 +953,11 @@ def default_config(dim: int, length: int, d_state: int, groups: int, backward: b
                    itemsize: int = 4) -> dict:
     """Tile configuration, from the H100 sweeps in docs/notes/scan_kernel.md.
 
-    Forward, 4 <= N <= 16 (v6a): warp-local time-major tiles ("tmw"), one warp of 32 // N_LANES channels
-    x N_LANES lanes over n, the rest of n and the time steps in-thread; long sequences (L >= 1024, e.g.
-    VMamba stage 1) 8 lanes, 16 steps; short ones (e.g. Vim, L = 197) 4 lanes, 8 steps.  N > 16:
+    Forward, 4 <= N <= 16 (v6a, v8): warp-local time-major tiles ("tmw"), one warp of 32 // N_LANES channels
+    x N_LANES lanes over n, the rest of n and the time steps in-thread, the next tile's loads issued early
+    (PREFETCH: the forward was latency-bound); long sequences (L >= 1024, e.g. VMamba stage 1) 4 lanes, 16 steps;
+    short ones (e.g. Vim, L = 197) 2 lanes, 8 steps.  Both compile to 234-255 registers (no spills on Triton 3.6
+    and 3.8 at inference; fewer-register tiles were 6-23 % slower, notes "v8").  N > 16:
     time-major tiles ("tm"), BLOCK_D * NP = 128, every thread of 4 warps owns one (d, n) pair.
     Backward, N >= 4: the same warp-local layout ("tmw", v4), one warp a program; long sequences 4 channels
     x 8 lanes over n, 8 steps a tile; short ones 8 channels x 4 lanes, 4 steps; for 16-bit inputs the next
@@ -982,8 +984,9 @@ def default_config(dim: int, length: int, d_state: int, groups: int, backward: b
     elif NP <= 2:
         cfg = {"BLOCK_D": 2 * NP, "BLOCK_T": 256 // NP, "num_warps": 1, "layout": "sn"}
     elif NP <= 16:
-        lanes, steps = (min(8, NP), 16) if length >= 1024 else (min(4, NP), 8)
-        return {"BLOCK_D": 32 // lanes, "BLOCK_T": steps, "num_warps": 1, "layout": "tmw", "N_LANES": lanes}
+        lanes, steps = (min(4, NP), 16) if length >= 1024 else (min(2, NP), 8)
+        return {"BLOCK_D": 32 // lanes, "BLOCK_T": steps, "num_warps": 1, "layout": "tmw", "N_LANES": lanes,
+                "PREFETCH": True}
     else:
         cfg = {"BLOCK_D": max(1, 128 // NP), "BLOCK_T": 16, "num_warps": 4, "layout": "tm"}
     cfg["BLOCK_T"] = min(cfg["BLOCK_T"], max(16, _next_pow2(length)))
@@ -1000,7 +1003,7 @@ def _fix_config(cfg: dict, dim: int, length: int, groups: int) -> dict:
             bd //= 2
     cfg["BLOCK_D"] = max(1, bd)
     # tmw holds BLOCK_T x NI (d, n) elements per thread, so it runs small tiles (4 or 8 steps)
-    cfg["BLOCK_T"] = max(2 if cfg.get("layout") in ("tmw", "gl") else 16, _pow2_le(int(cfg["BLOCK_T"])))
+    cfg["BLOCK_T"] = max(2 if cfg.get("layout") == "tmw" else 16, _pow2_le(int(cfg["BLOCK_T"])))
     cfg.setdefault("num_warps", 4)
     cfg.setdefault("layout", "tm")
     return cfg
@@ -1043,8 +1046,8 @@ class _TritonScanFn(torch.autograd.Function):
         if need_grad:
             # the backward recomputes each of its tiles from the state saved at the tile's start
             bcfg = _fix_config(bwd_cfg or default_config(dim, L, N, G, backward=True, itemsize=es), dim, L, G)
-            if cfg["layout"] not in ("tmw", "gl") or cfg["BLOCK_T"] < bcfg["BLOCK_T"]:
-                cfg["BLOCK_T"] = bcfg["BLOCK_T"]  # tmw/gl can keep a longer tile and save states inside it
+            if cfg["layout"] != "tmw" or cfg["BLOCK_T"] < bcfg["BLOCK_T"]:
+                cfg["BLOCK_T"] = bcfg["BLOCK_T"]  # tmw can keep a longer tile and save states inside it
             if bcfg["layout"] == "sn" and cfg["layout"] != "sn":
                 # sn's tiles are long (128-256 steps), which the dm/tm forwards would spill: run sn both ways
                 cfg = dict(bcfg)
@@ -1059,23 +1062,15 @@ class _TritonScanFn(torch.autograd.Function):
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
         # every layout saves the same states ((B, cdiv(L, backward BLOCK_T), D, N) fp32 at the backward's tile starts),
         # so any forward feeds any backward
-        if cfg["layout"] == "gl" and not scan_gluon.available():
-            cfg["layout"] = "tmw"  # Gluon has no interpreter (and older triton no gluon): the same tiles in plain tl
         kern = {"tm": _scan_fwd_kernel_tm, "tmw": _scan_fwd_kernel_tmw, "sn": _scan_fwd_kernel_sn}.get(
             cfg["layout"], _scan_fwd_kernel)
         ex = {}
-        if cfg["layout"] == "gl":  # v8: the tmw forward with explicit layouts, loads land in the compute layout
-            kern = scan_gluon._scan_fwd_kernel_gl
-            nl = cfg.get("N_LANES", 32 * cfg["num_warps"] // cfg["BLOCK_D"])  # default: one channel per lane group
-            ex["NL"] = min(_next_pow2(N), 32, _pow2_le(int(nl)))
-            ex["SAVE_T"] = save_t
         if cfg["layout"] in ("tm", "tmw"):  # v6a: opaque 16-bit upcast (see _f32_opaque); no inline asm when interpreted
             ex["ASM"] = not _interpreting()
         if cfg["layout"] == "tmw":  # NL lanes over n (N_LANES, default 32 // BLOCK_D, at most NP)
             ex["NL"] = min(_next_pow2(N), max(1, int(cfg.get("N_LANES", 32 // cfg["BLOCK_D"]))))
             ex["SAVE_T"] = save_t
-        if cfg["layout"] in ("tmw", "gl"):
-            ex["PREFETCH"] = bool(cfg.get("PREFETCH", False))
+            ex["PREFETCH"] = bool(cfg.get("PREFETCH", False))  # v8: next tile's loads issued early
         k = kern[grid](
             u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
             bias if bias is not None else u, out, last, states,
