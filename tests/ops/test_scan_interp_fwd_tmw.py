@@ -25,6 +25,7 @@ CASES = [  # b, d, L, n, groups, (BLOCK_D, BLOCK_T, warps, layout, N_LANES), opt
     (1, 8, 35, 16, 1, (4, 16, 1, "tmw", 8), True),
     (2, 8, 37, 16, 1, (8, 16, 1, "tmw", 4, "prefetch"), True),  # v8: next tile's loads issued early
     (1, 16, 21, 5, 2, (16, 8, 1, "tmw", 2, "prefetch"), False),
+    (2, 16, 32, 16, 2, (8, 16, 1, "tmw", 4, "prefetch"), True),  # every tile full: the prefetch past the end is masked
     (2, 8, 37, 16, 2, (8, 16, 4, "tm"), True),
     (1, 8, 21, 5, 1, (8, 16, 4, "tm"), False),
 ]

@@ -384,10 +384,6 @@ if _HAVE_TRITON:
         base_bc = (pid_b * G + grp) * N * L + n_bc.to(tl.int64) * L
         return pid_d, pid_b, offs_d, mask_d, n3, d3, m_dn, grp, A, Dv, bias, base_x, n_bc, n_bc < N, base_bc
 
-    # v6a forward "tmw": tiles [BLOCK_T, NI, BLOCK_D, NL] as in the v4 backward (n = ni * NL + nl; NL and
-    # BLOCK_D on lanes, BLOCK_T and NI in-thread).  The scan is an in-thread loop, the sum over n for y is
-    # NI-fold in-thread and log2(NL) shuffles per (t, d).  The carried state enters as x_0 += a_0 * h, so
-    # the scan's state component is h_t.  Same saved-state contract as tm: (B, NT, D, N) fp32 at tile starts.
     @triton.jit
     def _tmw_fwd_load(u_ptr, dt_ptr, z_ptr, B_ptr, C_ptr, it, L, base_x, base_bc, mask_d, m_nbc, tt,
                       BLOCK_T: tl.constexpr, HAS_Z: tl.constexpr):
@@ -406,6 +402,10 @@ if _HAVE_TRITON:
         m_bc = mask_t[:, None, None] & m_nbc
         return u, dt, zt, tl.load(B_ptr + pbc, mask=m_bc, other=0.0), tl.load(C_ptr + pbc, mask=m_bc, other=0.0)
 
+    # v6a forward "tmw": tiles [BLOCK_T, NI, BLOCK_D, NL] as in the v4 backward (n = ni * NL + nl; NL and
+    # BLOCK_D on lanes, BLOCK_T and NI in-thread).  The scan is an in-thread loop, the sum over n for y is
+    # NI-fold in-thread and log2(NL) shuffles per (t, d).  The carried state enters as x_0 += a_0 * h, so
+    # the scan's state component is h_t.  Same saved-state contract as tm: (B, NT, D, N) fp32 at tile starts.
     @triton.jit
     def _scan_fwd_kernel_tmw(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
@@ -1171,7 +1171,7 @@ def selective_scan_triton(
     Gradients flow to u, delta, A, B, C, D, z, delta_bias; ``last_state`` (fp32) has none.
     ``fwd_config`` / ``bwd_config``: optional ``{"BLOCK_D", "BLOCK_T", "num_warps", "layout"}`` overrides
     (layout "tm", "dm", "sn" (d_state <= 2, v5), "tmw" with ``N_LANES``, lanes over n, default 4 in the
-    backward and 32 // BLOCK_D in the forward; backward "tmw" also ``PREFETCH``)
+    backward and 32 // BLOCK_D in the forward; "tmw" also ``PREFETCH``, the next tile's loads issued early)
     (with autograd on, the forward uses the backward's BLOCK_T so the saved tile states line up).
     """
     if not _HAVE_TRITON:
