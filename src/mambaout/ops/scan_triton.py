@@ -94,6 +94,19 @@ if _HAVE_TRITON:
         return tl.where(v > 20.0, v, tl.where(v < -15.0, tl.exp(v), tl.log(1.0 + tl.exp(v))))
 
     @triton.jit
+    def _delta(dt, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+        """delta as the recurrence uses it: + delta_bias, softplus, zero outside the tile (where the loads gave 0 but
+        bias/softplus would not).  Also returns the value before the softplus (the backward's softplus' needs it)."""
+        if HAS_BIAS:
+            dt = dt + bias
+        pre = dt
+        if SOFTPLUS:
+            dt = _softplus(dt)
+        if HAS_BIAS or SOFTPLUS:
+            dt = tl.where(mask, dt, 0.0)
+        return pre, dt
+
+    @triton.jit
     def _bc_row(pid_b, pid_d, grp, G, NDB, ATOMIC_BC: tl.constexpr):
         # dB, dC (sums over channels) go either straight into the (B, G, N, L) fp32 result with atomic adds
         # (ATOMIC_BC) or into this program's row of a partials buffer (B, NDB, N, L), summed by torch after
@@ -131,8 +144,9 @@ if _HAVE_TRITON:
         A2 = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32) * 1.4426950408889634
         if HAS_D:
             Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        bias = 0.0  # unused without delta_bias (_delta)
         if HAS_BIAS:
-            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[:, None]
         base_x = pid_b * DIM * L + offs_d[:, None].to(tl.int64) * L  # [BD, 1]
         base_bc = (pid_b * G + grp) * N * L + offs_n[:, None].to(tl.int64) * L  # [NP, 1]
         tt = tl.arange(0, BLOCK_T)
@@ -146,12 +160,7 @@ if _HAVE_TRITON:
             dt = tl.load(dt_ptr + base_x + offs_t[None, :], mask=m_x, other=0.0).to(tl.float32)
             Bt = tl.load(B_ptr + base_bc + offs_t[None, :], mask=m_bc, other=0.0).to(tl.float32)
             Ct = tl.load(C_ptr + base_bc + offs_t[None, :], mask=m_bc, other=0.0).to(tl.float32)
-            if HAS_BIAS:
-                dt = dt + bias[:, None]
-            if SOFTPLUS:
-                dt = _softplus(dt)
-            if HAS_BIAS or SOFTPLUS:
-                dt = tl.where(m_x, dt, 0.0)
+            _, dt = _delta(dt, bias, m_x, HAS_BIAS, SOFTPLUS)
             a = tl.exp2(dt[:, None, :] * A2[:, :, None])  # [BD, NP, BT]
             x = (dt * u)[:, None, :] * Bt[None, :, :]
             aS, xS = tl.associative_scan((a, x), 2, _combine)
@@ -304,8 +313,9 @@ if _HAVE_TRITON:
         A2 = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32) * 1.4426950408889634
         if HAS_D:
             Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        bias = 0.0  # unused without delta_bias (_delta)
         if HAS_BIAS:
-            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
         base_x = pid_b * DIM * L + offs_d[None, :].to(tl.int64) * L  # [1, BD]
         base_bc = (pid_b * G + grp) * N * L + offs_n[None, :].to(tl.int64) * L  # [1, NP]
         tt = tl.arange(0, BLOCK_T)
@@ -319,12 +329,7 @@ if _HAVE_TRITON:
             dt = _f32_opaque(tl.load(dt_ptr + base_x + offs_t[:, None], mask=m_x, other=0.0), ASM)
             Bt = _f32_opaque(tl.load(B_ptr + base_bc + offs_t[:, None], mask=m_bc, other=0.0), ASM)  # [BT, NP]
             Ct = _f32_opaque(tl.load(C_ptr + base_bc + offs_t[:, None], mask=m_bc, other=0.0), ASM)
-            if HAS_BIAS:
-                dt = dt + bias[None, :]
-            if SOFTPLUS:
-                dt = _softplus(dt)
-            if HAS_BIAS or SOFTPLUS:
-                dt = tl.where(m_x, dt, 0.0)
+            _, dt = _delta(dt, bias, m_x, HAS_BIAS, SOFTPLUS)
             a = tl.exp2(dt[:, :, None] * A2[None, :, :])  # [BT, BD, NP]
             x = (dt * u)[:, :, None] * Bt[:, None, :]
             aS, xS = tl.associative_scan((a, x), 0, _combine)
@@ -443,12 +448,7 @@ if _HAVE_TRITON:
             dt = _f32_opaque(dt_r, ASM)
             Bt = _f32_opaque(B_r, ASM)[:, :, None, :]  # [BT, NI, 1, NL]
             Ct = _f32_opaque(C_r, ASM)[:, :, None, :]
-            if HAS_BIAS:
-                dt = dt + bias
-            if SOFTPLUS:
-                dt = _softplus(dt)
-            if HAS_BIAS or SOFTPLUS:
-                dt = tl.where(m_x, dt, 0.0)
+            _, dt = _delta(dt, bias, m_x, HAS_BIAS, SOFTPLUS)
             if SAVE_STATES:
                 sp = states_ptr + ((pid_b * NTS + it * (BLOCK_T // SAVE_T)) * DIM + d3) * N + n3
                 tl.store(sp, h, mask=m_dn)
@@ -786,6 +786,7 @@ if _HAVE_TRITON:
             A21 = tl.load(A_ptr + offs_d * N + 1, mask=mask_d, other=0.0).to(tl.float32)[:, None] * 1.4426950408889634
         if HAS_D:
             Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[:, None]
+        bias = 0.0  # unused without delta_bias (_delta)
         if HAS_BIAS:
             bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[:, None]
         base_x = pid_b * DIM * L + offs_d[:, None].to(tl.int64) * L
@@ -802,12 +803,7 @@ if _HAVE_TRITON:
             px = base_x + offs_t[None, :]
             u = tl.load(u_ptr + px, mask=m_x, other=0.0).to(tl.float32)
             dt = tl.load(dt_ptr + px, mask=m_x, other=0.0).to(tl.float32)
-            if HAS_BIAS:
-                dt = dt + bias
-            if SOFTPLUS:
-                dt = _softplus(dt)
-            if HAS_BIAS or SOFTPLUS:
-                dt = tl.where(m_x, dt, 0.0)
+            _, dt = _delta(dt, bias, m_x, HAS_BIAS, SOFTPLUS)
             dtu = dt * u
             if SAVE_STATES:
                 sp = states_ptr + ((pid_b * NT + it) * DIM + offs_d) * N
@@ -856,6 +852,7 @@ if _HAVE_TRITON:
             A1 = tl.load(A_ptr + offs_d * N + 1, mask=mask_d, other=0.0).to(tl.float32)[:, None]
         if HAS_D:
             Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[:, None]
+        bias = 0.0  # unused without delta_bias (_delta)
         if HAS_BIAS:
             bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[:, None]
         base_x = pid_b * DIM * L + offs_d[:, None].to(tl.int64) * L
@@ -882,13 +879,7 @@ if _HAVE_TRITON:
             u = tl.load(u_ptr + px, mask=m_x, other=0.0).to(tl.float32)
             dt = tl.load(dt_ptr + px, mask=m_x, other=0.0).to(tl.float32)
             dout = tl.load(dout_ptr + px, mask=m_x, other=0.0).to(tl.float32)
-            if HAS_BIAS:
-                dt = dt + bias
-            dt_pre = dt
-            if SOFTPLUS:
-                dt = _softplus(dt)
-            if HAS_BIAS or SOFTPLUS:
-                dt = tl.where(m_x, dt, 0.0)
+            dt_pre, dt = _delta(dt, bias, m_x, HAS_BIAS, SOFTPLUS)
             dtu = dt * u
             sp = states_ptr + ((pid_b * NT + it) * DIM + offs_d) * N
             pbc = base_bc + offs_t
