@@ -209,7 +209,10 @@ def tri(fwd_cfg=None, bwd_cfg=None):
 
 def cfgd(c):
     """Sweep tuple -> config: (BLOCK_D, BLOCK_T, num_warps[, layout[, N_LANES]][, flags...]); flags "prefetch"
-    (tmw backward), "partials" (dB/dC as deterministic per-program partials instead of atomic adds)."""
+    (tmw: the next tile's loads issued early), "partials" (dB/dC as deterministic per-program partials instead of
+    atomic adds), "fast" (tmw/sn forward: softplus and the z gate by MUFU approximations, v9), "zearly" (sn
+    forward: z loaded with u and delta, v9), "emuK" (tmw: exp2 of K of the NI in-thread state rows on the FMA
+    pipe, v9)."""
     d = {"BLOCK_D": c[0], "BLOCK_T": c[1], "num_warps": c[2], "layout": c[3] if len(c) > 3 else "tm"}
     for x in c[4:]:
         if isinstance(x, int):
@@ -218,9 +221,21 @@ def cfgd(c):
             d["PREFETCH"] = True
         elif x == "partials":
             d["ATOMIC_BC"] = False
+        elif x == "fast":
+            d["FAST_EW"] = True
+        elif x == "zearly":
+            d["Z_EARLY"] = True
+        elif isinstance(x, str) and x.startswith("emu"):
+            d["EXP_FMA"] = int(x[3:])
         else:
             raise ValueError(f"unknown sweep flag {x!r}")
     return d
+
+
+def parse_cand(text: str) -> tuple:
+    """'8,16,1,tmw,4,prefetch' -> (8, 16, 1, "tmw", 4, "prefetch") (a sweep tuple for cfgd)."""
+    parts = [p.strip() for p in text.split(",")]
+    return tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts)
 
 
 def log(*a):
@@ -238,6 +253,10 @@ def main(argv=None):
     ap.add_argument("--fwd-only", action="store_true", help="--sweep: forward tiles only (f+b with the best forward)")
     ap.add_argument("--fwd-fb", action="store_true",
                     help="--sweep: also time f+b (default backward) with every forward candidate, not only the best")
+    ap.add_argument("--fwd-cands", default=None,
+                    help="--sweep: these forward candidates instead of the built-in list, ';'-separated tuples, "
+                         "e.g. '8,16,1,tmw,4,prefetch;8,16,1,tmw,4,prefetch,fast'")
+    ap.add_argument("--bwd-cands", default=None, help="--sweep: these backward candidates (as --fwd-cands)")
     ap.add_argument("--full", action="store_true", help="time every sweep candidate at full repetition (slower, less noise)")
     ap.add_argument("--deterministic", action="store_true",
                     help="torch.use_deterministic_algorithms (the Triton backward then sums dB/dC from partials, no atomics)")
@@ -285,6 +304,8 @@ def main(argv=None):
                 r["fwd_rel_err_vs_torch"] = rel(o_t, o_p)
                 del o_t, o_p
                 cands = SWEEP_FWD[1 if n <= 2 else 16] if args.sweep and not args.bwd_only else []
+                if args.fwd_cands and args.sweep and not args.bwd_only:
+                    cands = [parse_cand(c) for c in args.fwd_cands.split(";") if c.strip()]
                 fwd = {"default": time_fwd(tri(), inp)}
                 log(f"   fwd default: {fwd['default']:.4f} ms {scan_triton.last_kernel_info.get('fwd')}")
                 for c in cands:
@@ -306,6 +327,8 @@ def main(argv=None):
                 r["triton_fwd_sweep"] = fwd
                 fb_cfg = cfgd(eval(best_f)) if best_f != "default" else None
                 cands = SWEEP_BWD[1 if n <= 2 else 16] if args.sweep and not args.fwd_only else []
+                if args.bwd_cands and args.sweep and not args.fwd_only:
+                    cands = [parse_cand(c) for c in args.bwd_cands.split(";") if c.strip()]
                 fb = {"default": time_fwd_bwd(tri(fwd_cfg=fb_cfg), inp)}
                 log(f"   f+b default: {fb['default']:.4f} ms {scan_triton.last_kernel_info.get('bwd')}")
                 for c in cands:
