@@ -82,7 +82,9 @@ SWEEP_BWD = {
          (8, 4, 1, "tmw", 4, "prefetch"), (16, 4, 2, "tmw", 4, "prefetch"), (4, 8, 1, "tmw", 8, "prefetch"),
          (8, 8, 2, "tmw", 8, "prefetch"),
          # v7: dB/dC as per-program partials (the deterministic path) instead of atomic adds
-         (4, 8, 1, "tmw", 8, "prefetch", "partials"), (16, 4, 2, "tmw", 4, "partials")],
+         (4, 8, 1, "tmw", 8, "prefetch", "partials"), (16, 4, 2, "tmw", 4, "partials"),
+         # v9: softplus and the sigmoids by MUFU approximations (default at L >= 1024)
+         (4, 8, 1, "tmw", 8, "fast"), (4, 8, 1, "tmw", 8, "prefetch", "fast"), (8, 4, 1, "tmw", 4, "prefetch", "fast")],
 }
 
 
@@ -210,9 +212,7 @@ def tri(fwd_cfg=None, bwd_cfg=None):
 def cfgd(c):
     """Sweep tuple -> config: (BLOCK_D, BLOCK_T, num_warps[, layout[, N_LANES]][, flags...]); flags "prefetch"
     (tmw: the next tile's loads issued early), "partials" (dB/dC as deterministic per-program partials instead of
-    atomic adds), "fast" (tmw/sn forward: softplus and the z gate by MUFU approximations, v9), "zearly" (sn
-    forward: z loaded with u and delta, v9), "emuK" (tmw: exp2 of K of the NI in-thread state rows on the FMA
-    pipe, v9)."""
+    atomic adds), "fast" (tmw backward: softplus and the sigmoids by MUFU approximations, v9)."""
     d = {"BLOCK_D": c[0], "BLOCK_T": c[1], "num_warps": c[2], "layout": c[3] if len(c) > 3 else "tm"}
     for x in c[4:]:
         if isinstance(x, int):
@@ -223,10 +223,6 @@ def cfgd(c):
             d["ATOMIC_BC"] = False
         elif x == "fast":
             d["FAST_EW"] = True
-        elif x == "zearly":
-            d["Z_EARLY"] = True
-        elif isinstance(x, str) and x.startswith("emu"):
-            d["EXP_FMA"] = int(x[3:])
         else:
             raise ValueError(f"unknown sweep flag {x!r}")
     return d

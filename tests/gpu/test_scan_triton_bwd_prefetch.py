@@ -13,9 +13,9 @@ pytestmark = [
 
 CFGS = [dict(BLOCK_D=bd, BLOCK_T=bt, N_LANES=nl, num_warps=nw, layout="tmw", PREFETCH=True)
         for bd, bt, nl, nw in ((8, 4, 4, 1), (16, 4, 4, 2), (4, 8, 8, 1))]
-# v9: MUFU softplus / sigmoids (FAST_EW), exp2 of some in-thread state rows on the FMA pipe (EXP_FMA)
-CFGS += [dict(BLOCK_D=4, BLOCK_T=8, N_LANES=8, num_warps=1, layout="tmw", PREFETCH=False, FAST_EW=True, EXP_FMA=1),
-         dict(BLOCK_D=8, BLOCK_T=4, N_LANES=4, num_warps=1, layout="tmw", PREFETCH=True, FAST_EW=True, EXP_FMA=2)]
+# v9: softplus and the sigmoids by MUFU approximations (FAST_EW; the default at L >= 1024)
+CFGS += [dict(BLOCK_D=4, BLOCK_T=8, N_LANES=8, num_warps=1, layout="tmw", PREFETCH=False, FAST_EW=True),
+         dict(BLOCK_D=8, BLOCK_T=4, N_LANES=4, num_warps=1, layout="tmw", PREFETCH=True, FAST_EW=True)]
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +26,7 @@ def _poison():
 
 
 @pytest.mark.parametrize("cfg", CFGS, ids=lambda c: f"{c['BLOCK_D']}-{c['BLOCK_T']}-{c['num_warps']}-{c['N_LANES']}"
-                         f"{'-fast' if c.get('FAST_EW') else ''}{'-emu%d' % c['EXP_FMA'] if c.get('EXP_FMA') else ''}")
+                         f"{'-fast' if c.get('FAST_EW') else ''}")
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.bfloat16, 2e-2)])
 @pytest.mark.parametrize("b,d,L,n,groups,extras", [(2, 64, 197, 16, None, True), (2, 32, 77, 5, 2, False),
                                                    (1, 32, 300, 16, 2, True)])

@@ -23,12 +23,6 @@ CFGS = [
     {"BLOCK_D": 8, "BLOCK_T": 16, "num_warps": 1, "layout": "tmw", "N_LANES": 4, "PREFETCH": True},
     {"BLOCK_D": 16, "BLOCK_T": 8, "num_warps": 1, "layout": "tmw", "N_LANES": 2, "PREFETCH": True},
     {"BLOCK_D": 32, "BLOCK_T": 8, "num_warps": 4, "layout": "tmw", "N_LANES": 4, "PREFETCH": True},
-    # v9: softplus and the z gate by MUFU approximations
-    {"BLOCK_D": 8, "BLOCK_T": 16, "num_warps": 1, "layout": "tmw", "N_LANES": 4, "PREFETCH": True, "FAST_EW": True},
-    {"BLOCK_D": 16, "BLOCK_T": 8, "num_warps": 1, "layout": "tmw", "N_LANES": 2, "PREFETCH": True, "FAST_EW": True},
-    # v9: exp2 of some in-thread state rows on the FMA pipe
-    {"BLOCK_D": 8, "BLOCK_T": 16, "num_warps": 1, "layout": "tmw", "N_LANES": 4, "PREFETCH": True, "EXP_FMA": 1},
-    {"BLOCK_D": 16, "BLOCK_T": 8, "num_warps": 1, "layout": "tmw", "N_LANES": 2, "PREFETCH": True, "EXP_FMA": 3},
 ]
 SHAPES = [(2, 64, 333, 16, None), (2, 48, 100, 16, 2), (1, 40, 197, 5, None), (2, 64, 320, 16, 2)]  # 320: every tile full
 
@@ -48,8 +42,7 @@ def rel(x, y):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("cfg", CFGS, ids=lambda c: f"{c['layout']}{c['BLOCK_D']}x{c['BLOCK_T']}x{c['num_warps']}"
-                         f"{'pf' if c.get('PREFETCH') else ''}{'fast' if c.get('FAST_EW') else ''}"
-                         f"{'emu%d' % c['EXP_FMA'] if c.get('EXP_FMA') else ''}")
+                         f"{'pf' if c.get('PREFETCH') else ''}")
 @pytest.mark.parametrize("grad", [False, True])
 def test_v6a_forward(dtype, shape, cfg, grad):
     b, d, L, n, g = shape

@@ -1,5 +1,5 @@
-"""v6b: the tmw backward with register double-buffering of the next tile's loads (``PREFETCH``), and v9's exp2
-on the FMA pipe (``EXP_FMA``), checked against the sequential reference in the Triton interpreter (CPU, TRITON_INTERPRET=1)."""
+"""v6b: the tmw backward with register double-buffering of the next tile's loads (``PREFETCH``),
+checked against the sequential reference in the Triton interpreter (CPU, TRITON_INTERPRET=1)."""
 
 import textwrap
 
@@ -15,9 +15,6 @@ SCRIPT = textwrap.dedent(
     cfgs = [dict(BLOCK_D=bd, BLOCK_T=bt, N_LANES=nl, num_warps=nw, layout="tmw", PREFETCH=pf)
             for bd, bt, nl, nw in ((8, 4, 4, 1), (4, 8, 8, 1), (16, 4, 4, 2), (4, 2, 2, 1))
             for pf in (True, False)]
-    # v9: exp2 of some (all) in-thread state rows on the FMA pipe
-    cfgs += [dict(BLOCK_D=8, BLOCK_T=4, N_LANES=4, num_warps=1, layout="tmw", PREFETCH=True, EXP_FMA=1),
-             dict(BLOCK_D=4, BLOCK_T=8, N_LANES=8, num_warps=1, layout="tmw", EXP_FMA=2)]
     compare_to_reference(cases, lambda n: [dict(bwd_config=c) for c in cfgs])
     """
 )

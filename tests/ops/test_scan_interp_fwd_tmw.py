@@ -2,8 +2,7 @@
 
 Runs in a subprocess with TRITON_INTERPRET=1, compares against selective_scan_reference (fp32, relative max error
 < 1e-5): L not a multiple of BLOCK_T, grouped B/C, N = 16 and N = 5, with/without D/z/bias, return_last_state, and
-the autograd forward (tmw, at the default backward's BLOCK_T) feeding the default backward; v8's prefetching tmw;
-v9's exp2 on the FMA pipe (EXP_FMA).
+the autograd forward (tmw, at the default backward's BLOCK_T) feeding the default backward; v8's prefetching tmw.
 """
 
 import pytest
@@ -27,8 +26,6 @@ CASES = [  # b, d, L, n, groups, (BLOCK_D, BLOCK_T, warps, layout, N_LANES), opt
     (2, 8, 37, 16, 1, (8, 16, 1, "tmw", 4, "prefetch"), True),  # v8: next tile's loads issued early
     (1, 16, 21, 5, 2, (16, 8, 1, "tmw", 2, "prefetch"), False),
     (2, 16, 32, 16, 2, (8, 16, 1, "tmw", 4, "prefetch"), True),  # every tile full: the prefetch past the end is masked
-    (2, 8, 37, 16, 1, (8, 16, 1, "tmw", 4, "prefetch", "emu1"), True),  # v9: exp2 of 1 (3) of NI rows by FMA
-    (1, 16, 21, 5, 2, (16, 8, 1, "tmw", 2, "prefetch", "emu3"), False),
     (2, 8, 37, 16, 2, (8, 16, 4, "tm"), True),
     (1, 8, 21, 5, 1, (8, 16, 4, "tm"), False),
 ]
@@ -43,7 +40,6 @@ for b, d, L, n, G, c, opt in CASES:
     if len(c) > 4:
         cfg["N_LANES"] = c[4]
     cfg["PREFETCH"] = "prefetch" in c
-    cfg["EXP_FMA"] = sum(int(f[3:]) for f in c[5:] if f.startswith("emu"))
     ref, rl = selective_scan_reference(u, dl, A, Bm, Cm, Dv, z, bias, delta_softplus=True, return_last_state=True)
     out, last = selective_scan_triton(u, dl, A, Bm, Cm, Dv, z, bias, delta_softplus=True, return_last_state=True,
                                       fwd_config=cfg)

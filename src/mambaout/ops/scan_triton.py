@@ -90,15 +90,14 @@ if _HAVE_TRITON:
 
     @triton.jit
     def _approx(x, OP: tl.constexpr):
-        """One MUFU instruction (``ex2``, ``lg2`` or ``rcp``, ``.approx.ftz.f32``): libdevice's log and the
-        precise division spend ~20 and ~8 instructions on accuracy the scan does not need (v9)."""
+        # one MUFU instruction (OP "ex2", "lg2" or "rcp", .approx.ftz.f32), compiled code only (inline asm)
         return tl.inline_asm_elementwise(OP + ".approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32,
                                          is_pure=True, pack=1)
 
     @triton.jit
     def _softplus(v, FAST: tl.constexpr = False):
-        """Matches torch.nn.functional.softplus (threshold 20); exp(v) for very negative v.  FAST: MUFU ex2 and
-        lg2 (compiled code only: inline asm)."""
+        """Matches torch.nn.functional.softplus (threshold 20); exp(v) for very negative v.  FAST: MUFU ex2 and lg2
+        instead of libdevice's exp and log (~20 instructions), compiled code only (v9)."""
         if FAST:
             e = _approx(v * 1.4426950408889634, "ex2")
             return tl.where(v > 20.0, v, tl.where(v < -15.0, e, _approx(1.0 + e, "lg2") * 0.6931471805599453))
@@ -106,54 +105,22 @@ if _HAVE_TRITON:
             return tl.where(v > 20.0, v, tl.where(v < -15.0, tl.exp(v), tl.log(1.0 + tl.exp(v))))
 
     @triton.jit
-    def _exp2_fma(x):
-        """2**x on the FMA pipe (v9; for x <= 0, clamped at -126): a d_state 16 forward issues one MUFU ex2 per
-        (t, d, n), and the MUFU pipe (a quarter of the FMA pipe's lanes) sets its pace; moving a share of them
-        here balances the two.  Round-to-nearest by the 1.5 * 2**23 trick, 2**f on [-0.5, 0.5] by a degree-5
-        polynomial with p(0) = 1 exactly (max relative error 1.9e-7, fitted here), 2**j added to the exponent."""
-        x = tl.maximum(x, -126.0)
-        t = x + 12582912.0
-        f = x - (t - 12582912.0)
-        p = f * 0.0013264714507386088 + 0.009671502746641636
-        p = p * f + 0.05550733581185341
-        p = p * f + 0.24022242426872253
-        p = p * f + 0.6931470036506653
-        p = p * f + 1.0
-        return (p.to(tl.int32, bitcast=True) + (t.to(tl.int32, bitcast=True) << 23)).to(tl.float32, bitcast=True)
-
-    @triton.jit
-    def _exp2_ni(x, NI: tl.constexpr, EXP_FMA: tl.constexpr):
-        """2**x of a [BT, NI, BD, NL] tmw tile: the last EXP_FMA of the NI in-thread state rows on the FMA pipe
-        (_exp2_fma), the others by MUFU ex2.  NI is in-thread, so the select folds per register (v9)."""
-        if EXP_FMA > 0:
-            ni = tl.arange(0, NI)[None, :, None, None]
-            return tl.where(ni < NI - EXP_FMA, tl.exp2(x), _exp2_fma(x))
-        else:
-            return tl.exp2(x)
-
-    @triton.jit
-    def _sigmoid(x, FAST: tl.constexpr):
-        """FAST: MUFU ex2 and rcp (compiled code only)."""
+    def _sigmoid(x, FAST: tl.constexpr = False):
+        # FAST: MUFU ex2 and rcp instead of exp and a precise division, compiled code only (v9)
         if FAST:
             return _approx(1.0 + _approx(x * -1.4426950408889634, "ex2"), "rcp")
         else:
             return tl.sigmoid(x)
 
     @triton.jit
-    def _silu(z, FAST: tl.constexpr):
-        # z * sigmoid(z), the output gate
-        return z * _sigmoid(z, FAST)
-
-    @triton.jit
-    def _delta(dt, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, FAST: tl.constexpr = False):
+    def _delta(dt, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
         """delta as the recurrence uses it: + delta_bias, softplus, zero outside the tile (where the loads gave 0 but
-        bias/softplus would not).  Also returns the value before the softplus (the backward's softplus' needs it).
-        FAST: softplus by MUFU approximations (compiled code only)."""
+        bias/softplus would not).  Also returns the value before the softplus (the backward's softplus' needs it)."""
         if HAS_BIAS:
             dt = dt + bias
         pre = dt
         if SOFTPLUS:
-            dt = _softplus(dt, FAST)
+            dt = _softplus(dt)
         if HAS_BIAS or SOFTPLUS:
             dt = tl.where(mask, dt, 0.0)
         return pre, dt
@@ -471,7 +438,6 @@ if _HAVE_TRITON:
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr, NL: tl.constexpr, ASM: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
         SAVE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, SAVE_T: tl.constexpr, PREFETCH: tl.constexpr = False,
-        FAST_EW: tl.constexpr = False, EXP_FMA: tl.constexpr = 0,
     ):
         NI: tl.constexpr = NP // NL
         NTS = tl.cdiv(L, SAVE_T)  # saved states every SAVE_T steps (the backward's tile, dividing BLOCK_T)
@@ -501,11 +467,11 @@ if _HAVE_TRITON:
             dt = _f32_opaque(dt_r, ASM)
             Bt = _f32_opaque(B_r, ASM)[:, :, None, :]  # [BT, NI, 1, NL]
             Ct = _f32_opaque(C_r, ASM)[:, :, None, :]
-            _, dt = _delta(dt, bias, m_x, HAS_BIAS, SOFTPLUS, FAST_EW)
+            _, dt = _delta(dt, bias, m_x, HAS_BIAS, SOFTPLUS)
             if SAVE_STATES:
                 sp = states_ptr + ((pid_b * NTS + it * (BLOCK_T // SAVE_T)) * DIM + d3) * N + n3
                 tl.store(sp, h, mask=m_dn)
-            a = _exp2_ni(dt[:, None, :, None] * A2, NI, EXP_FMA)  # [BT, NI, BD, NL]
+            a = tl.exp2(dt[:, None, :, None] * A2)  # [BT, NI, BD, NL]
             x = (dt * u)[:, None, :, None] * Bt
             _, hs = tl.associative_scan((a, x + tl.where(first, a * h[None], 0.0)), 0, _combine)
             if SAVE_STATES:  # the states inside the tile: a select along the in-thread time axis
@@ -518,7 +484,8 @@ if _HAVE_TRITON:
             if HAS_D:
                 y += Dv * u
             if HAS_Z:
-                y = y * _silu(_f32_opaque(z_r, ASM), FAST_EW)
+                zt = _f32_opaque(z_r, ASM)
+                y = y * (zt * tl.sigmoid(zt))
             tl.store(out_ptr + px, y.to(out_ptr.dtype.element_ty), mask=m_x)
         if STORE_LAST:
             tl.store(last_ptr + (pid_b * DIM + d3) * N + n3, h, mask=m_dn)
@@ -683,7 +650,6 @@ if _HAVE_TRITON:
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr, NL: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
         PREFETCH: tl.constexpr = False, ATOMIC_BC: tl.constexpr = False, FAST_EW: tl.constexpr = False,
-        EXP_FMA: tl.constexpr = 0,
     ):
         NI: tl.constexpr = NP // NL
         pid_d, pid_b, offs_d, mask_d, n3, d3, m_dn, grp, A, Dv, bias, base_x, n_bc, m_nbc, base_bc = _tmw_setup(
@@ -738,7 +704,7 @@ if _HAVE_TRITON:
             dtu = dt * u
             # recompute the tile's states; the first step absorbs the carried-in state, so the scan's
             # state component is h_t itself
-            a = _exp2_ni(dt4 * A2, NI, EXP_FMA)  # [BT, NI, BD, NL]
+            a = tl.exp2(dt4 * A2)  # [BT, NI, BD, NL]
             x = dtu[:, None, :, None] * Bt
             _, hs = tl.associative_scan((a, x + tl.where(first, a * h0[None], 0.0)), 0, _combine)
             y = tl.sum(tl.sum(hs * Ct, axis=1), axis=2)  # [BT, BD]
@@ -755,7 +721,7 @@ if _HAVE_TRITON:
             _put_bc(dC_ptr + base_p + offs_t[:, None, None], tl.sum(hs * dy4, axis=2), m_bc, ATOMIC_BC)
             # adjoint g_t = C_t dy_t + a_{t+1} g_{t+1}; the carry from the later tile enters at the
             # last step: a_{t+1} there is the next tile's first decay (alpha of the last row)
-            alpha = _exp2_ni(dtn[:, None, :, None] * A2, NI, EXP_FMA)
+            alpha = tl.exp2(dtn[:, None, :, None] * A2)
             last = (tt == BLOCK_T - 1)[:, None, None, None]
             beta = Ct * dy4 + tl.where(last, alpha * gcarry[None], 0.0)
             # reverse scan as a forward scan on the time-flipped tile: Triton lowers reverse=True along
@@ -827,8 +793,7 @@ if _HAVE_TRITON:
         L, DIM, N, G, DPG, NT,
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        SAVE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, FAST_EW: tl.constexpr = False,
-        Z_EARLY: tl.constexpr = False,
+        SAVE_STATES: tl.constexpr, STORE_LAST: tl.constexpr,
     ):
         pid_d = tl.program_id(0)
         pid_b = tl.program_id(1).to(tl.int64)
@@ -857,9 +822,7 @@ if _HAVE_TRITON:
             px = base_x + offs_t[None, :]
             u = tl.load(u_ptr + px, mask=m_x, other=0.0).to(tl.float32)
             dt = tl.load(dt_ptr + px, mask=m_x, other=0.0).to(tl.float32)
-            if HAS_Z and Z_EARLY:  # v9: z's load issued with u's and delta's (it was latency in tmw, v8)
-                zt = tl.load(z_ptr + px, mask=m_x, other=0.0)
-            _, dt = _delta(dt, bias, m_x, HAS_BIAS, SOFTPLUS, FAST_EW)
+            _, dt = _delta(dt, bias, m_x, HAS_BIAS, SOFTPLUS)
             dtu = dt * u
             if SAVE_STATES:
                 sp = states_ptr + ((pid_b * NT + it) * DIM + offs_d) * N
@@ -881,9 +844,8 @@ if _HAVE_TRITON:
             if HAS_D:
                 y += Dv * u
             if HAS_Z:
-                if not Z_EARLY:
-                    zt = tl.load(z_ptr + px, mask=m_x, other=0.0)
-                y = y * _silu(zt.to(tl.float32), FAST_EW)
+                zt = tl.load(z_ptr + px, mask=m_x, other=0.0).to(tl.float32)
+                y = y * (zt * tl.sigmoid(zt))
             tl.store(out_ptr + px, y.to(out_ptr.dtype.element_ty), mask=m_x)
         if STORE_LAST:
             tl.store(last_ptr + (pid_b * DIM + offs_d) * N, h0, mask=mask_d)
@@ -897,7 +859,7 @@ if _HAVE_TRITON:
         L, DIM, N, G, DPG, NT, NDB,
         BLOCK_D: tl.constexpr, NP: tl.constexpr, BLOCK_T: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        ATOMIC_BC: tl.constexpr = False, FAST_EW: tl.constexpr = False,
+        ATOMIC_BC: tl.constexpr = False,
     ):
         pid_d = tl.program_id(0)
         pid_b = tl.program_id(1).to(tl.int64)
@@ -936,7 +898,7 @@ if _HAVE_TRITON:
             u = tl.load(u_ptr + px, mask=m_x, other=0.0).to(tl.float32)
             dt = tl.load(dt_ptr + px, mask=m_x, other=0.0).to(tl.float32)
             dout = tl.load(dout_ptr + px, mask=m_x, other=0.0).to(tl.float32)
-            dt_pre, dt = _delta(dt, bias, m_x, HAS_BIAS, SOFTPLUS, FAST_EW)
+            dt_pre, dt = _delta(dt, bias, m_x, HAS_BIAS, SOFTPLUS)
             dtu = dt * u
             sp = states_ptr + ((pid_b * NT + it) * DIM + offs_d) * N
             pbc = base_bc + offs_t
@@ -953,7 +915,7 @@ if _HAVE_TRITON:
                 y += Dv * u
             if HAS_Z:
                 zt = tl.load(z_ptr + px, mask=m_x, other=0.0).to(tl.float32)
-                sz = _sigmoid(zt, FAST_EW)
+                sz = tl.sigmoid(zt)
                 dz = dout * y * sz * (1.0 + zt * (1.0 - sz))
                 tl.store(dz_ptr + px, dz.to(dz_ptr.dtype.element_ty), mask=m_x)
                 dy = dout * zt * sz
@@ -975,7 +937,7 @@ if _HAVE_TRITON:
                 du += Dv * dy
                 dD_acc += _fold_t(dy * u, BLOCK_D, BLOCK_T)
             if SOFTPLUS:
-                ddt = ddt * _sigmoid(dt_pre, FAST_EW)
+                ddt = ddt * tl.sigmoid(dt_pre)
             if HAS_BIAS:
                 dbias_acc += _fold_t(tl.where(m_x, ddt, 0.0), BLOCK_D, BLOCK_T)
             tl.store(du_ptr + px, du.to(du_ptr.dtype.element_ty), mask=m_x)
@@ -987,6 +949,11 @@ if _HAVE_TRITON:
             tl.atomic_add(dD_ptr + offs_d, tl.sum(dD_acc, axis=1), mask=mask_d)
         if HAS_BIAS:
             tl.atomic_add(dbias_ptr + offs_d, tl.sum(dbias_acc, axis=1), mask=mask_d)
+
+
+def _cdiv(a: int, b: int) -> int:
+    # host-side ceil division (triton.cdiv is a jit function: ~3 us a call on the host, five calls per f+b)
+    return -(-a // b)
 
 
 def _pow2_le(n: int) -> int:
@@ -1009,7 +976,9 @@ def default_config(dim: int, length: int, d_state: int, groups: int, backward: b
     time-major tiles ("tm"), BLOCK_D * NP = 128, every thread of 4 warps owns one (d, n) pair.
     Backward, N >= 4: the same warp-local layout ("tmw", v4), one warp a program; long sequences 4 channels
     x 8 lanes over n, 8 steps a tile; short ones 8 channels x 4 lanes, 4 steps; for 16-bit inputs the next
-    tile's loads are issued early (PREFETCH, v6b; it costs fp32 tiles more registers than it saves time).
+    tile's loads are issued early (PREFETCH, v6b; it costs fp32 tiles more registers than it saves time);
+    at L >= 1024 softplus and the sigmoids are single MUFU approximations (FAST_EW, v9: -5 % f+b in fp32, fewer
+    registers; in the forwards it was 12 % slower, notes "v9").
     dB, dC are summed with fp32 atomic adds (v7) while at most 256 channel blocks share a group, else (and
     under torch.use_deterministic_algorithms) from per-program partials.
     N <= 2 (v5): 2-D "sn" tiles [BLOCK_D, BLOCK_T], time over lanes, one warp a program; inference 2
@@ -1028,7 +997,7 @@ def default_config(dim: int, length: int, d_state: int, groups: int, backward: b
         else:
             lanes, steps = (min(8, NP), 8) if length >= 1024 else (min(4, NP), 4)
             return {"BLOCK_D": 32 // lanes, "BLOCK_T": steps, "num_warps": 1, "layout": "tmw",
-                    "N_LANES": lanes, "PREFETCH": itemsize <= 2}
+                    "N_LANES": lanes, "PREFETCH": itemsize <= 2, "FAST_EW": length >= 1024}
     elif NP <= 2:
         cfg = {"BLOCK_D": 2 * NP, "BLOCK_T": 256 // NP, "num_warps": 1, "layout": "sn"}
     elif NP <= 16:
@@ -1102,12 +1071,12 @@ class _TritonScanFn(torch.autograd.Function):
         if "sn" in (cfg["layout"], bcfg["layout"] if need_grad else None) and N > 2:
             raise ValueError(f"selective_scan_triton: layout 'sn' needs d_state <= 2, got {N}")
         BT = cfg["BLOCK_T"]
-        NT = triton.cdiv(L, BT)
+        NT = _cdiv(L, BT)
         save_t = bcfg["BLOCK_T"] if need_grad else BT  # the saved states line up with the backward's tiles
         out = _out_like(u)
         last = _out_like(u, bsz, dim, N, dtype=torch.float32) if return_last else out
-        states = _out_like(u, bsz, triton.cdiv(L, save_t), dim, N, dtype=torch.float32) if need_grad else out
-        grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
+        states = _out_like(u, bsz, _cdiv(L, save_t), dim, N, dtype=torch.float32) if need_grad else out
+        grid = (_cdiv(dim, cfg["BLOCK_D"]), bsz)
         # every layout saves the same states ((B, cdiv(L, backward BLOCK_T), D, N) fp32 at the backward's tile starts),
         # so any forward feeds any backward
         kern = {"tm": _scan_fwd_kernel_tm, "tmw": _scan_fwd_kernel_tmw, "sn": _scan_fwd_kernel_sn}.get(
@@ -1119,12 +1088,6 @@ class _TritonScanFn(torch.autograd.Function):
             ex["NL"] = min(_next_pow2(N), max(1, int(cfg.get("N_LANES", 32 // cfg["BLOCK_D"]))))
             ex["SAVE_T"] = save_t
             ex["PREFETCH"] = bool(cfg.get("PREFETCH", False))  # v8: next tile's loads issued early
-        if cfg["layout"] in ("tmw", "sn"):  # v9: MUFU softplus / gate (inline asm: not when interpreted)
-            ex["FAST_EW"] = bool(cfg.get("FAST_EW", False)) and not _interpreting()
-        if cfg["layout"] == "sn":
-            ex["Z_EARLY"] = bool(cfg.get("Z_EARLY", False))
-        if cfg["layout"] == "tmw":  # v9: this many of the NI in-thread state rows take exp2 on the FMA pipe
-            ex["EXP_FMA"] = int(cfg.get("EXP_FMA", 0))
         k = kern[grid](
             u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
             bias if bias is not None else u, out, last, states,
@@ -1160,7 +1123,7 @@ class _TritonScanFn(torch.autograd.Function):
         # dB, dC: atomic adds into fp32 sums, or (deterministic) per-program partials summed below.  Every channel
         # block of a group adds into the same rows: past ~256 blocks the adds serialize in L2 (H100, v7: 384 blocks
         # at L = 196 lost 7 %, 768 at L = 49 lost 55 % against the partials; 96-192 blocks won 12-25 %)
-        ndb = triton.cdiv(dim, cfg["BLOCK_D"])  # channel blocks; a multiple of G (BLOCK_D divides D/G)
+        ndb = _cdiv(dim, cfg["BLOCK_D"])  # channel blocks; a multiple of G (BLOCK_D divides D/G)
         atomic = bool(cfg.get("ATOMIC_BC", ndb // G <= 256)) and not torch.are_deterministic_algorithms_enabled()
         # everything summed with atomics shares one zero-filled buffer: one memset a call
         acc = torch.zeros(dim * (N + 2) + (2 * bsz * G * N * L if atomic else 0), device=u.device, dtype=torch.float32)
@@ -1172,7 +1135,7 @@ class _TritonScanFn(torch.autograd.Function):
         else:
             part = _out_like(u, 2, bsz, ndb, N, L, dtype=torch.float32)
         dBp, dCp = part[0], part[1]
-        grid = (triton.cdiv(dim, cfg["BLOCK_D"]), bsz)
+        grid = (_cdiv(dim, cfg["BLOCK_D"]), bsz)
         NP = _next_pow2(N)
         extra = {}
         if cfg["layout"] == "tmw":
@@ -1180,10 +1143,9 @@ class _TritonScanFn(torch.autograd.Function):
             extra["NL"] = min(NP, _pow2_le(int(cfg.get("N_LANES", 4))))
             # v6b: register double-buffering of the next tile's loads
             extra["PREFETCH"] = bool(cfg.get("PREFETCH", False))
-            extra["EXP_FMA"] = int(cfg.get("EXP_FMA", 0))  # v9: exp2 of the last EXP_FMA state rows on the FMA pipe
-        if cfg["layout"] in ("tmw", "sn"):  # v9: MUFU softplus / sigmoids (inline asm: not when interpreted)
+            # v9: softplus and the sigmoids by MUFU approximations (inline asm: not when interpreted)
             extra["FAST_EW"] = bool(cfg.get("FAST_EW", False)) and not _interpreting()
-        if cfg["layout"] != "tmw":
+        else:
             kern = {"tm": _scan_bwd_kernel_tm, "sn": _scan_bwd_kernel_sn}.get(cfg["layout"], _scan_bwd_kernel)
         k = kern[grid](
             u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
@@ -1228,7 +1190,8 @@ def selective_scan_triton(
     Gradients flow to u, delta, A, B, C, D, z, delta_bias; ``last_state`` (fp32) has none.
     ``fwd_config`` / ``bwd_config``: optional ``{"BLOCK_D", "BLOCK_T", "num_warps", "layout"}`` overrides
     (layout "tm", "dm", "sn" (d_state <= 2, v5), "tmw" with ``N_LANES``, lanes over n, default 4 in the
-    backward and 32 // BLOCK_D in the forward; "tmw" also ``PREFETCH``, the next tile's loads issued early)
+    backward and 32 // BLOCK_D in the forward; "tmw" also ``PREFETCH``, the next tile's loads issued early, and
+    in the backward ``FAST_EW``, MUFU approximations of softplus and the sigmoids)
     (with autograd on, the forward uses the backward's BLOCK_T so the saved tile states line up).
     """
     if not _HAVE_TRITON:
