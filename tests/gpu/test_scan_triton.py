@@ -79,6 +79,10 @@ CASES = [
     (1, 8, 5000, 1, 2, True, True, True, True, False),
     (2, 40, 197, 1, None, False, True, False, True, True),
     (1, 4, 77, 256, None, True, True, True, True, True),
+    # v9: the L >= 1024 d_state 16 forward runs two-warp programs of 16 channels; groups of 16 and of 8 channels
+    # (the second narrows the tile to one warp)
+    (2, 48, 1100, 16, 3, True, True, True, True, True),
+    (1, 24, 1030, 16, 3, True, True, False, True, True),
 ]
 
 

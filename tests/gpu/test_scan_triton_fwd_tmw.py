@@ -23,6 +23,7 @@ CFGS = [
     {"BLOCK_D": 8, "BLOCK_T": 16, "num_warps": 1, "layout": "tmw", "N_LANES": 4, "PREFETCH": True},
     {"BLOCK_D": 16, "BLOCK_T": 8, "num_warps": 1, "layout": "tmw", "N_LANES": 2, "PREFETCH": True},
     {"BLOCK_D": 32, "BLOCK_T": 8, "num_warps": 4, "layout": "tmw", "N_LANES": 4, "PREFETCH": True},
+    {"BLOCK_D": 16, "BLOCK_T": 16, "num_warps": 2, "layout": "tmw", "N_LANES": 4, "PREFETCH": True},  # v9 default L>=1024
 ]
 SHAPES = [(2, 64, 333, 16, None), (2, 48, 100, 16, 2), (1, 40, 197, 5, None), (2, 64, 320, 16, 2)]  # 320: every tile full
 

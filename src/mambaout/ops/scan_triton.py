@@ -968,11 +968,12 @@ def default_config(dim: int, length: int, d_state: int, groups: int, backward: b
                    itemsize: int = 4) -> dict:
     """Tile configuration, from the H100 sweeps in docs/notes/scan_kernel.md.
 
-    Forward, 4 <= N <= 16 (v6a, v8): warp-local time-major tiles ("tmw"), one warp of 32 // N_LANES channels
+    Forward, 4 <= N <= 16 (v6a, v8, v9): warp-local time-major tiles ("tmw"), each warp 32 // N_LANES channels
     x N_LANES lanes over n, the rest of n and the time steps in-thread, the next tile's loads issued early
-    (PREFETCH: the forward was latency-bound); long sequences (L >= 1024, e.g. VMamba stage 1) 4 lanes, 16 steps;
-    short ones (e.g. Vim, L = 197) 2 lanes, 8 steps.  Both compile to 234-255 registers (no spills on Triton 3.6
-    and 3.8 at inference; fewer-register tiles were 6-23 % slower, notes "v8").  N > 16:
+    (PREFETCH: the forward was latency-bound); long sequences (L >= 1024, e.g. VMamba stage 1) 4 lanes, 16 steps,
+    two warps a program (v9: they share B/C); short ones (e.g. Vim, L = 197) 2 lanes, 8 steps, one warp.  Both
+    compile to 234-255 registers (no spills on Triton 3.6 and 3.8 at inference; fewer-register tiles were 6-23 %
+    slower, notes "v8").  N > 16:
     time-major tiles ("tm"), BLOCK_D * NP = 128, every thread of 4 warps owns one (d, n) pair.
     Backward, N >= 4: the same warp-local layout ("tmw", v4), one warp a program; long sequences 4 channels
     x 8 lanes over n, 8 steps a tile; short ones 8 channels x 4 lanes, 4 steps; for 16-bit inputs the next
@@ -1001,9 +1002,12 @@ def default_config(dim: int, length: int, d_state: int, groups: int, backward: b
     elif NP <= 2:
         cfg = {"BLOCK_D": 2 * NP, "BLOCK_T": 256 // NP, "num_warps": 1, "layout": "sn"}
     elif NP <= 16:
-        lanes, steps = (min(4, NP), 16) if length >= 1024 else (min(2, NP), 8)
-        return {"BLOCK_D": 32 // lanes, "BLOCK_T": steps, "num_warps": 1, "layout": "tmw", "N_LANES": lanes,
-                "PREFETCH": True}
+        if length >= 1024:  # v9: two warps a program share their B/C loads (-4 % fp32, -6 % bf16 at VMamba)
+            lanes, steps, warps = min(4, NP), 16, 2
+        else:
+            lanes, steps, warps = min(2, NP), 8, 1
+        return {"BLOCK_D": 32 * warps // lanes, "BLOCK_T": steps, "num_warps": warps, "layout": "tmw",
+                "N_LANES": lanes, "PREFETCH": True}
     else:
         cfg = {"BLOCK_D": max(1, 128 // NP), "BLOCK_T": 16, "num_warps": 4, "layout": "tm"}
     cfg["BLOCK_T"] = min(cfg["BLOCK_T"], max(16, _next_pow2(length)))
@@ -1023,6 +1027,9 @@ def _fix_config(cfg: dict, dim: int, length: int, groups: int) -> dict:
     cfg["BLOCK_T"] = max(2 if cfg.get("layout") == "tmw" else 16, _pow2_le(int(cfg["BLOCK_T"])))
     cfg.setdefault("num_warps", 4)
     cfg.setdefault("layout", "tm")
+    if cfg["layout"] == "tmw" and "N_LANES" in cfg:
+        # a narrowed BLOCK_D (small dim or group) no longer fills the warps: drop the idle ones
+        cfg["num_warps"] = max(1, min(int(cfg["num_warps"]), cfg["BLOCK_D"] * int(cfg["N_LANES"]) // 32))
     return cfg
 
 
