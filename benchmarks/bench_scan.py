@@ -20,6 +20,7 @@ Prints a markdown table last; writes JSON to $OUT/bench_scan.json when $OUT is s
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import statistics
@@ -228,12 +229,6 @@ def cfgd(c):
     return d
 
 
-def parse_cand(text: str) -> tuple:
-    """'8,16,1,tmw,4,prefetch' -> (8, 16, 1, "tmw", 4, "prefetch") (a sweep tuple for cfgd)."""
-    parts = [p.strip() for p in text.split(",")]
-    return tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts)
-
-
 def log(*a):
     print(*a, flush=True)
 
@@ -250,8 +245,8 @@ def main(argv=None):
     ap.add_argument("--fwd-fb", action="store_true",
                     help="--sweep: also time f+b (default backward) with every forward candidate, not only the best")
     ap.add_argument("--fwd-cands", default=None,
-                    help="--sweep: these forward candidates instead of the built-in list, ';'-separated tuples, "
-                         "e.g. '8,16,1,tmw,4,prefetch;8,16,1,tmw,4,prefetch,fast'")
+                    help="--sweep: these forward candidates instead of the built-in list, ';'-separated sweep "
+                         "tuples (as ncu_scan.py's --fwd), e.g. \"(8, 16, 1, 'tmw', 4, 'prefetch'); (16, 8, 1, 'tmw', 2)\"")
     ap.add_argument("--bwd-cands", default=None, help="--sweep: these backward candidates (as --fwd-cands)")
     ap.add_argument("--full", action="store_true", help="time every sweep candidate at full repetition (slower, less noise)")
     ap.add_argument("--deterministic", action="store_true",
@@ -301,7 +296,7 @@ def main(argv=None):
                 del o_t, o_p
                 cands = SWEEP_FWD[1 if n <= 2 else 16] if args.sweep and not args.bwd_only else []
                 if args.fwd_cands and args.sweep and not args.bwd_only:
-                    cands = [parse_cand(c) for c in args.fwd_cands.split(";") if c.strip()]
+                    cands = [ast.literal_eval(c) for c in args.fwd_cands.split(";") if c.strip()]
                 fwd = {"default": time_fwd(tri(), inp)}
                 log(f"   fwd default: {fwd['default']:.4f} ms {scan_triton.last_kernel_info.get('fwd')}")
                 for c in cands:
@@ -316,15 +311,15 @@ def main(argv=None):
                         log(f"  fwd cfg {c} failed: {type(e).__name__}: {str(e)[:120]}")
                 best_f = min(fwd, key=fwd.get)
                 if best_f != "default":  # re-time the winner at full repetition
-                    fwd[best_f] = time_fwd(tri(fwd_cfg=cfgd(eval(best_f))), inp)
+                    fwd[best_f] = time_fwd(tri(fwd_cfg=cfgd(ast.literal_eval(best_f))), inp)
                     best_f = min(fwd, key=fwd.get)
                 r["triton_fwd_ms"] = fwd[best_f]
                 r["triton_fwd_cfg"] = best_f
                 r["triton_fwd_sweep"] = fwd
-                fb_cfg = cfgd(eval(best_f)) if best_f != "default" else None
+                fb_cfg = cfgd(ast.literal_eval(best_f)) if best_f != "default" else None
                 cands = SWEEP_BWD[1 if n <= 2 else 16] if args.sweep and not args.fwd_only else []
                 if args.bwd_cands and args.sweep and not args.fwd_only:
-                    cands = [parse_cand(c) for c in args.bwd_cands.split(";") if c.strip()]
+                    cands = [ast.literal_eval(c) for c in args.bwd_cands.split(";") if c.strip()]
                 fb = {"default": time_fwd_bwd(tri(fwd_cfg=fb_cfg), inp)}
                 log(f"   f+b default: {fb['default']:.4f} ms {scan_triton.last_kernel_info.get('bwd')}")
                 for c in cands:
@@ -335,7 +330,7 @@ def main(argv=None):
                         log(f"  bwd cfg {c} failed: {type(e).__name__}: {str(e)[:120]}")
                 best_b = min(fb, key=fb.get)
                 if best_b != "default":
-                    fb[best_b] = time_fwd_bwd(tri(fwd_cfg=fb_cfg, bwd_cfg=cfgd(eval(best_b))), inp)
+                    fb[best_b] = time_fwd_bwd(tri(fwd_cfg=fb_cfg, bwd_cfg=cfgd(ast.literal_eval(best_b))), inp)
                     best_b = min(fb, key=fb.get)
                 r["triton_fwdbwd_ms"] = fb[best_b]
                 r["triton_bwd_cfg"] = best_b

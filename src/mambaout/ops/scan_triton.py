@@ -28,9 +28,10 @@ Design
   reverse, recomputes the tile's states from the stored one, and runs a reverse scan for the adjoint
   g_t = dLoss/dh_t: ``g_t = C_t dy_t + a_{t+1} g_{t+1}``.  a_t h_{t-1} is formed as h_t - x_t.
 * dB and dC (sums over channels) are reduced over each program's channel block, then added with fp32 atomic adds
-  into the (B, G, N, L) result while at most 256 channel blocks share a group (more contend in L2) (v7; v1's atomics were contended because each program held two channels, and
-  v3-v6 wrote per-block partials (B, D/BLOCK_D, N, L) that torch summed afterwards: 35 us of bytes and a sum
-  per call at the benchmark shapes, and a penalty on small channel blocks).
+  into the (B, G, N, L) result while at most 256 channel blocks share a group (more contend in L2) (v7; v1's
+  atomics were contended because each program held two channels, and v3-v6 wrote per-block partials
+  (B, D/BLOCK_D, N, L) that torch summed afterwards: 35 us of bytes and a sum per call at the benchmark shapes,
+  and a penalty on small channel blocks).
   Under ``torch.use_deterministic_algorithms(True)`` the partials are used again, so dB and dC are bitwise
   reproducible.  dA, dD and d(delta_bias) are accumulated in registers over time and added with
   ``tl.atomic_add`` once per program (their fp32 summation order is nondeterministic either way).
@@ -429,7 +430,8 @@ if _HAVE_TRITON:
     # v6a forward "tmw": tiles [BLOCK_T, NI, BLOCK_D, NL] as in the v4 backward (n = ni * NL + nl; NL and
     # BLOCK_D on lanes, BLOCK_T and NI in-thread).  The scan is an in-thread loop, the sum over n for y is
     # NI-fold in-thread and log2(NL) shuffles per (t, d).  The carried state enters as x_0 += a_0 * h, so
-    # the scan's state component is h_t.  Same saved-state contract as tm: (B, NT, D, N) fp32 at tile starts.
+    # the scan's state component is h_t.  Same saved-state contract as the other forwards: (B, cdiv(L, SAVE_T),
+    # D, N) fp32 at the starts of the backward's tiles (SAVE_T divides BLOCK_T; v7).
     @triton.jit
     def _scan_fwd_kernel_tmw(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
