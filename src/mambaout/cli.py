@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import List, Optional
 
-from .errors import MambaoutError
+from .errors import MambaoutError, UsageError
 
 # Modules that add subcommands: each defines register(subparsers) and sets `func` on its parsers.
 COMMAND_MODULES: List[str] = [
@@ -21,10 +21,6 @@ COMMAND_MODULES: List[str] = [
     "mambaout.tasks.dense.cli",
     "mambaout.lab.cli",
 ]
-
-
-class UsageError(MambaoutError):
-    pass
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,8 +1,23 @@
-"""User-facing errors: the CLI prints their message on one line and exits with code 2."""
+"""Every user-facing error in one place: the CLI prints their message on one line and exits with code 2.
+
+Anything else that escapes is a bug and keeps its traceback. Each class names what the user got wrong.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
 
 
 class MambaoutError(Exception):
     """Base class for errors caused by user input (bad names, files, sizes, arguments)."""
+
+
+class UsageError(MambaoutError):
+    """A bad command line (argparse's complaints, contradictory flags)."""
+
+
+class ConfigError(MambaoutError):
+    """A bad preset, override or configuration value."""
 
 
 class UnknownModelError(MambaoutError, KeyError):
@@ -11,8 +26,28 @@ class UnknownModelError(MambaoutError, KeyError):
 
 
 class CheckpointError(MambaoutError):
-    pass
+    """A weights or training-state file that cannot be read or does not fit."""
 
 
 class InputError(MambaoutError, ValueError):
-    pass
+    """A tensor or image of the wrong shape or size for a model."""
+
+
+class DatasetError(MambaoutError):
+    """A wrong dataset root/layout or a dataset file that cannot be used; ``path`` names the file."""
+
+    def __init__(self, message: str, path: Optional[str] = None):
+        self.path = os.fspath(path) if path is not None else None
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class NonFiniteLossError(MambaoutError):
+    """Training produced a NaN/inf loss; the last good checkpoint is kept."""
+
+
+class DependencyError(MambaoutError):
+    """An optional package a command needs is not installed."""
+
+
+class LabError(MambaoutError):
+    """A bad lab experiment name, preset or override."""

@@ -74,7 +74,7 @@ def create_model(name: str, pretrained: Optional[str] = None, num_classes: int =
     model = info.factory(num_classes=num_classes, **kwargs)
     model.model_name = name
     if pretrained:
-        from .checkpoint import load_pretrained
+        from .weights import load_pretrained
 
         load_pretrained(model, pretrained)
     return model

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from mambaout.data import FashionMNIST, RobustImageFolder, SyntheticClassification, load_image
-from mambaout.data.errors import DatasetError
+from mambaout.errors import DatasetError
 from mambaout.data.fashion_mnist import SYSTEM_DIR, write_idx
 
 

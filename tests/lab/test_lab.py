@@ -200,7 +200,7 @@ def test_lab_mixers_are_causal():
 
 
 def test_param_matching():
-    from mambaout.lab.errors import LabError
+    from mambaout.errors import LabError
     from mambaout.lab.models import assert_matched, build_seq_model, match_width
 
     spec = dict(dim=32, depth=2, kernel_size=4, d_state=8)

@@ -6,7 +6,7 @@ import timm
 import torch
 
 import mambaout
-from mambaout.checkpoint import save_safetensors
+from mambaout.weights import save_safetensors
 
 # timm -> official (the inverse of the converter's rules); the official release has no _rw models.
 _TO_OFFICIAL = [

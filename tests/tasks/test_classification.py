@@ -9,7 +9,7 @@ from PIL import Image
 
 import mambaout
 from mambaout import cli
-from mambaout.checkpoint import save_safetensors
+from mambaout.weights import save_safetensors
 from mambaout.engine.logging import read_metrics
 from mambaout.tasks.classification import main_job
 from mambaout.tasks.classification.train import (NonFiniteLossError, build_model, param_groups, resolve_config,

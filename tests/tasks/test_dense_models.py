@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from mambaout.checkpoint import save_safetensors
+from mambaout.weights import save_safetensors
 from mambaout.cli import main
 from mambaout.errors import CheckpointError, InputError, UnknownModelError
 from mambaout.registry import create_model

@@ -15,7 +15,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 from PIL import Image, ImageFile
 
-from .errors import DatasetError
+from ..errors import DatasetError
 
 log = logging.getLogger("mambaout")
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")

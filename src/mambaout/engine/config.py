@@ -20,11 +20,7 @@ from typing import Any, Iterable, List, Mapping
 
 import yaml
 
-from ..errors import MambaoutError
-
-
-class ConfigError(MambaoutError):
-    pass
+from ..errors import ConfigError
 
 
 def preset_dir(task: str) -> str:

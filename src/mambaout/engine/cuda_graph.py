@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .config import ConfigError
+from ..errors import ConfigError
 
 
 def requested(value):

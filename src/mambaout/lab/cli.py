@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-from .errors import LabError
+from ..errors import LabError
 
 
 def cmd_lab(args):

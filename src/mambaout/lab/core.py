@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import torch
 
 from ..engine import config as C
-from .errors import LabError
+from ..errors import LabError
 
 log = logging.getLogger("mambaout.lab")
 

@@ -24,7 +24,7 @@ from ..models.blocks import GatedBlock, LayerNorm, init_model
 from ..models.isotropic import IsotropicNet
 from ..models.mambaout import gated_net
 from ..models.vit import vit
-from .errors import LabError
+from ..errors import LabError
 
 IMAGE_KINDS = ("mambaout", "mamba", "vit", "vim")
 SEQ_KINDS = ("gated_cnn", "ssm")

@@ -20,7 +20,7 @@ log = logging.getLogger("mambaout.lab")
 
 
 def resolve_device(name: Optional[str]) -> torch.device:
-    from .errors import LabError
+    from ..errors import LabError
 
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.fashion_mnist import MEAN, STD, FashionMNIST
-from .errors import LabError
+from ..errors import LabError
 
 
 def _subset(n: int, k: Optional[int], seed: int) -> torch.Tensor:

@@ -54,7 +54,7 @@ def cmd_train(args):
 def _train_dense(args):
     import argparse
 
-    from ...cli import UsageError
+    from ...errors import UsageError
     from ..dense.cli import cmd_train as dense_train
 
     preset_given = args.preset != "imagenet"

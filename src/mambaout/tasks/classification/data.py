@@ -20,8 +20,8 @@ from timm.data.loader import PrefetchLoader, fast_collate
 from torch.utils.data import DataLoader, Subset
 
 from ...data import FashionMNIST, RobustImageFolder, SyntheticClassification
-from ...data.errors import DatasetError
-from ...engine.config import ConfigError
+from ...errors import DatasetError
+from ...errors import ConfigError
 from ...engine.sampler import EpochSampler, SeededDataset, ShardedEvalSampler
 
 

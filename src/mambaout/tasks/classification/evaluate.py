@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import create_model
-from ...checkpoint import load_state_dict_into, read_state_dict
+from ...weights import load_state_dict_into, read_state_dict
 from ...engine import config as C
 from ...engine import distributed
 from ...engine.checkpoint import load_state

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ... import create_model, model_info
-from ...checkpoint import save_safetensors
+from ...weights import save_safetensors
 from ...engine import config as C
 from ...engine import cuda_graph, distributed
 from ...engine.checkpoint import copy_atomic, load_state, save_state

@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence
 import torch
 from torch import nn
 
-from ...checkpoint import load_state_dict_into, read_state_dict, to_native
+from ...weights import load_state_dict_into, read_state_dict, to_native
 from ...errors import CheckpointError
 from ...registry import create_model
 

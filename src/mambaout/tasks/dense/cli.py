@@ -31,7 +31,7 @@ def _print_json(obj):
 
 
 def cmd_train(args):
-    from ...cli import UsageError
+    from ...errors import UsageError
     from .train import resolve_config, train
 
     task = _TRAIN[args.command]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...data.errors import DatasetError as _BaseDatasetError
+from ...errors import DatasetError
 from .masks import MaskFormatError, decode_segmentation
 
 log = logging.getLogger("mambaout")
@@ -32,22 +32,14 @@ log = logging.getLogger("mambaout")
 IGNORE_INDEX = 255
 
 
-class DatasetError(_BaseDatasetError):
-    """A dataset file that cannot be used; the message names the file."""
-
-    def __init__(self, path, message: str):
-        self.path = os.fspath(path)
-        super().__init__(f"{self.path}: {message}")
-
-
 def _load_image(path: str) -> Image.Image:
     if not os.path.isfile(path):
-        raise DatasetError(path, "image file not found")
+        raise DatasetError("image file not found", path)
     try:
         with Image.open(path) as img:
             return img.convert("RGB")
     except OSError as e:
-        raise DatasetError(path, f"unreadable image ({e})") from None
+        raise DatasetError(f"unreadable image ({e})", path) from None
 
 
 def image_to_tensor(img: Image.Image) -> torch.Tensor:
@@ -96,16 +88,16 @@ class CocoInstances(torch.utils.data.Dataset):
             with open(self.ann_file) as f:
                 data = json.load(f)
         except FileNotFoundError:
-            raise DatasetError(self.ann_file, "annotation file not found") from None
+            raise DatasetError("annotation file not found", self.ann_file) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DatasetError(self.ann_file, f"not valid JSON ({e})") from None
+            raise DatasetError(f"not valid JSON ({e})", self.ann_file) from None
         if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
-            raise DatasetError(self.ann_file, "not a COCO instances file (needs 'images' and 'categories' lists)")
+            raise DatasetError("not a COCO instances file (needs 'images' and 'categories' lists)", self.ann_file)
         cat_ids = sorted(int(c["id"]) for c in data["categories"] if isinstance(c, dict) and "id" in c)
         if categories is not None:
             cat_ids = [int(c) for c in categories]
         if not cat_ids:
-            raise DatasetError(self.ann_file, "no categories")
+            raise DatasetError("no categories", self.ann_file)
         self.cat_to_label = {c: i + 1 for i, c in enumerate(cat_ids)}
         self.label_to_cat = {v: k for k, v in self.cat_to_label.items()}
         names = {int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"] if isinstance(c, dict) and "id" in c}
@@ -184,7 +176,7 @@ class CocoInstances(torch.utils.data.Dataset):
         img = _load_image(path)
         w, h = int(im["width"]), int(im["height"])
         if img.size != (w, h):
-            raise DatasetError(path, f"image is {img.size[0]}x{img.size[1]} but the annotations say {w}x{h}")
+            raise DatasetError(f"image is {img.size[0]}x{img.size[1]} but the annotations say {w}x{h}", path)
         target = dict(
             boxes=torch.tensor([o["box"] for o in objs], dtype=torch.float32).reshape(-1, 4),
             labels=torch.tensor([o["label"] for o in objs], dtype=torch.int64),
@@ -223,7 +215,7 @@ class VOCDetection(torch.utils.data.Dataset):
         self.num_classes = len(classes) + 1
         split_file = os.path.join(self.root, "ImageSets", "Main", f"{split}.txt")
         if not os.path.isfile(split_file):
-            raise DatasetError(split_file, "split list not found")
+            raise DatasetError("split list not found", split_file)
         with open(split_file) as f:
             ids = [line.split()[0] for line in f if line.strip()]
         name_to_label = {n: i + 1 for i, n in enumerate(classes)}
@@ -236,9 +228,9 @@ class VOCDetection(torch.utils.data.Dataset):
                 size = tree.find("size")
                 w, h = int(size.findtext("width")), int(size.findtext("height"))
             except FileNotFoundError:
-                raise DatasetError(xml_path, "annotation file not found") from None
+                raise DatasetError("annotation file not found", xml_path) from None
             except (ET.ParseError, AttributeError, TypeError, ValueError) as e:
-                raise DatasetError(xml_path, f"malformed VOC XML ({e})") from None
+                raise DatasetError(f"malformed VOC XML ({e})", xml_path) from None
             objs = []
             for obj in tree.findall("object"):
                 label = name_to_label.get((obj.findtext("name") or "").strip())
@@ -333,16 +325,16 @@ def aspect_groups(dataset) -> List[int]:
 
 def _load_label(path: str, palette: Optional[bool] = None) -> np.ndarray:
     if not os.path.isfile(path):
-        raise DatasetError(path, "label file not found")
+        raise DatasetError("label file not found", path)
     try:
         with Image.open(path) as lab:
             if palette and lab.mode != "P":
-                raise DatasetError(path, f"expected a palette (mode 'P') PNG of class indices, got mode {lab.mode!r}")
+                raise DatasetError(f"expected a palette (mode 'P') PNG of class indices, got mode {lab.mode!r}", path)
             if lab.mode not in ("P", "L", "I", "I;16"):
-                raise DatasetError(path, f"expected a single-channel label PNG, got mode {lab.mode!r}")
+                raise DatasetError(f"expected a single-channel label PNG, got mode {lab.mode!r}", path)
             return np.asarray(lab).astype(np.int64)
     except OSError as e:
-        raise DatasetError(path, f"unreadable label image ({e})") from None
+        raise DatasetError(f"unreadable label image ({e})", path) from None
 
 
 class SegmentationDataset(torch.utils.data.Dataset):
@@ -363,7 +355,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.pairs, self.transforms, self.on_bad_label = list(pairs), transforms, on_bad_label
         self.skipped: Counter = Counter()
         if not self.pairs:
-            raise DatasetError(root or ".", "no images found")
+            raise DatasetError("no images found", root or ".")
 
     def __len__(self):
         return len(self.pairs)
@@ -377,14 +369,14 @@ class SegmentationDataset(torch.utils.data.Dataset):
         raw = _load_label(lab_path, self.palette_labels)
         lab = self.map_label(raw)
         if lab.shape != (img.size[1], img.size[0]):
-            raise DatasetError(lab_path, f"label is {lab.shape[1]}x{lab.shape[0]} but the image is "
-                                         f"{img.size[0]}x{img.size[1]}")
+            raise DatasetError(f"label is {lab.shape[1]}x{lab.shape[0]} but the image is "
+                                         f"{img.size[0]}x{img.size[1]}", lab_path)
         bad = (lab != IGNORE_INDEX) & ((lab < 0) | (lab >= self.num_classes))
         if bad.any():
             if self.on_bad_label == "error":
                 vals = np.unique(raw[bad]).tolist()[:8]
-                raise DatasetError(lab_path, f"label values {vals} out of range for {self.num_classes} classes "
-                                             f"(valid: 0..{self.num_classes - 1} and {IGNORE_INDEX})")
+                raise DatasetError(f"label values {vals} out of range for {self.num_classes} classes "
+                                             f"(valid: 0..{self.num_classes - 1} and {IGNORE_INDEX})", lab_path)
             self.skipped["out_of_range_pixels"] += int(bad.sum())
             lab = np.where(bad, IGNORE_INDEX, lab)
         return image_to_tensor(img), torch.from_numpy(lab.astype(np.int64))
@@ -410,7 +402,7 @@ class ADE20K(SegmentationDataset):
         self.class_names = [str(i) for i in range(num_classes)]
         img_dir, ann_dir = os.path.join(root, "images", split), os.path.join(root, "annotations", split)
         if not os.path.isdir(img_dir):
-            raise DatasetError(img_dir, "image folder not found (expected the ADEChallengeData2016 layout)")
+            raise DatasetError("image folder not found (expected the ADEChallengeData2016 layout)", img_dir)
         pairs = []
         for name in sorted(os.listdir(img_dir)):
             stem, ext = os.path.splitext(name)
@@ -418,7 +410,7 @@ class ADE20K(SegmentationDataset):
                 continue
             lab = os.path.join(ann_dir, stem + ".png")
             if not os.path.isfile(lab):
-                raise DatasetError(lab, "annotation for this image not found")
+                raise DatasetError("annotation for this image not found", lab)
             pairs.append((os.path.join(img_dir, name), lab))
         super().__init__(pairs, transforms, on_bad_label, root)
 
@@ -445,7 +437,7 @@ class VOCSegmentation(SegmentationDataset):
     def __init__(self, root: str, split: str = "train", transforms=None, on_bad_label: str = "error"):
         split_file = os.path.join(root, "ImageSets", "Segmentation", f"{split}.txt")
         if not os.path.isfile(split_file):
-            raise DatasetError(split_file, "split list not found")
+            raise DatasetError("split list not found", split_file)
         with open(split_file) as f:
             ids = [line.strip() for line in f if line.strip()]
         pairs = [(os.path.join(root, "JPEGImages", i + ".jpg"), os.path.join(root, "SegmentationClass", i + ".png"))
@@ -471,7 +463,7 @@ class Cityscapes(SegmentationDataset):
     def __init__(self, root: str, split: str = "train", transforms=None, on_bad_label: str = "error"):
         img_root = os.path.join(root, "leftImg8bit", split)
         if not os.path.isdir(img_root):
-            raise DatasetError(img_root, "image folder not found (expected the Cityscapes layout)")
+            raise DatasetError("image folder not found (expected the Cityscapes layout)", img_root)
         pairs = []
         for city in sorted(os.listdir(img_root)):
             for name in sorted(os.listdir(os.path.join(img_root, city))):
@@ -480,7 +472,7 @@ class Cityscapes(SegmentationDataset):
                 stem = name[: -len("_leftImg8bit.png")]
                 lab = os.path.join(root, "gtFine", split, city, stem + "_gtFine_labelIds.png")
                 if not os.path.isfile(lab):
-                    raise DatasetError(lab, "annotation for this image not found")
+                    raise DatasetError("annotation for this image not found", lab)
                 pairs.append((os.path.join(img_root, city, name), lab))
         super().__init__(pairs, transforms, on_bad_label, root)
         # raw ids 0..33 (unevaluated ones -> 255) and 255 are valid; anything else is reported as out of range

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import mambaout
-from mambaout.checkpoint import read_state_dict, save_safetensors
+from mambaout.weights import read_state_dict, save_safetensors
 from mambaout.errors import CheckpointError
 
 

@@ -1,4 +1,4 @@
-"""Reading checkpoints safely and loading them into models.
+"""Model weights: reading checkpoints safely, converting their layout and loading them into models.
 
 Formats detected from the keys: this project's layout (= timm's for MambaOut), the official MambaOut
 release (``downsample_layers.*``, ``stages.S.B.*``), wrapped in ``{'model': ...}``/``{'state_dict': ...}``
