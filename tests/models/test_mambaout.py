@@ -1,4 +1,5 @@
 """The MambaOut family: structure, API and equivalence with timm's implementation."""
+
 import pytest
 import timm
 import torch
@@ -12,9 +13,19 @@ MAMBAOUT = [n for n in mambaout.list_models("mambaout_*")]
 
 
 def test_registry_has_the_timm_names():
-    expected = {"mambaout_femto", "mambaout_kobe", "mambaout_tiny", "mambaout_small", "mambaout_base",
-                "mambaout_small_rw", "mambaout_base_short_rw", "mambaout_base_tall_rw", "mambaout_base_wide_rw",
-                "mambaout_base_plus_rw", "mambaout_test"}
+    expected = {
+        "mambaout_femto",
+        "mambaout_kobe",
+        "mambaout_tiny",
+        "mambaout_small",
+        "mambaout_base",
+        "mambaout_small_rw",
+        "mambaout_base_short_rw",
+        "mambaout_base_tall_rw",
+        "mambaout_base_wide_rw",
+        "mambaout_base_plus_rw",
+        "mambaout_test",
+    }
     assert expected <= set(MAMBAOUT)
 
 
@@ -98,8 +109,9 @@ def test_reset_classifier():
 
 def test_drop_path_rises_linearly_to_the_rate():
     model = mambaout.create_model("mambaout_test", drop_path_rate=0.3)
-    rates = [b.drop_path.drop_prob if hasattr(b.drop_path, "drop_prob") else 0.0
-             for s in model.stages for b in s.blocks]
+    rates = [
+        b.drop_path.drop_prob if hasattr(b.drop_path, "drop_prob") else 0.0 for s in model.stages for b in s.blocks
+    ]
     assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.3)
     assert all(b > a for a, b in zip(rates, rates[1:]))
 

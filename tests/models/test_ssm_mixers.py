@@ -1,4 +1,5 @@
 """Scan orders, the selective-SSM core and the SSM / attention token mixers (CPU, small shapes)."""
+
 import math
 
 import pytest
@@ -6,10 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from mambaout.models import scans
-from mambaout.models.mixers import build_mixer, list_mixers
+from mambaout.models.mixers import build_mixer, causal_kernel_mask, list_mixers
 from mambaout.models.ssm import SelectiveSSM
 from mambaout.ops import selective_scan_reference
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,8 +48,17 @@ def test_zigzag_flip_is_rows_from_bottom():
     assert idx[0] // 4 == 2 and idx[-1] == 0
 
 
-@pytest.mark.parametrize("spec,H,W,factor", [("cross", 5, 6, 4), ("local", 9, 9, 4), ("atrous", 6, 8, 1),
-                                             ("atrous", 5, 7, 1), ("zigzag", 3, 5, 4), ("raster", 4, 4, 1)])
+@pytest.mark.parametrize(
+    "spec,H,W,factor",
+    [
+        ("cross", 5, 6, 4),
+        ("local", 9, 9, 4),
+        ("atrous", 6, 8, 1),
+        ("atrous", 5, 7, 1),
+        ("zigzag", 3, 5, 4),
+        ("raster", 4, 4, 1),
+    ],
+)
 def test_scan_merge_roundtrip(spec, H, W, factor):
     x = torch.randn(2, 3, H, W)
     dirs = scans.resolve(spec)
@@ -76,7 +85,7 @@ def test_ssm_init_and_no_weight_decay():
     assert torch.all(ssm.D == 1)
     dt = F.softplus(ssm.dt_proj_bias)
     assert dt.min() >= 1e-4 - 1e-7 and dt.max() <= 0.1 + 1e-6
-    assert ssm.dt_rank == 2 and ssm.dt_proj_weight.abs().max() <= 2 ** -0.5
+    assert ssm.dt_rank == 2 and ssm.dt_proj_weight.abs().max() <= 2**-0.5
     assert ssm.A_log._no_weight_decay and ssm.D._no_weight_decay
 
 
@@ -104,8 +113,9 @@ def _direction_reference(mixer, x):
         dt, Bm, Cm = torch.split(x_dbl, [R, N, N], 1)
         dt = torch.einsum("brl,dr->bdl", dt, ssm.dt_proj_weight[k])
         sl = slice(k * C, (k + 1) * C)
-        y = selective_scan_reference(u, dt, -torch.exp(ssm.A_log[sl]), Bm, Cm, ssm.D[sl],
-                                     delta_bias=ssm.dt_proj_bias[k], delta_softplus=True)
+        y = selective_scan_reference(
+            u, dt, -torch.exp(ssm.A_log[sl]), Bm, Cm, ssm.D[sl], delta_bias=ssm.dt_proj_bias[k], delta_softplus=True
+        )
         out[..., idx] += y
     return out.view(Bsz, C, H, W).permute(0, 2, 3, 1)
 
@@ -123,12 +133,22 @@ def test_mixers_registered():
     assert set(SSM_MIXERS) <= set(list_mixers())
 
 
-@pytest.mark.parametrize("name,kw", [
-    ("conv_ssm", {}), ("conv_ssm", dict(scan="cross", out_norm=True)), ("conv_ssm", dict(scan="atrous")),
-    ("conv_ssm", dict(scan="zigzag", share_ssm=True, dir_bias=True)), ("conv_ssm", dict(scan="local", d_state=1)),
-    ("mamba1d", {}), ("bimamba", {}), ("multiscan", {}), ("multiscan", dict(scan="local2")),
-    ("attention", {}), ("attention", dict(causal=True)),
-])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("conv_ssm", {}),
+        ("conv_ssm", dict(scan="cross", out_norm=True)),
+        ("conv_ssm", dict(scan="atrous")),
+        ("conv_ssm", dict(scan="zigzag", share_ssm=True, dir_bias=True)),
+        ("conv_ssm", dict(scan="local", d_state=1)),
+        ("mamba1d", {}),
+        ("bimamba", {}),
+        ("multiscan", {}),
+        ("multiscan", dict(scan="local2")),
+        ("attention", {}),
+        ("attention", dict(causal=True)),
+    ],
+)
 @pytest.mark.parametrize("H,W", [(6, 6), (5, 7)])
 def test_mixer_shape_and_grad(name, kw, H, W):
     mixer = build_mixer(name, 32, **kw)
@@ -144,14 +164,22 @@ def _first_changed(mixer, H=4, W=5, C=16, t=7):
     torch.manual_seed(0)
     x = torch.randn(1, H, W, C, dtype=torch.float64)
     x2 = x.clone().view(1, H * W, C)
-    x2[:, t + 1:] = torch.randn_like(x2[:, t + 1:])
+    x2[:, t + 1 :] = torch.randn_like(x2[:, t + 1 :])
     y1 = mixer(x).reshape(1, H * W, C)
     y2 = mixer(x2.view(1, H, W, C)).reshape(1, H * W, C)
-    return not torch.allclose(y1[:, :t + 1], y2[:, :t + 1]), not torch.allclose(y1[:, t + 1:], y2[:, t + 1:])
+    return not torch.allclose(y1[:, : t + 1], y2[:, : t + 1]), not torch.allclose(y1[:, t + 1 :], y2[:, t + 1 :])
 
 
-@pytest.mark.parametrize("name,kw", [("mamba1d", {}), ("attention", dict(causal=True)),
-                                     ("dwconv", dict(causal=True))])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("mamba1d", {}),
+        ("attention", dict(causal=True)),
+        ("dwconv", dict(causal=True)),
+        ("conv_ssm", dict(causal=True)),
+        ("conv_ssm", dict(causal=True, kernel_size=3, d_state=4)),
+    ],
+)
 def test_causal_mixers_are_causal(name, kw):
     mixer = build_mixer(name, 16, **kw).double()
     past_changed, future_changed = _first_changed(mixer)
@@ -162,6 +190,46 @@ def test_causal_mixers_are_causal(name, kw):
 def test_non_causal_mixers_see_the_future(name, kw):
     mixer = build_mixer(name, 16, **kw).double()
     assert _first_changed(mixer)[0]
+
+
+def test_causal_kernel_mask():
+    assert causal_kernel_mask(3).tolist() == [[1, 1, 1], [1, 1, 0], [0, 0, 0]]
+    m = causal_kernel_mask(7)
+    assert m.sum() == 7 * 3 + 4 and m[3, :4].all() and not m[3, 4:].any() and not m[4:].any()
+
+
+@pytest.mark.parametrize("name", ["dwconv", "conv_ssm"])
+@pytest.mark.parametrize("k", [3, 7])
+def test_causal_output_ignores_each_later_pixel(name, k):
+    """Perturb one pixel p at a time: outputs at every raster position before p stay the same, the
+    output at p changes (a token sees itself)."""
+    torch.manual_seed(0)
+    H, W, C = 5, 6, 8
+    mixer = build_mixer(name, C, kernel_size=k, causal=True).double()
+    x = torch.randn(1, H, W, C, dtype=torch.float64)
+    y = mixer(x).reshape(H * W, C)
+    for p in (1, W - 1, W, 2 * W + 3, H * W - 1):
+        x2 = x.clone()
+        x2[0, p // W, p % W] += 1.0
+        y2 = mixer(x2).reshape(H * W, C)
+        torch.testing.assert_close(y2[:p], y[:p], rtol=0, atol=1e-12)
+        assert not torch.allclose(y2[p], y[p])
+
+
+def test_causal_conv_ssm_shares_the_dwconv_mask_and_layout():
+    causal, full = build_mixer("conv_ssm", 16, causal=True), build_mixer("conv_ssm", 16)
+    assert torch.equal(causal.causal_mask, causal_kernel_mask(7))
+    assert torch.equal(causal.causal_mask, build_mixer("dwconv", 16, causal=True).causal_mask)
+    assert {k: v.shape for k, v in causal.state_dict().items()} == {k: v.shape for k, v in full.state_dict().items()}
+    causal.load_state_dict(full.state_dict())  # the mask is not persistent
+    assert "causal" in repr(causal) and "causal" not in repr(full)
+
+
+def test_causal_conv_ssm_needs_a_raster_scan():
+    build_mixer("conv_ssm", 8, causal=True, scan=("h", "h"))  # two forward raster branches: still causal
+    for scan in ("cross", "bidirectional", "reversed", "zigzag"):
+        with pytest.raises(ValueError, match="raster scan"):
+            build_mixer("conv_ssm", 8, causal=True, scan=scan)
 
 
 def test_conv_ssm_keeps_dwconv_layout():

@@ -1,4 +1,5 @@
 """SSM, ViT and hybrid model families: builds, paper params/MACs, forward/backward, features."""
+
 import math
 
 import pytest
@@ -7,7 +8,6 @@ import torch
 from mambaout.analysis.complexity import build_meta, complexity, param_count
 from mambaout.registry import create_model, list_models, model_info
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAMILIES = ("mamba", "vmamba", "vim", "localmamba", "plainmamba", "efficientvmamba", "hybrid", "vit")
@@ -15,8 +15,14 @@ NAMES = [n for f in FAMILIES for n in list_models(family=f)]
 
 EXPECTED = {
     "mamba": {"mamba_femto", "mamba_kobe", "mamba_tiny", "mamba_small", "mamba_base"},
-    "vmamba": {"vmamba_tiny", "vmamba_small", "vmamba_base", "vmamba_tiny_s2l5", "vmamba_small_s2l15",
-               "vmamba_base_s2l15"},
+    "vmamba": {
+        "vmamba_tiny",
+        "vmamba_small",
+        "vmamba_base",
+        "vmamba_tiny_s2l5",
+        "vmamba_small_s2l15",
+        "vmamba_base_s2l15",
+    },
     "vim": {"vim_tiny", "vim_small", "vim_base"},
     "localmamba": {"localvim_tiny", "localvim_small", "localvmamba_tiny", "localvmamba_small"},
     "plainmamba": {"plainmamba_l1", "plainmamba_l2", "plainmamba_l3"},
@@ -26,19 +32,36 @@ EXPECTED = {
 }
 
 # MACs whose reported figure uses another scan-counting convention (see docs/models_ssm.md).
-MACS_CONVENTION_DIFFERS = {"vim_tiny", "vim_small", "localvim_tiny", "localvim_small",
-                           "plainmamba_l1", "plainmamba_l2", "plainmamba_l3"}
+MACS_CONVENTION_DIFFERS = {
+    "vim_tiny",
+    "vim_small",
+    "localvim_tiny",
+    "localvim_small",
+    "plainmamba_l1",
+    "plainmamba_l2",
+    "plainmamba_l3",
+}
 
 # One small variant per family for real CPU forward/backward.
-SMALL = ["mamba_femto", "vmamba_tiny", "vmamba_tiny_s2l5", "vim_tiny", "localvim_tiny", "localvmamba_tiny",
-         "plainmamba_l1", "efficientvmamba_tiny", "hybrid_mambaout_ssm_tiny", "hybrid_mambaout_attn_tiny",
-         "vit_tiny"]
+SMALL = [
+    "mamba_femto",
+    "vmamba_tiny",
+    "vmamba_tiny_s2l5",
+    "vim_tiny",
+    "localvim_tiny",
+    "localvmamba_tiny",
+    "plainmamba_l1",
+    "efficientvmamba_tiny",
+    "hybrid_mambaout_ssm_tiny",
+    "hybrid_mambaout_attn_tiny",
+    "vit_tiny",
+]
 
 
 def _tolerance(reported: float) -> float:
     """3%, or half a unit of the printed precision when the paper rounds more coarsely (``6`` M)."""
     decimals = len(repr(float(reported)).split(".")[1].rstrip("0")) if reported != int(reported) else 0
-    return max(0.03 * reported, 0.5 * 10 ** -decimals)
+    return max(0.03 * reported, 0.5 * 10**-decimals)
 
 
 def test_registered_families():
@@ -122,6 +145,58 @@ def test_reset_classifier_and_pre_logits(name):
     x = torch.randn(1, 3, 64, 64)
     assert model(x).shape == (1, 3)
     assert model.forward_head(model.forward_features(x), pre_logits=True).ndim == 2
+
+
+def test_hierarchical_macro_options():
+    from mambaout.models.blocks import Downsample, LinearHead, MlpHead, PatchEmbedStem, PatchMerging, Stem
+    from mambaout.models.hierarchical import PATCH_MACRO, HierarchicalNet
+
+    kw = dict(depths=(1, 1, 1, 1), dims=(8, 16, 24, 32), num_classes=3)
+    plain, patch = HierarchicalNet(**kw), HierarchicalNet(**kw, **PATCH_MACRO)
+    assert isinstance(plain.stem, Stem) and isinstance(plain.stages[1].downsample, Downsample)
+    assert isinstance(plain.head, MlpHead)
+    assert isinstance(patch.stem, PatchEmbedStem) and isinstance(patch.head, LinearHead)
+    assert all(isinstance(s.downsample, PatchMerging) for s in patch.stages[1:])
+    assert patch(torch.randn(1, 3, 64, 96)).shape == (1, 3)
+    assert [i["reduction"] for i in patch.feature_info] == [4, 8, 16, 32]
+    mixed = HierarchicalNet(**kw, stem="patch", head="linear")  # VMamba v2 mixes: conv downsampling
+    assert isinstance(mixed.stages[2].downsample, Downsample) and isinstance(mixed.head, LinearHead)
+
+
+@pytest.mark.parametrize("option,value", [("stem", "patchify"), ("downsample", "pool"), ("head", "Linear")])
+def test_hierarchical_bad_macro_option_is_a_clear_error(option, value):
+    from mambaout.models.hierarchical import HierarchicalNet
+
+    with pytest.raises(ValueError, match=f"{option} must be one of .*got '{value}'"):
+        HierarchicalNet((1, 1, 1, 1), (8, 16, 24, 32), **{option: value})
+
+
+@pytest.mark.parametrize(
+    "name,stem,down,head",
+    [
+        ("vmamba_tiny", "PatchEmbedStem", "PatchMerging", "LinearHead"),
+        ("vmamba_tiny_s2l5", "Stem", "Downsample", "LinearHead"),
+        ("localvmamba_tiny", "PatchEmbedStem", "PatchMerging", "LinearHead"),
+        ("efficientvmamba_tiny", "PatchEmbedStem", "PatchMerging", "LinearHead"),
+        ("mamba_femto", "Stem", "Downsample", "MlpHead"),
+    ],
+)
+def test_family_macros(name, stem, down, head):
+    from mambaout.models.hierarchical import HierarchicalNet
+
+    model = build_meta(name)
+    assert type(model) is HierarchicalNet
+    assert (type(model.stem).__name__, type(model.stages[1].downsample).__name__, type(model.head).__name__) == (
+        stem,
+        down,
+        head,
+    )
+
+
+def test_vmamba_macro_can_be_overridden():
+    model = build_meta("vmamba_tiny", head="mlp", downsample="conv")
+    assert type(model.head).__name__ == "MlpHead" and type(model.stages[1].downsample).__name__ == "Downsample"
+    assert type(model.stem).__name__ == "PatchEmbedStem"
 
 
 def test_vit_causal_option_changes_only_the_mask():

@@ -1,4 +1,5 @@
 """Same weights -> same logits as timm, from both the timm and the official key layouts."""
+
 import re
 
 import pytest
@@ -41,13 +42,16 @@ def _randomise(model):
     return model
 
 
-@pytest.mark.parametrize("name,layout", [
-    ("mambaout_femto", "official"),
-    ("mambaout_tiny", "official"),
-    ("mambaout_tiny", "timm"),
-    ("mambaout_small_rw", "timm"),
-    ("mambaout_test", "timm"),
-])
+@pytest.mark.parametrize(
+    "name,layout",
+    [
+        ("mambaout_femto", "official"),
+        ("mambaout_tiny", "official"),
+        ("mambaout_tiny", "timm"),
+        ("mambaout_small_rw", "timm"),
+        ("mambaout_test", "timm"),
+    ],
+)
 def test_logits_equal_timm(name, layout, tmp_path):
     torch.manual_seed(1)
     reference = _randomise(timm.create_model("test_mambaout" if name == "mambaout_test" else name)).eval()

@@ -3,8 +3,8 @@
 Image models (1-channel 32x32 input, 10 classes) -- every ``spec`` is a mapping from a preset:
 
 ``mambaout``  the hierarchical gated net with the 'dwconv' mixer (``causal`` masks the kernel).
-``mamba``     the same net with the conv + SSM mixer ('conv_ssm', raster scan); ``causal`` uses
-              ``lab_causal_conv_ssm`` (raster-causal kernel, so the whole mixer is causal).
+``mamba``     the same net with the conv + SSM mixer ('conv_ssm', raster scan); ``causal`` masks the
+              kernel too (``conv_ssm(causal=True)``, so the whole mixer is causal).
 ``vit``       the DeiT-style ViT (mean-pooled) with ``causal`` attention or not.
 ``vim``       Vim-style isotropic net of GatedBlocks with the 'bimamba' mixer: scan (h, h_flip), fully
               visible; ``causal``: scan (h, h) -- two forward branches, the same parameter count.
@@ -12,19 +12,20 @@ Image models (1-channel 32x32 input, 10 classes) -- every ``spec`` is a mapping 
 Sequence models: :class:`SeqNet`, an embedding, a stack of the shared GatedBlock on a (B, 1, L, C) map
 (so 1-D mixers read the sequence in order) and a head on the last token or on every token.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from . import mixers as _lab_mixers  # noqa: F401  (registers the lab's mixers)
+from ..errors import LabError
 from ..models.blocks import GatedBlock, LayerNorm, init_model
 from ..models.isotropic import IsotropicNet
 from ..models.mambaout import gated_net
 from ..models.vit import vit
-from ..errors import LabError
+from . import mixers as _lab_mixers  # noqa: F401  (registers the lab's mixers)
 
 IMAGE_KINDS = ("mambaout", "mamba", "vit", "vim")
 SEQ_KINDS = ("gated_cnn", "ssm")
@@ -38,8 +39,14 @@ def _scaled(dims: Sequence[int], scale: float) -> list:
     return [max(1, round(d * scale)) for d in dims]
 
 
-def build_image_model(spec: dict, width: Optional[int] = None, causal: bool = False, img_size: int = 32,
-                      in_chans: int = 1, num_classes: int = 10) -> nn.Module:
+def build_image_model(
+    spec: dict,
+    width: int | None = None,
+    causal: bool = False,
+    img_size: int = 32,
+    in_chans: int = 1,
+    num_classes: int = 10,
+) -> nn.Module:
     """An image classifier from a preset spec; ``width`` overrides its token width (ViT/Vim) or scales
     every stage width of the hierarchical models (a float factor)."""
     spec = dict(spec)
@@ -47,28 +54,48 @@ def build_image_model(spec: dict, width: Optional[int] = None, causal: bool = Fa
     if kind in ("mambaout", "mamba"):
         dims = list(spec["dims"])
         dims = _scaled(dims, width) if width else dims
-        common = dict(in_chans=in_chans, num_classes=num_classes, stem_stride=spec.get("stem_stride", 4),
-                      drop_path_rate=spec.get("drop_path", 0.0))
-        k = spec.get("kernel_size", 7)
+        common = dict(
+            in_chans=in_chans,
+            num_classes=num_classes,
+            stem_stride=spec.get("stem_stride", 4),
+            drop_path_rate=spec.get("drop_path", 0.0),
+        )
+        mk = dict(kernel_size=spec.get("kernel_size", 7), causal=causal)
         if kind == "mambaout":
-            return gated_net(spec["depths"], dims, mixer="dwconv", mixer_kwargs=dict(kernel_size=k, causal=causal),
-                             **common)
-        mk = dict(kernel_size=k, scan="raster", d_state=spec.get("d_state", 16))
-        return gated_net(spec["depths"], dims, mixer="lab_causal_conv_ssm" if causal else "conv_ssm",
-                         mixer_kwargs=mk, **common)
+            mixer = "dwconv"
+        else:
+            mixer = "conv_ssm"
+            mk.update(scan="raster", d_state=spec.get("d_state", 16))
+        return gated_net(spec["depths"], dims, mixer=mixer, mixer_kwargs=mk, **common)
     if kind == "vit":
         dim = width or spec["dim"]
         heads = spec.get("num_heads") or max(dim // spec.get("head_dim", 32), 1)
-        return vit(spec["depth"], dim, heads, causal=causal, patch_size=spec.get("patch_size", 4),
-                   img_size=img_size, in_chans=in_chans, num_classes=num_classes,
-                   drop_path_rate=spec.get("drop_path", 0.0))
+        return vit(
+            spec["depth"],
+            dim,
+            heads,
+            causal=causal,
+            patch_size=spec.get("patch_size", 4),
+            img_size=img_size,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            drop_path_rate=spec.get("drop_path", 0.0),
+        )
     if kind == "vim":
         dim = width or spec["dim"]
         mk = dict(d_state=spec.get("d_state", 16), dt_rank=1 / 32, scan=("h", "h") if causal else ("h", "h_flip"))
         bk = dict(mixer="bimamba", mixer_kwargs=mk, expansion_ratio=2, conv_ratio=2, act_layer="silu")
-        return IsotropicNet(spec["depth"], dim, GatedBlock, bk, patch_size=spec.get("patch_size", 4),
-                            img_size=img_size, in_chans=in_chans, num_classes=num_classes,
-                            drop_path_rate=spec.get("drop_path", 0.0))
+        return IsotropicNet(
+            spec["depth"],
+            dim,
+            GatedBlock,
+            bk,
+            patch_size=spec.get("patch_size", 4),
+            img_size=img_size,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            drop_path_rate=spec.get("drop_path", 0.0),
+        )
     raise LabError(f"unknown image model kind {kind!r}; known: {', '.join(IMAGE_KINDS)}")
 
 
@@ -80,17 +107,38 @@ class SeqNet(nn.Module):
     'all' (logits at every step: autoregressive / copying tasks).
     """
 
-    def __init__(self, dim: int, depth: int, mixer: str, mixer_kwargs: Optional[dict], num_outputs: int,
-                 vocab: int = 0, in_features: int = 1, readout: str = "last", expansion_ratio: float = 2,
-                 conv_ratio: float = 2, act_layer="silu"):
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        mixer: str,
+        mixer_kwargs: dict | None,
+        num_outputs: int,
+        vocab: int = 0,
+        in_features: int = 1,
+        readout: str = "last",
+        expansion_ratio: float = 2,
+        conv_ratio: float = 2,
+        act_layer="silu",
+    ):
         super().__init__()
         if readout not in ("last", "all"):
             raise LabError(f"readout must be 'last' or 'all', got {readout!r}")
         self.readout = readout
         self.embed = nn.Embedding(vocab, dim) if vocab > 0 else nn.Linear(in_features, dim)
-        self.blocks = nn.Sequential(*[
-            GatedBlock(dim, mixer=mixer, mixer_kwargs=mixer_kwargs, expansion_ratio=expansion_ratio,
-                       conv_ratio=conv_ratio, act_layer=act_layer) for _ in range(depth)])
+        self.blocks = nn.Sequential(
+            *[
+                GatedBlock(
+                    dim,
+                    mixer=mixer,
+                    mixer_kwargs=mixer_kwargs,
+                    expansion_ratio=expansion_ratio,
+                    conv_ratio=conv_ratio,
+                    act_layer=act_layer,
+                )
+                for _ in range(depth)
+            ]
+        )
         self.norm = LayerNorm(dim)
         self.head = nn.Linear(dim, num_outputs)
 
@@ -108,8 +156,9 @@ class SeqNet(nn.Module):
         return self.head(self.norm(x))
 
 
-def build_seq_model(spec: dict, kind: str, width: Optional[int] = None, num_outputs: int = 10, vocab: int = 0,
-                    readout: str = "last") -> nn.Module:
+def build_seq_model(
+    spec: dict, kind: str, width: int | None = None, num_outputs: int = 10, vocab: int = 0, readout: str = "last"
+) -> nn.Module:
     """``kind`` 'gated_cnn' (causal conv1d mixer) or 'ssm' (causal conv1d + SSM: the 'mamba1d' mixer)."""
     dim = width or spec["dim"]
     k = spec.get("kernel_size", 4)
@@ -122,8 +171,15 @@ def build_seq_model(spec: dict, kind: str, width: Optional[int] = None, num_outp
     return SeqNet(dim, spec["depth"], mixer, mk, num_outputs, vocab=vocab, readout=readout)
 
 
-def match_width(build: Callable[[int], nn.Module], target: int, start: int = 1, step: int = 1,
-                tolerance: float = 0.05, span: float = 2.0, candidates=None) -> Dict[str, int]:
+def match_width(
+    build: Callable[[int], nn.Module],
+    target: int,
+    start: int = 1,
+    step: int = 1,
+    tolerance: float = 0.05,
+    span: float = 2.0,
+    candidates=None,
+) -> dict[str, int]:
     """The width w (multiple of ``step`` around ``start``, or one of ``candidates``) whose model's
     parameter count is closest to ``target``.
 
@@ -144,7 +200,7 @@ def match_width(build: Callable[[int], nn.Module], target: int, start: int = 1, 
     return dict(width=w, params=n)
 
 
-def assert_matched(counts: Dict[str, int], tolerance: float = 0.05) -> float:
+def assert_matched(counts: dict[str, int], tolerance: float = 0.05) -> float:
     """Assert every count is within ``tolerance`` of the largest; returns the largest relative gap."""
     ref = max(counts.values())
     gap = max(abs(ref - n) / ref for n in counts.values())

@@ -1,13 +1,18 @@
 """Blocks shared by every model family: the gated block, stems, downsampling and heads.
 
+Stems: :class:`Stem` (MambaOut's two 3x3 convs), :class:`PatchEmbed` / :class:`PatchEmbedStem` (p x p
+patch conv, ViT / Swin / VMamba v0). Downsampling: :class:`Downsample` (3x3 stride-2 conv + LN) or
+:class:`PatchMerging` (Swin / VMamba v0). Heads: :class:`MlpHead` (MambaOut) or :class:`LinearHead`
+(LN -> mean -> Linear, VMamba / Swin).
+
 Channels-last (B, H, W, C) throughout; every LayerNorm uses eps 1e-6 as in the official MambaOut.
 Attribute names follow timm's MambaOut so state dicts match timm's layout key for key.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
 from functools import partial
-from typing import Optional
 
 import torch
 from timm.layers import DropPath, LayerScale
@@ -43,11 +48,11 @@ class GatedBlock(nn.Module):
         self,
         dim: int,
         mixer: MixerSpec = "dwconv",
-        mixer_kwargs: Optional[dict] = None,
+        mixer_kwargs: dict | None = None,
         expansion_ratio: float = 8 / 3,
         conv_ratio: float = 1.0,
         act_layer="gelu",
-        ls_init_value: Optional[float] = None,
+        ls_init_value: float | None = None,
         drop_path: float = 0.0,
     ):
         super().__init__()
@@ -112,14 +117,64 @@ class Downsample(nn.Module):
         return x if self.norm_first else self.norm(x)
 
 
+class PatchEmbed(nn.Module):
+    """Non-overlapping p x p stride-p conv (ViT); NCHW in, NHWC out; optional LayerNorm."""
+
+    def __init__(self, in_chans: int, dim: int, patch_size: int = 16, norm: bool = False):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, dim, patch_size, stride=patch_size)
+        self.norm = LayerNorm(dim) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(x).permute(0, 2, 3, 1))
+
+
+class PatchEmbedStem(PatchEmbed):
+    """p x p stride-p conv -> LN (Swin / VMamba v0 stem, p = 4). NCHW in, NHWC out."""
+
+    def __init__(self, in_chans: int, dim: int, patch_size: int = 4):
+        super().__init__(in_chans, dim, patch_size, norm=True)
+
+
+class PatchMerging(nn.Module):
+    """2x2 neighbourhood concat -> LN(4C) -> Linear(4C, out, no bias) (Swin / VMamba v0). NHWC.
+
+    Odd H or W is zero-padded to even first.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int):
+        super().__init__()
+        self.norm = LayerNorm(4 * in_chs)
+        self.reduction = nn.Linear(4 * in_chs, out_chs, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        H, W = x.shape[1], x.shape[2]
+        if H % 2 or W % 2:
+            x = nn.functional.pad(x, (0, 0, 0, W % 2, 0, H % 2))
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+        return self.reduction(self.norm(x))
+
+
+def linear_classifier(in_features: int, num_classes: int) -> nn.Module:
+    """Linear(in_features, num_classes), or Identity when ``num_classes`` is 0 (no classifier)."""
+    return nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
 class MlpHead(nn.Module):
     """pool -> LN -> Linear(C, ratio*C) -> act -> [LN] -> dropout -> Linear(ratio*C, classes).
 
     ``hidden_norm=True`` is MambaOut's head; ``False`` is timm's norm-MLP head used by the _rw models.
     """
 
-    def __init__(self, in_features: int, num_classes: int, mlp_ratio: float = 4, hidden_norm: bool = True,
-                 act_layer="gelu", drop_rate: float = 0.0):
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        mlp_ratio: float = 4,
+        hidden_norm: bool = True,
+        act_layer="gelu",
+        drop_rate: float = 0.0,
+    ):
         super().__init__()
         hidden = int(mlp_ratio * in_features)
         self.norm = LayerNorm(in_features)
@@ -129,14 +184,32 @@ class MlpHead(nn.Module):
         self.pre_logits = nn.Sequential(OrderedDict(layers))
         self.num_features = hidden
         self.head_dropout = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(hidden, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = linear_classifier(hidden, num_classes)
 
     def reset(self, num_classes: int):
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = linear_classifier(self.num_features, num_classes)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.pre_logits(self.norm(x.mean((1, 2))))
         x = self.head_dropout(x)
+        return x if pre_logits else self.fc(x)
+
+
+class LinearHead(nn.Module):
+    """LN -> global mean -> dropout -> Linear (VMamba / Swin head). Same API as ``MlpHead``."""
+
+    def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0):
+        super().__init__()
+        self.num_features = in_features
+        self.norm = LayerNorm(in_features)
+        self.head_dropout = nn.Dropout(drop_rate)
+        self.fc = linear_classifier(in_features, num_classes)
+
+    def reset(self, num_classes: int):
+        self.fc = linear_classifier(self.num_features, num_classes)
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_dropout(self.norm(x).mean((1, 2)))
         return x if pre_logits else self.fc(x)
 
 

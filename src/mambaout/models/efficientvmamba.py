@@ -1,15 +1,17 @@
-"""EfficientVMamba ``efficientvmamba_{tiny,small,base}`` on the hierarchical macro (VSSMNet).
+"""EfficientVMamba ``efficientvmamba_{tiny,small,base}`` on the hierarchical macro.
 
 Stages 1-2: EVSS blocks, x + DropPath(SE(ES2D(LN x)) + SE(conv(LN x))), where ES2D is SS2D with the
 atrous (step-2) scan: in_proj -> (x, z), 3x3 depthwise conv + SiLU, the 'conv_ssm' mixer with
 ``scan='atrous'`` (4 disjoint stride-2 sub-grids, total length L, one grouped scan), LayerNorm,
 * SiLU(z), out_proj; the conv branch is 3x3 depthwise conv + BN + GELU + 1x1 conv; SE is one shared
 BiAttn-style channel gate. No MLP (mlp_ratio 0). Stages 3-4: MobileNetV2 inverted residuals (expand 4,
-SE 0.125 of the expanded width). Patch-4 embed, patch-merging downsampling, linear head, d_state 16.
+SE 0.125 of the expanded width). Patch-4 embed, patch-merging downsampling, linear head
+(HierarchicalNet with ``PATCH_MACRO``), d_state 16.
 
 Inverted residuals as in the authors' toolbox (``lib/models/operations.py``): ReLU, sigmoid SE gate,
 SE width int(0.125 * expanded width).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,9 +22,9 @@ from torch import nn
 
 from ..registry import register_model
 from .blocks import LayerNorm
+from .hierarchical import PATCH_MACRO, HierarchicalNet
 from .mixers import build_mixer
 from .ssm import ChannelGate
-from .vmamba import VSSMNet
 
 
 class EVSSBlock(nn.Module):
@@ -33,12 +35,14 @@ class EVSSBlock(nn.Module):
         inner = int(dim * ssm_ratio)
         self.norm = LayerNorm(dim)
         self.in_proj = nn.Linear(dim, 2 * inner, bias=False)
-        self.op = build_mixer("conv_ssm", inner, kernel_size=3, scan=scan, d_state=d_state,
-                              dt_rank=math.ceil(dim / 16), out_norm=True)
+        self.op = build_mixer(
+            "conv_ssm", inner, kernel_size=3, scan=scan, d_state=d_state, dt_rank=math.ceil(dim / 16), out_norm=True
+        )
         self.act = nn.SiLU()
         self.out_proj = nn.Linear(inner, dim, bias=False)
-        self.conv_branch = nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.BatchNorm2d(dim),
-                                         nn.GELU(), nn.Conv2d(dim, dim, 1))
+        self.conv_branch = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.BatchNorm2d(dim), nn.GELU(), nn.Conv2d(dim, dim, 1)
+        )
         self.se = ChannelGate(dim)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -86,8 +90,7 @@ def efficientvmamba(depths, dims, ssm_ratio: float = 2.0, d_state: int = 16, sca
     blocks = [EVSSBlock, EVSSBlock, InvertedResidual, InvertedResidual]
     evss = dict(ssm_ratio=ssm_ratio, d_state=d_state, scan=scan)
     block_kwargs = [evss, evss, {}, {}]
-    return VSSMNet(depths, dims, block=blocks, block_kwargs=block_kwargs, stem="patch", downsample="merge",
-                   head="linear", **kwargs)
+    return HierarchicalNet(depths, dims, block=blocks, block_kwargs=block_kwargs, **{**PATCH_MACRO, **kwargs})
 
 
 def _dims(c):

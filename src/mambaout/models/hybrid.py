@@ -9,6 +9,7 @@ the mixer of stages 3-4 replaced, so they differ from it only in those mixers:
 * ``hybrid_mambaout_attn_tiny``: stages 3-4 use 'attention' (multi-head self-attention on the mixed
   channels c, 32 channels per head; ``causal=True`` for the causal variant).
 """
+
 from __future__ import annotations
 
 from ..registry import register_model

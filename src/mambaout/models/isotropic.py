@@ -10,9 +10,10 @@ depth/4, depth/2, 3·depth/4 and the last; the last one is final-normed) are res
 parameters to strides 4/8/16/32 for p = 16 (bilinear x4, bilinear x2, identity, 2x2 max-pool), as in
 ViTDet's simple feature pyramid minus its convs. ``feature_info`` reports those strides.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,21 +21,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import InputError
-from .blocks import LayerNorm, init_model
+from .blocks import LayerNorm, PatchEmbed, init_model, linear_classifier
 
 FEATURE_STRIDES = (4, 8, 16, 32)
-
-
-class PatchEmbed(nn.Module):
-    """Non-overlapping p x p conv (ViT); NCHW in, NHWC out; optional LayerNorm."""
-
-    def __init__(self, in_chans: int, dim: int, patch_size: int = 16, norm: bool = False):
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, dim, patch_size, stride=patch_size)
-        self.norm = LayerNorm(dim) if norm else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x).permute(0, 2, 3, 1))
 
 
 class IsotropicNet(nn.Module):
@@ -50,12 +39,25 @@ class IsotropicNet(nn.Module):
             (PlainMamba-L1's depthwise conv after layer 0).
     """
 
-    def __init__(self, depth: int, dim: int, block: Callable[..., nn.Module],
-                 block_kwargs: Union[dict, Sequence[dict], None] = None, patch_size: int = 16,
-                 img_size: int = 224, in_chans: int = 3, num_classes: int = 1000, pos_embed: bool = True,
-                 patch_embed: Optional[Callable[..., nn.Module]] = None, extra_blocks: Optional[dict] = None,
-                 drop_path_rate: float = 0.0, drop_rate: float = 0.0, features_only: bool = False,
-                 out_indices: Sequence[int] = (0, 1, 2, 3), feature_format: str = "NCHW"):
+    def __init__(
+        self,
+        depth: int,
+        dim: int,
+        block: Callable[..., nn.Module],
+        block_kwargs: dict | Sequence[dict] | None = None,
+        patch_size: int = 16,
+        img_size: int = 224,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        pos_embed: bool = True,
+        patch_embed: Callable[..., nn.Module] | None = None,
+        extra_blocks: dict | None = None,
+        drop_path_rate: float = 0.0,
+        drop_rate: float = 0.0,
+        features_only: bool = False,
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+        feature_format: str = "NCHW",
+    ):
         super().__init__()
         if feature_format not in ("NCHW", "NHWC"):
             raise ValueError(f"feature_format must be 'NCHW' or 'NHWC', got {feature_format!r}")
@@ -84,15 +86,16 @@ class IsotropicNet(nn.Module):
         self.feature_blocks = sorted({max(depth * (i + 1) // 4 - 1, 0) for i in range(4)})
         if len(self.feature_blocks) != 4:
             raise ValueError(f"features need depth >= 4, got {depth}")
-        self.feature_info = [dict(num_chs=dim, reduction=s, module=f"blocks.{b}")
-                             for s, b in zip(FEATURE_STRIDES, self.feature_blocks)]
+        self.feature_info = [
+            dict(num_chs=dim, reduction=s, module=f"blocks.{b}") for s, b in zip(FEATURE_STRIDES, self.feature_blocks)
+        ]
         # What the blocks actually mix (for the long-sequence analysis): one grid at the patch stride.
         self.token_stages = [dict(num_chs=dim, reduction=patch_size, module="blocks")]
         if features_only:
             self.head_drop, self.head = None, None
         else:
             self.head_drop = nn.Dropout(drop_rate)
-            self.head = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+            self.head = linear_classifier(dim, num_classes)
 
         def init_pos_embed():
             if self.pos_embed is not None:
@@ -111,7 +114,7 @@ class IsotropicNet(nn.Module):
         if self.features_only:
             raise RuntimeError("a features_only model has no classifier")
         self.num_classes = num_classes
-        self.head = nn.Linear(self.dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = linear_classifier(self.dim, num_classes)
 
     def check_input(self, x: torch.Tensor):
         if x.ndim != 4 or x.shape[1] != self.in_chans:
@@ -123,8 +126,9 @@ class IsotropicNet(nn.Module):
     def _pos(self, h: int, w: int) -> torch.Tensor:
         pos = self.pos_embed
         if (h, w) != self.grid:
-            pos = F.interpolate(pos.permute(0, 3, 1, 2), size=(h, w), mode="bicubic",
-                                align_corners=False).permute(0, 2, 3, 1)
+            pos = F.interpolate(pos.permute(0, 3, 1, 2), size=(h, w), mode="bicubic", align_corners=False).permute(
+                0, 2, 3, 1
+            )
         return pos
 
     def forward_blocks(self, x: torch.Tensor, collect: Sequence[int] = ()) -> tuple:

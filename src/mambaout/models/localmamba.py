@@ -12,19 +12,26 @@ reproduced here. The default is the same 4 directions in every layer (h, h_flip,
 
 Approximations: the SiLU(z) gate is applied after the branch sum (official: inside each branch,
 before BiAttn); LocalVim's RoPE and middle class token are omitted (mean-pooled head);
-LocalVMamba's blocks follow our VMamba v0 macro (patch embed, patch merging, linear head).
+LocalVMamba's blocks sit in our VMamba v0 macro (HierarchicalNet with ``PATCH_MACRO``: patch embed,
+patch merging, linear head).
 """
+
 from __future__ import annotations
 
 from ..registry import register_model
 from .blocks import GatedBlock
+from .hierarchical import PATCH_MACRO, HierarchicalNet
 from .isotropic import IsotropicNet
-from .vmamba import VSSMNet
 
 
 def _block_kwargs(scan, d_state, dt_rank):
-    return dict(mixer="multiscan", mixer_kwargs=dict(scan=scan, d_state=d_state, dt_rank=dt_rank),
-                expansion_ratio=2, conv_ratio=2, act_layer="silu")
+    return dict(
+        mixer="multiscan",
+        mixer_kwargs=dict(scan=scan, d_state=d_state, dt_rank=dt_rank),
+        expansion_ratio=2,
+        conv_ratio=2,
+        act_layer="silu",
+    )
 
 
 def _per(scan, n):
@@ -43,8 +50,7 @@ def localvim(dim: int, depth: int = 20, scan="local", d_state: int = 16, **kwarg
 
 def localvmamba(depths, dims, scan="local", d_state: int = 16, **kwargs):
     bk = [_block_kwargs(s, d_state, 1 / 32) for s in _per(scan, len(depths))]
-    return VSSMNet(depths, dims, block=GatedBlock, block_kwargs=bk, stem="patch", downsample="merge",
-                   head="linear", **kwargs)
+    return HierarchicalNet(depths, dims, block=GatedBlock, block_kwargs=bk, **{**PATCH_MACRO, **kwargs})
 
 
 _SRC = "LocalMamba README / MambaOut paper"

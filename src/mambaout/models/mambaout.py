@@ -4,6 +4,7 @@ Names and configurations follow timm (``mambaout_*``), so weights and state dict
 Paper figures: MambaOut paper / official README (params M, MACs G, ImageNet top-1 at 224);
 ``_rw`` rows: timm model cards (no MACs published).
 """
+
 from __future__ import annotations
 
 from ..registry import register_model
@@ -17,14 +18,29 @@ FEMTO_DIMS, TINY_DIMS, BASE_DIMS = (48, 96, 192, 288), (96, 192, 384, 576), (128
 RW_OPTIONS = dict(stem_mid_norm=False, downsample_norm_first=True, head_hidden_norm=False, ls_init_value=1e-6)
 
 
-def gated_net(depths, dims, mixer="dwconv", mixer_kwargs=None, expansion_ratio=8 / 3, conv_ratio=1.0,
-              act_layer="gelu", ls_init_value=None, **kwargs) -> HierarchicalNet:
+def gated_net(
+    depths,
+    dims,
+    mixer="dwconv",
+    mixer_kwargs=None,
+    expansion_ratio=8 / 3,
+    conv_ratio=1.0,
+    act_layer="gelu",
+    ls_init_value=None,
+    **kwargs,
+) -> HierarchicalNet:
     """A hierarchical net of gated blocks; ``mixer`` picks the token mixer of every block
     (a list gives one per stage). MambaOut is ``mixer='dwconv'``."""
     mixers = mixer if isinstance(mixer, (list, tuple)) else [mixer] * len(depths)
     block_kwargs = [
-        dict(mixer=m, mixer_kwargs=mixer_kwargs, expansion_ratio=expansion_ratio, conv_ratio=conv_ratio,
-             act_layer=act_layer, ls_init_value=ls_init_value)
+        dict(
+            mixer=m,
+            mixer_kwargs=mixer_kwargs,
+            expansion_ratio=expansion_ratio,
+            conv_ratio=conv_ratio,
+            act_layer=act_layer,
+            ls_init_value=ls_init_value,
+        )
         for m in mixers
     ]
     kwargs.setdefault("stem_act", act_layer)
@@ -90,8 +106,9 @@ def mambaout_base_wide_rw(**kwargs):
     return gated_net(SMALL_DEPTHS, BASE_DIMS, **_rw(kwargs, expansion_ratio=3.0, conv_ratio=1.5, act_layer="silu"))
 
 
-@register_model("mambaout", _paper(101.66, top1=86.64, source=_TIMM_CARD + " (in12k pre-training)"),
-                dict(drop_path=0.6))
+@register_model(
+    "mambaout", _paper(101.66, top1=86.64, source=_TIMM_CARD + " (in12k pre-training)"), dict(drop_path=0.6)
+)
 def mambaout_base_plus_rw(**kwargs):
     return gated_net((3, 4, 30, 3), BASE_DIMS, **_rw(kwargs, expansion_ratio=3.0, conv_ratio=1.5, act_layer="silu"))
 
@@ -99,5 +116,6 @@ def mambaout_base_plus_rw(**kwargs):
 @register_model("mambaout", train=dict(drop_path=0.0), input_size=64)
 def mambaout_test(**kwargs):
     """A tiny variant for tests and quick experiments (timm's test_mambaout configuration)."""
-    return gated_net((1, 1, 3, 1), (16, 32, 48, 64), **_rw(kwargs, expansion_ratio=3, act_layer="silu",
-                                                             ls_init_value=1e-4))
+    return gated_net(
+        (1, 1, 3, 1), (16, 32, 48, 64), **_rw(kwargs, expansion_ratio=3, act_layer="silu", ls_init_value=1e-4)
+    )

@@ -18,6 +18,7 @@ Not reproduced: the official code permutes u into scan order but leaves delta/B/
 Params: PlainMamba's README counts the backbone without the classifier (our totals minus the head
 give 7.36 / 25.76 / 50.51M against 7.3 / 25.7 / 50.5M); the metadata says so (``params_scope``).
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -57,16 +58,27 @@ class DWConvBN(nn.Module):
 
 def plainmamba(dim: int, depth: int, num_convs: int, dwconv_after=(), scan="zigzag", d_state: int = 16, **kwargs):
     mixer_kwargs = dict(kernel_size=7, scan=scan, d_state=d_state, dt_rank=1 / 32, share_ssm=True, dir_bias=True)
-    block_kwargs = dict(mixer="conv_ssm", mixer_kwargs=mixer_kwargs, expansion_ratio=2, conv_ratio=2,
-                        act_layer="silu")
-    return IsotropicNet(depth, dim, GatedBlock, block_kwargs, patch_size=16,
-                        patch_embed=lambda c, d: ConvPatchEmbed(c, d, num_convs),
-                        extra_blocks={i: DWConvBN for i in dwconv_after}, **kwargs)
+    block_kwargs = dict(mixer="conv_ssm", mixer_kwargs=mixer_kwargs, expansion_ratio=2, conv_ratio=2, act_layer="silu")
+    return IsotropicNet(
+        depth,
+        dim,
+        GatedBlock,
+        block_kwargs,
+        patch_size=16,
+        patch_embed=lambda c, d: ConvPatchEmbed(c, d, num_convs),
+        extra_blocks={i: DWConvBN for i in dwconv_after},
+        **kwargs,
+    )
 
 
 def _paper(params, macs, top1):
-    return dict(params=params, macs=macs, top1=top1, params_scope="backbone (no classifier)",
-                source="PlainMamba README (params without the head, top-1); MACs from the MambaOut paper")
+    return dict(
+        params=params,
+        macs=macs,
+        top1=top1,
+        params_scope="backbone (no classifier)",
+        source="PlainMamba README (params without the head, top-1); MACs from the MambaOut paper",
+    )
 
 
 @register_model("plainmamba", _paper(7.3, 3.0, 77.9), dict(drop_path=0.2))

@@ -27,11 +27,12 @@ rows from the top, rows from the bottom, columns from the left, columns from the
 ``atrous`` (a2_0..a2_3; EfficientVMamba), ``local`` (h, h_flip, w7, w7_flip), ``local2`` (w2, w2_flip,
 w7, w7_flip). A preset name, a single direction name or a list of direction names is accepted.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import List, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -48,10 +49,10 @@ PRESETS = {
     "local2": ("w2", "w2_flip", "w7", "w7_flip"),
 }
 
-ScanSpec = Union[str, Sequence[str]]
+ScanSpec = str | Sequence[str]
 
 
-def resolve(spec: ScanSpec) -> Tuple[str, ...]:
+def resolve(spec: ScanSpec) -> tuple[str, ...]:
     """A preset, a direction name or a list of names -> tuple of direction names (validated)."""
     if isinstance(spec, str):
         dirs = PRESETS.get(spec, (spec,))
@@ -75,8 +76,10 @@ def _parse(name: str):
     m = re.fullmatch(r"a(\d+)_(\d+)", base)
     if m and int(m.group(1)) == 2 and int(m.group(2)) < 4:
         return "a", int(m.group(2)), flip
-    raise ValueError(f"unknown scan direction {name!r}; known: h, v, w<K>, zz_h, zz_v, a2_<0-3> "
-                     f"(optionally with _flip) or a preset: {', '.join(PRESETS)}")
+    raise ValueError(
+        f"unknown scan direction {name!r}; known: h, v, w<K>, zz_h, zz_v, a2_<0-3> "
+        f"(optionally with _flip) or a preset: {', '.join(PRESETS)}"
+    )
 
 
 def is_atrous(dirs: Sequence[str]) -> bool:
@@ -116,7 +119,7 @@ def direction_indices(name: str, H: int, W: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=512)
-def _plan(dirs: Tuple[str, ...], H: int, W: int, device: str):
+def _plan(dirs: tuple[str, ...], H: int, W: int, device: str):
     """(gather index (K*Lk,), inverse index, mode) for a direction set on an H x W map."""
     parts = [direction_indices(d, H, W) for d in dirs]
     lengths = {p.numel() for p in parts}
@@ -135,7 +138,7 @@ def _plan(dirs: Tuple[str, ...], H: int, W: int, device: str):
     return gather.to(device), inverse.to(device), mode
 
 
-def cross_scan(x: torch.Tensor, dirs: Sequence[str]) -> Tuple[torch.Tensor, tuple]:
+def cross_scan(x: torch.Tensor, dirs: Sequence[str]) -> tuple[torch.Tensor, tuple]:
     """(B, C, H, W) -> (B, K, C, Lk) sequences, plus the context :func:`cross_merge` needs."""
     dirs = tuple(dirs)
     B, C, H, W = x.shape
@@ -166,7 +169,7 @@ MOVE_START, MOVE_RIGHT, MOVE_LEFT, MOVE_UP, MOVE_DOWN = range(5)
 
 
 @lru_cache(maxsize=512)
-def _codes(dirs: Tuple[str, ...], H: int, W: int, device: str) -> torch.Tensor:
+def _codes(dirs: tuple[str, ...], H: int, W: int, device: str) -> torch.Tensor:
     rows = []
     for d in dirs:
         idx = direction_indices(d, H, W)
@@ -189,6 +192,6 @@ def move_codes(ctx: tuple, device) -> torch.Tensor:
     return _codes(tuple(dirs), Hp, Wp, str(device))
 
 
-def scan_positions(dirs: ScanSpec, H: int, W: int) -> List[torch.Tensor]:
+def scan_positions(dirs: ScanSpec, H: int, W: int) -> list[torch.Tensor]:
     """Visiting order of each direction (for docs, plots and tests)."""
     return [direction_indices(d, H, W) for d in resolve(dirs)]

@@ -14,7 +14,8 @@ Mixers (channels-last (B, H, W, C) -> same shape; register names in :mod:`.mixer
                :mod:`.scans`). Holds ``weight``/``bias`` exactly like the 'dwconv' mixer, so a gated
                block with this mixer has MambaOut's state dict plus ``conv.ssm.*``. Also the mixer of
                VMamba (k 3, scan 'cross', out_norm), PlainMamba (k 7, 'zigzag', shared SSM + direction
-               biases) and EfficientVMamba (k 3, 'atrous').
+               biases) and EfficientVMamba (k 3, 'atrous'). ``causal=True`` (raster scan only): the
+               kernel mask of ``dwconv(causal=True)``, so the whole mixer is causal in raster order.
 ``mamba1d``    Mamba on the raster sequence: causal depthwise conv1d (k 4) + SiLU + SSM. Causal.
 ``bimamba``    Vim: forward and flipped branches, each with its own conv1d/x_proj/dt_proj/A/D; the
                re-aligned outputs are averaged.
@@ -25,10 +26,10 @@ Init: the generic trunc-normal init of the network does not touch these raw para
 init lives in ``post_init()`` (HierarchicalNet/IsotropicNet call it after the generic init).
 ``A_log`` and ``D`` carry ``_no_weight_decay = True``.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -39,7 +40,7 @@ from .blocks import LayerNorm, get_act
 from .mixers import DepthwiseConvMixer, register_mixer
 
 
-def resolve_dt_rank(dt_rank: Union[int, float, str], dim: int) -> int:
+def resolve_dt_rank(dt_rank: int | float | str, dim: int) -> int:
     """'auto' -> ceil(dim / 16); a float in (0, 1) -> ceil(dim * value); an int -> itself."""
     if dt_rank == "auto":
         return math.ceil(dim / 16)
@@ -63,9 +64,19 @@ class SelectiveSSM(nn.Module):
             ``forward`` then needs ``move_codes`` (K, L) from :func:`scans.move_codes`.
     """
 
-    def __init__(self, dim: int, d_state: int = 16, dt_rank: Union[int, float, str] = "auto", num_dirs: int = 1,
-                 share: bool = False, dir_bias: bool = False, dt_min: float = 1e-3, dt_max: float = 0.1,
-                 dt_init_floor: float = 1e-4, dt_scale: float = 1.0):
+    def __init__(
+        self,
+        dim: int,
+        d_state: int = 16,
+        dt_rank: int | float | str = "auto",
+        num_dirs: int = 1,
+        share: bool = False,
+        dir_bias: bool = False,
+        dt_min: float = 1e-3,
+        dt_max: float = 0.1,
+        dt_init_floor: float = 1e-4,
+        dt_scale: float = 1.0,
+    ):
         super().__init__()
         self.dim, self.d_state, self.num_dirs, self.share = dim, d_state, num_dirs, share
         self.dt_rank = resolve_dt_rank(dt_rank, dim)
@@ -89,11 +100,13 @@ class SelectiveSSM(nn.Module):
         dev = self.A_log.device
         bound = 1 / math.sqrt(self.dim)
         self.x_proj_weight.uniform_(-bound, bound)
-        std = self.dt_rank ** -0.5 * self.dt_scale
+        std = self.dt_rank**-0.5 * self.dt_scale
         self.dt_proj_weight.uniform_(-std, std)
         if dev.type != "meta":
-            dt = torch.exp(torch.rand(self.dt_proj_bias.shape, device=dev)
-                           * (math.log(self.dt_max) - math.log(self.dt_min)) + math.log(self.dt_min))
+            dt = torch.exp(
+                torch.rand(self.dt_proj_bias.shape, device=dev) * (math.log(self.dt_max) - math.log(self.dt_min))
+                + math.log(self.dt_min)
+            )
             dt = dt.clamp(min=self.dt_init_floor)
             self.dt_proj_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
             A = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=dev)
@@ -108,7 +121,7 @@ class SelectiveSSM(nn.Module):
             return t
         return t.expand(self.num_dirs, *t.shape[1:])
 
-    def forward(self, xs: torch.Tensor, move_codes: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, xs: torch.Tensor, move_codes: torch.Tensor | None = None) -> torch.Tensor:
         Bsz, K, d, L = xs.shape
         if K != self.num_dirs or d != self.dim:
             raise ValueError(f"SelectiveSSM built for (K={self.num_dirs}, d={self.dim}), got {tuple(xs.shape)}")
@@ -126,13 +139,22 @@ class SelectiveSSM(nn.Module):
         delta_bias = self._expand(self.dt_proj_bias).reshape(K * d).float()
         if K == 1:
             Bs, Cs = Bs[:, 0], Cs[:, 0]
-        y = selective_scan(xs.reshape(Bsz, K * d, L), dts.reshape(Bsz, K * d, L), A, Bs.contiguous(),
-                           Cs.contiguous(), D, delta_bias=delta_bias, delta_softplus=True)
+        y = selective_scan(
+            xs.reshape(Bsz, K * d, L),
+            dts.reshape(Bsz, K * d, L),
+            A,
+            Bs.contiguous(),
+            Cs.contiguous(),
+            D,
+            delta_bias=delta_bias,
+            delta_softplus=True,
+        )
         return y.view(Bsz, K, d, L)
 
     def extra_repr(self) -> str:
-        return (f"dim={self.dim}, d_state={self.d_state}, dt_rank={self.dt_rank}, num_dirs={self.num_dirs}"
-                + (", shared" if self.share else ""))
+        return f"dim={self.dim}, d_state={self.d_state}, dt_rank={self.dt_rank}, num_dirs={self.num_dirs}" + (
+            ", shared" if self.share else ""
+        )
 
 
 @register_mixer("conv_ssm")
@@ -142,26 +164,46 @@ class ConvSSMMixer(DepthwiseConvMixer):
     This is "Gated CNN + SSM": a GatedBlock with this mixer is a Mamba-style block whose conv is 2-D.
     ``scan``: a preset or direction list of :mod:`.scans` (default 'raster'). ``out_norm``: LayerNorm
     after the merge (VMamba's SS2D). ``share_ssm``/``dir_bias``: PlainMamba's shared parameters with
-    direction-aware B biases. ``conv_bias=False``: no conv bias (VMamba v2).
+    direction-aware B biases. ``conv_bias=False``: no conv bias (VMamba v2). ``causal=True``: the conv
+    kernel is masked as in ``dwconv(causal=True)`` (non-persistent buffer, state dict unchanged); with
+    the raster scan (required) the whole mixer then sees only the current and earlier tokens.
     """
 
-    def __init__(self, dim: int, kernel_size: int = 7, scan: scans.ScanSpec = "raster", d_state: int = 16,
-                 dt_rank: Union[int, float, str] = "auto", act_layer="silu", out_norm: bool = False,
-                 share_ssm: bool = False, dir_bias: bool = False, conv_bias: bool = True, merge: str = "sum"):
-        super().__init__(dim, kernel_size)
+    def __init__(
+        self,
+        dim: int,
+        kernel_size: int = 7,
+        scan: scans.ScanSpec = "raster",
+        d_state: int = 16,
+        dt_rank: int | float | str = "auto",
+        act_layer="silu",
+        out_norm: bool = False,
+        share_ssm: bool = False,
+        dir_bias: bool = False,
+        conv_bias: bool = True,
+        merge: str = "sum",
+        causal: bool = False,
+    ):
+        super().__init__(dim, kernel_size, causal=causal)
         if not conv_bias:
             self.register_parameter("bias", None)
         if merge not in ("sum", "mean"):
             raise ValueError(f"merge must be 'sum' or 'mean', got {merge!r}")
         self.directions = scans.resolve(scan)
+        if causal and set(self.directions) != {"h"}:
+            raise ValueError(
+                f"conv_ssm(causal=True) needs the raster scan ('raster' / 'h'); scan "
+                f"{','.join(self.directions)} reads later tokens before earlier ones"
+            )
         self.merge = merge
         self.ssm_act = get_act(act_layer)()
-        self.ssm = SelectiveSSM(dim, d_state, dt_rank, num_dirs=len(self.directions), share=share_ssm,
-                                dir_bias=dir_bias)
+        self.ssm = SelectiveSSM(
+            dim, d_state, dt_rank, num_dirs=len(self.directions), share=share_ssm, dir_bias=dir_bias
+        )
         self.out_norm = LayerNorm(dim) if out_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._conv_forward(x.permute(0, 3, 1, 2), self.weight, self.bias)  # (B, C, H, W)
+        x = self.conv_nchw(x)  # (B, C, H, W)
         xs, ctx = scans.cross_scan(self.ssm_act(x), self.directions)
         codes = scans.move_codes(ctx, x.device) if self.ssm.dir_bias is not None else None
         y = scans.cross_merge(self.ssm(xs, codes), ctx)
@@ -199,9 +241,17 @@ class SeqScanMixer(nn.Module):
     applied to each re-aligned branch before summing.
     """
 
-    def __init__(self, dim: int, scan: scans.ScanSpec = "raster", d_state: int = 16,
-                 dt_rank: Union[int, float, str] = "auto", d_conv: int = 4, merge: str = "sum",
-                 channel_gate: bool = False, act_layer="silu"):
+    def __init__(
+        self,
+        dim: int,
+        scan: scans.ScanSpec = "raster",
+        d_state: int = 16,
+        dt_rank: int | float | str = "auto",
+        d_conv: int = 4,
+        merge: str = "sum",
+        channel_gate: bool = False,
+        act_layer="silu",
+    ):
         super().__init__()
         if merge not in ("sum", "mean"):
             raise ValueError(f"merge must be 'sum' or 'mean', got {merge!r}")
@@ -233,7 +283,7 @@ class SeqScanMixer(nn.Module):
         """Each direction's output back in raster order, (B, C, H*W) each (full-permutation scans)."""
         dirs, H, W, _, _ = ctx
         for k, d in enumerate(dirs):
-            yield scans.cross_merge(ys[:, k:k + 1], ((d,), H, W, H, W)).flatten(2)
+            yield scans.cross_merge(ys[:, k : k + 1], ((d,), H, W, H, W)).flatten(2)
 
 
 @register_mixer("mamba1d")

@@ -10,6 +10,7 @@ Differences from the official model: mean-pooled head without the middle class t
 ``final_pool_type='mean'`` option; 196 instead of 197 tokens), LayerNorm instead of RMSNorm, biases on
 in/out projections (GatedBlock's fc1/fc2).
 """
+
 from __future__ import annotations
 
 from ..registry import register_model

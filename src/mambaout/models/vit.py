@@ -5,6 +5,7 @@
 where ViT-S in causal mode loses accuracy — evidence that image classification does not want the
 causal token mixing that a recurrent SSM imposes.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,8 +27,15 @@ class AttentionMixer(nn.Module):
     ``causal``: raster-order causal mask.
     """
 
-    def __init__(self, dim: int, num_heads: int = None, head_dim: int = 32, causal: bool = False,
-                 qkv_bias: bool = True, attn_drop: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = None,
+        head_dim: int = 32,
+        causal: bool = False,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+    ):
         super().__init__()
         self.num_heads = num_heads or max(dim // head_dim, 1)
         if dim % self.num_heads:
@@ -40,8 +48,9 @@ class AttentionMixer(nn.Module):
         B, H, W, C = x.shape
         qkv = self.qkv(x.reshape(B, H * W, C)).view(B, H * W, 3, self.num_heads, C // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
-                                           dropout_p=self.attn_drop if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=self.causal, dropout_p=self.attn_drop if self.training else 0.0
+        )
         return self.proj(y.transpose(1, 2).reshape(B, H, W, C))
 
     def extra_repr(self) -> str:
@@ -64,8 +73,16 @@ class Mlp(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm transformer block: x + attn(LN x); x + MLP(LN x) (DeiT)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, causal: bool = False,
-                 qkv_bias: bool = True, act_layer="gelu", drop_path: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        causal: bool = False,
+        qkv_bias: bool = True,
+        act_layer="gelu",
+        drop_path: float = 0.0,
+    ):
         super().__init__()
         self.norm1 = LayerNorm(dim)
         self.attn = AttentionMixer(dim, num_heads=num_heads, causal=causal, qkv_bias=qkv_bias)
@@ -78,11 +95,18 @@ class TransformerBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-def vit(depth: int, dim: int, num_heads: int, causal: bool = False, mlp_ratio: float = 4.0, patch_size: int = 16,
-        **kwargs) -> IsotropicNet:
+def vit(
+    depth: int, dim: int, num_heads: int, causal: bool = False, mlp_ratio: float = 4.0, patch_size: int = 16, **kwargs
+) -> IsotropicNet:
     """A DeiT-style ViT on the isotropic macro (mean-pooled, no class token)."""
-    return IsotropicNet(depth, dim, TransformerBlock, dict(num_heads=num_heads, mlp_ratio=mlp_ratio, causal=causal),
-                        patch_size=patch_size, **kwargs)
+    return IsotropicNet(
+        depth,
+        dim,
+        TransformerBlock,
+        dict(num_heads=num_heads, mlp_ratio=mlp_ratio, causal=causal),
+        patch_size=patch_size,
+        **kwargs,
+    )
 
 
 def _paper(params, macs, top1):

@@ -1,4 +1,4 @@
-"""Mamba-style pairs of the MambaOut models: ``mamba_{femto,kobe,tiny,small,base}``.
+"""MambaOut + SSM pairs: ``mamba_{femto,kobe,tiny,small,base}``, MambaOut's network with the SSM put back.
 
 MambaOut's thesis is "Mamba block = Gated CNN block + SSM". These models put the SSM back: every
 block is MambaOut's GatedBlock with the 'conv_ssm' mixer (the same 7x7 depthwise conv with bias, then
@@ -12,16 +12,16 @@ receptive field). Any order of :mod:`.scans` can be passed (``scan='cross'`` for
 'bidirectional', 'zigzag', 'local', 'atrous', or a list of direction names); K directions give K
 parameter sets and one grouped scan.
 """
+
 from __future__ import annotations
 
 from ..registry import register_model
-from .mambaout import FEMTO_DIMS, BASE_DIMS, SMALL_DEPTHS, TINY_DEPTHS, TINY_DIMS, gated_net
+from .mambaout import BASE_DIMS, FEMTO_DIMS, SMALL_DEPTHS, TINY_DEPTHS, TINY_DIMS, gated_net
 
 _NO_PAPER = dict(source="no published figure: this project's MambaOut + SSM pair")
 
 
-def mamba_net(depths, dims, scan="raster", d_state: int = 16, dt_rank="auto", kernel_size: int = 7,
-              **kwargs):
+def mamba_net(depths, dims, scan="raster", d_state: int = 16, dt_rank="auto", kernel_size: int = 7, **kwargs):
     """MambaOut's gated net with the conv + SSM mixer."""
     mixer_kwargs = dict(kernel_size=kernel_size, scan=scan, d_state=d_state, dt_rank=dt_rank)
     return gated_net(depths, dims, mixer="conv_ssm", mixer_kwargs=mixer_kwargs, **kwargs)
