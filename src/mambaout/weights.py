@@ -155,7 +155,12 @@ def save_safetensors(model_or_state: nn.Module | Mapping[str, torch.Tensor], pat
     from safetensors.torch import save_file
 
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
-    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    state, seen = {k: v.detach().contiguous().cpu() for k, v in state.items()}, set()
+    for k, v in state.items():  # a module shared by two parents (a multi-task backbone): one copy per name
+        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
+        if key in seen and v.numel():
+            state[k] = v.clone()
+        seen.add(key)
     tmp = f"{path}.tmp{os.getpid()}"
     save_file(state, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
     os.replace(tmp, path)

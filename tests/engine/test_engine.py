@@ -6,36 +6,73 @@ import pytest
 import torch
 
 from mambaout.engine import config as C
-from mambaout.engine.checkpoint import load_state, save_state
+from mambaout.engine.state import load_state, save_state
 from mambaout.engine.logging import RunLogger
 from mambaout.engine.plots import plot_curves
 from mambaout.engine.rng import capture_rng, restore_rng
-from mambaout.engine.sampler import EpochSampler, SeededDataset
+from mambaout.data.sampler import EpochSampler, SeededDataset
 from mambaout.errors import CheckpointError, MambaoutError
 
 
-def test_presets_load_and_override():
-    cfg = C.load_preset("classification", "imagenet")
-    assert cfg["optim"]["weight_decay"] == 0.05 and cfg["aug"]["auto_augment"] == "rand-m9-mstd0.5-inc1"
+def test_presets_load_inherit_and_override():
+    from mambaout.tasks.classification import ClassificationConfig
+
+    raw = C.load_preset("classification", "fashion_mnist")  # _base_: imagenet, merged underneath
+    assert raw["optim"]["weight_decay"] == 0.05 and raw["data"]["dataset"] == "fashion_mnist" and "_base_" not in raw
     assert set(C.list_presets("classification")) >= {"imagenet", "fashion_mnist", "synthetic"}
-    out = C.apply_overrides(cfg, ["optim.lr=1e-3", "aug.scale=[0.5, 1.0]", "model.pretrained=null", "+x.y=1"])
-    assert out["optim"]["lr"] == 1e-3 and out["aug"]["scale"] == [0.5, 1.0] and out["x"]["y"] == 1
-    assert cfg["optim"]["lr"] is None  # the original is untouched
-    for bad in (["optim.lrr=1"], ["novalue"], ["optim=3"], ["=1"]):
+    cfg = C.from_dict(ClassificationConfig, C.load_preset("classification", "imagenet"))
+    C.apply_sets(cfg, ["optim.lr=1e-3", "aug.scale=[0.5, 1.0]", "model.pretrained=null", "train.amp=bf16"])
+    assert cfg.optim.lr == 1e-3 and cfg.aug.scale == (0.5, 1.0) and cfg.train.amp == "bf16"
+    for bad in (["optim.lrr=1"], ["novalue"], ["optim=3"], ["=1"], ["train.batch_size=abc"], ["train.amp=fp8"]):
         with pytest.raises(MambaoutError):
-            C.apply_overrides(cfg, bad)
+            C.apply_sets(cfg, bad)
     with pytest.raises(MambaoutError, match="unknown classification preset"):
         C.load_preset("classification", "imagenett")
 
 
-def test_device_defaults_and_save(tmp_path):
-    cfg = C.load_preset("classification", "fashion_mnist")
-    cpu = C.apply_device_defaults(cfg, "cpu")
-    assert cpu["model"]["stem_stride"] == 4 and "on_cpu" not in cpu
-    gpu = C.apply_device_defaults(cfg, "cuda")
-    assert gpu["model"]["stem_stride"] == 2 and "on_cpu" not in gpu
-    C.save_config(cpu, tmp_path / "c.yaml")
-    assert C.load_yaml(str(tmp_path / "c.yaml")) == cpu
+def test_values_parse_as_the_fields_type():
+    from mambaout.tasks.classification import resolve_config
+
+    cfg = resolve_config("synthetic", ["train.name=2024-01-01", "data.root=yes"], {"train.output": "no"})
+    assert cfg.train.name == "2024-01-01" and cfg.data.root == "yes" and cfg.train.output == "no"
+    cfg = resolve_config("synthetic", ["train.name=no", "train.deterministic=no", "optim.clip_grad=1", "train.ema=on"])
+    assert cfg.train.name == "no" and cfg.train.deterministic is False and cfg.optim.clip_grad == 1.0
+    assert cfg.train.ema is True and isinstance(cfg.optim.clip_grad, float)
+    assert resolve_config("synthetic", ["data.train_subset=null"]).data.train_subset is None
+    with pytest.raises(MambaoutError, match=r"'train.batch_size': expected an integer, got '2.5'"):
+        resolve_config("synthetic", ["train.batch_size=2.5"])
+    with pytest.raises(MambaoutError, match=r"did you mean 'optim.lr'"):
+        resolve_config("synthetic", ["optim.lrr=1"])
+
+
+def test_preset_inheritance_and_resolve_order(tmp_path):
+    from mambaout.tasks.classification import ClassificationConfig
+
+    (tmp_path / "base.yaml").write_text("model: {name: mambaout_test, drop_path: 0.1}\ntrain: {batch_size: 8}\n"
+                                        "on_cpu: {train.batch_size: 4}\n")
+    (tmp_path / "mid.yaml").write_text("_base_: base\nmodel: {drop_path: 0.2}\ndata: {dataset: synthetic}\n")
+    (tmp_path / "top.yaml").write_text("_base_: [mid]\ndata: {num_classes: 4}\n")
+    (tmp_path / "loop.yaml").write_text("_base_: loop\n")
+    top = str(tmp_path / "top.yaml")
+    cfg = C.resolve(ClassificationConfig, "classification", top, device="cpu")
+    assert (cfg.model.name, cfg.model.drop_path, cfg.data.dataset, cfg.data.num_classes) == \
+        ("mambaout_test", 0.2, "synthetic", 4)
+    assert cfg.train.batch_size == 4  # the device section of a base preset
+    assert C.resolve(ClassificationConfig, "classification", top, device="cuda").train.batch_size == 8
+    cfg = C.resolve(ClassificationConfig, "classification", top, flags={"train.batch_size": 2},
+                    sets=["train.batch_size=3"], device="cpu")
+    assert cfg.train.batch_size == 3  # preset -> bases -> device section -> flags -> --set
+    with pytest.raises(MambaoutError, match="_base_ cycle"):
+        C.load_preset("classification", str(tmp_path / "loop.yaml"))
+
+
+def test_config_saves_and_loads(tmp_path):
+    from mambaout.tasks.classification import ClassificationConfig, resolve_config
+
+    cpu = resolve_config("fashion_mnist", device="cpu")
+    assert cpu.model.stem_stride == 4 and resolve_config("fashion_mnist", device="cuda").model.stem_stride == 2
+    C.save_config(cpu, str(tmp_path / "c.yaml"))
+    assert C.from_dict(ClassificationConfig, C.load_yaml(str(tmp_path / "c.yaml"))) == cpu
 
 
 def test_checkpoint_roundtrip_with_rng(tmp_path):
@@ -117,11 +154,11 @@ def test_seeded_dataset_isolates_global_rng():
 def test_run_logger_and_plot(tmp_path):
     logger = RunLogger(str(tmp_path), tensorboard=False)
     for e in range(3):
-        logger.log({"epoch": e, "train_loss": 1.0 / (e + 1), "val_top1": 10.0 * e})
+        logger.log({"step": e + 1, "epoch": e, "train_loss": 1.0 / (e + 1), "val_top1": 10.0 * e})
     logger.close()
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3
-    assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == "epoch,train_loss,val_top1"
-    resumed = RunLogger(str(tmp_path), resume_epoch=2, tensorboard=False)
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == "step,epoch,train_loss,val_top1"
+    resumed = RunLogger(str(tmp_path), resume_step=2, tensorboard=False)
     assert [r["epoch"] for r in resumed.rows] == [0, 1]
     png = plot_curves({"a": resumed.rows}, str(tmp_path / "c.png"))
     assert os.path.getsize(png) > 1000

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 import mambaout
 from mambaout.engine.cuda_graph import graph_training_step
 from mambaout.engine.logging import read_metrics
-from mambaout.tasks.classification.train import resolve_config, train
+from mambaout.tasks.classification import resolve_config, train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

@@ -13,7 +13,7 @@ import torch
 
 from mambaout import cli
 from mambaout.engine.logging import read_metrics
-from mambaout.tasks.classification.train import resolve_config, train
+from mambaout.tasks.classification import resolve_config, train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

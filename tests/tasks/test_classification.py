@@ -9,16 +9,16 @@ from PIL import Image
 
 import mambaout
 from mambaout import cli
-from mambaout.weights import save_safetensors
 from mambaout.engine.logging import read_metrics
-from mambaout.tasks.classification import main_job
-from mambaout.tasks.classification.train import (NonFiniteLossError, build_model, param_groups, resolve_config,
-                                                  train)
+from mambaout.engine.optim import param_groups
+from mambaout.errors import NonFiniteLossError
+from mambaout.tasks.classification import compare
+from mambaout.tasks.classification.task import build_model, resolve_config, train
+from mambaout.weights import save_safetensors
 
 
 def _cfg(tmp_path, *extra):
     return resolve_config("synthetic", [f"train.output={tmp_path}", "train.name=run", *extra])
-
 
 
 def test_training_lowers_the_loss(tmp_path):
@@ -118,7 +118,7 @@ def test_transfer_learning_new_head_and_frozen_stages(tmp_path):
     (["train.save_every_steps=2", "train.log_every=50"], "11-12", (1, 2, 10)),  # found before the step-12 save
 ])
 def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch, extra, steps, saved):
-    from mambaout.tasks.classification import train as train_mod
+    from mambaout.tasks.classification import task as train_mod
 
     cfg = _cfg(tmp_path, "sched.epochs=2", *extra)
     real = train_mod.build_loss
@@ -136,15 +136,15 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch, extra
     with pytest.raises(NonFiniteLossError, match=f"non-finite loss at epoch 1, in optimizer steps {steps} .*"
                                                  "nothing was saved"):
         train(cfg, quiet=True)
-    from mambaout.engine.checkpoint import load_state
+    from mambaout.engine.state import load_state
 
     last = tmp_path / "run" / "last.pt"
     state = load_state(last)
-    assert (state["epoch"], state["batch_in_epoch"], state["step"]) == saved
+    assert (*state["data"], state["step"]) == saved
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     assert not (tmp_path / "run" / "model.safetensors").exists()
     # the kept checkpoint resumes (the patched loss counts its calls afresh: 10 more good steps)
-    summary = train(cfg, resume=str(last), quiet=True)
+    summary = train(resume=str(last), quiet=True)
     assert summary["steps"] == 16 and all(torch.isfinite(v).all() for v in
                                           load_state(last)["model"].values())
 
@@ -166,7 +166,7 @@ def test_bad_inputs_one_line_exit_2(argv, message, capsys, tmp_path, monkeypatch
 
 
 def test_main_job_handles_missing_ssm_model(tmp_path, capsys):
-    result = main_job.run(models=("mambaout_test", "mamba_not_registered"), preset="synthetic",
+    result = compare.run(models=("mambaout_test", "mamba_not_registered"), preset="synthetic",
                           overrides=["sched.epochs=1"], output=str(tmp_path), quiet=True)
     assert [r["model"] for r in result["rows"]] == ["mambaout_test"]
     assert "mamba_not_registered" in result["skipped"]

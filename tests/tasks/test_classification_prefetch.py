@@ -15,11 +15,10 @@ from timm.data.loader import PrefetchLoader, fast_collate
 
 from mambaout import cli
 from mambaout.data import SyntheticClassification
-from mambaout.engine.config import ConfigError
+from mambaout.engine import config as C
 from mambaout.engine.logging import read_metrics
-from mambaout.engine.sampler import EpochSampler, SeededDataset
-from mambaout.tasks.classification import data
-from mambaout.tasks.classification.train import resolve_config, train
+from mambaout.errors import ConfigError
+from mambaout.tasks.classification import ClassificationConfig, data, resolve_config, train
 
 
 def _fm_cfg(tmp_path, write_fashion, *extra):
@@ -62,17 +61,18 @@ def test_synthetic_uint8_is_the_float_sample_quantised():
     assert (q[~inside] == 0).logical_or(q[~inside] == 255).all()
 
 
-def test_prefetch_loader_keeps_len_sampler_and_dataset(tmp_path, fashion_standin):
-    cfg = _fm_cfg(tmp_path, fashion_standin)
+def test_prefetch_stream_normalises_and_resumes(tmp_path, fashion_standin):
+    cfg = _fm_cfg(tmp_path, fashion_standin, "aug.reprob=0.0")  # erasing on the device draws from the global RNG
     ds = data.build_dataset(cfg, "train", uint8=True)
-    loader, sampler = data.train_loader(cfg, ds, 0, 1, pin=False, prefetch_to=torch.device("cpu"))
-    assert isinstance(loader, PrefetchLoader) and loader.sampler is sampler and isinstance(sampler, EpochSampler)
-    assert isinstance(loader.dataset, SeededDataset) and len(loader) == sampler.batches_per_epoch == 4
-    sampler.set_epoch(0, start_batch=1)  # mid-epoch resume
-    batches = list(loader)
-    assert len(batches) == len(loader) == 3
-    images, targets = batches[0]
+    stream = data.train_stream(cfg, ds, 0, 1, pin=False, prefetch_to=torch.device("cpu"))
+    assert stream.batches_per_epoch == 4
+    batches = [stream.next() for _ in range(4)]
+    images, targets = batches[1]
     assert images.dtype == torch.float32 and images.shape == (16, 1, 32, 32) and targets.dtype == torch.int64
+    resumed = data.train_stream(cfg, ds, 0, 1, pin=False, prefetch_to=torch.device("cpu"))
+    resumed.seek((0, 1))  # mid-epoch resume: the same normalised batches
+    for (a, ya), (b, yb) in zip(batches[1:], [resumed.next() for _ in range(3)]):
+        assert torch.equal(ya, yb) and torch.allclose(a, b)
     val = data.build_dataset(cfg, "val", uint8=True)
     ev = data.eval_loader(cfg, val, 1, 2, pin=False, prefetch_to=torch.device("cpu"))  # rank 1 of 2
     assert sum(len(t) for _, t in ev) == 16 and len(ev) == 1
@@ -84,8 +84,9 @@ def test_gpu_prefetch_setting():
     cfg = resolve_config("synthetic")
     assert data.gpu_prefetch(cfg, torch.device("cpu")) is False  # auto
     assert data.gpu_prefetch(cfg, torch.device("cuda")) is True
-    del cfg["data"]["gpu_prefetch"]  # a config saved before the key existed
-    assert data.gpu_prefetch(cfg, torch.device("cuda")) is True
+    saved = C.to_dict(cfg)
+    del saved["data"]["gpu_prefetch"]  # a config saved before the key existed: the default
+    assert data.gpu_prefetch(C.from_dict(ClassificationConfig, saved), torch.device("cuda")) is True
     with pytest.raises(ConfigError, match="gpu_prefetch"):
         resolve_config("synthetic", ["data.gpu_prefetch=maybe"])
     with pytest.raises(ConfigError, match="log_every"):

@@ -13,23 +13,33 @@ ARGS = ["train", "--preset", "synthetic", "--quiet", "--epochs", "3", "--save-ev
 # 128 samples / batch 8 = 16 steps an epoch; checkpoints every 2 steps and at every epoch end
 
 
-def _cli(args, env=None, **kw):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "mambaout", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
+# The victim's training steps are slowed down through the task (a seam the engine already calls), so that the
+# test can kill it mid-epoch; the engine itself has no test hooks.
+SLOW = ("import sys, time\n"
+        "from mambaout.tasks.classification.task import ClassificationTask\n"
+        "step = ClassificationTask.train_step\n"
+        "ClassificationTask.train_step = lambda self, *a: (time.sleep(0.1), step(self, *a))[1]\n"
+        "from mambaout.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+
+
+def _cli(args, slow=False, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-c", SLOW] if slow else [sys.executable, "-m", "mambaout"]
+    return subprocess.Popen([*cmd, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
 def _position(path):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        return state["epoch"], state["batch_in_epoch"]
+        return tuple(state["data"])
     except Exception:  # noqa: BLE001  (not there yet)
         return None
 
 
 def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path):
     ref = _cli(ARGS + ["--output", str(tmp_path), "--name", "ref"])
-    victim = _cli(ARGS + ["--output", str(tmp_path), "--name", "victim"], env={"MAMBAOUT_DEBUG_STEP_SLEEP": "0.1"})
+    victim = _cli(ARGS + ["--output", str(tmp_path), "--name", "victim"], slow=True)
     last = tmp_path / "victim" / "last.pt"
     deadline = time.time() + 120
     while time.time() < deadline:

@@ -8,7 +8,7 @@ from mambaout.weights import save_safetensors
 from mambaout.cli import main
 from mambaout.errors import CheckpointError, InputError, UnknownModelError
 from mambaout.registry import create_model
-from mambaout.tasks.dense.backbone import DenseBackbone
+from mambaout.models.dense_backbone import DenseBackbone
 from mambaout.tasks.dense.complexity import PAPER, build_dense, dense_complexity
 
 

@@ -7,19 +7,22 @@ import torch
 from PIL import Image
 
 from mambaout.cli import main
-from mambaout.engine.checkpoint import load_state
+from mambaout.engine.state import load_state
 from mambaout.engine.logging import read_metrics
-from mambaout.tasks.dense.synthetic import write_ade_shapes, write_coco_shapes
+from mambaout.data.shapes import write_ade_shapes, write_coco_shapes
 
 pytest.importorskip("pycocotools")
 
-DET_SMALL = ["model.min_size=64", "model.max_size=64", "data.hflip=0.5", "sched.epochs=1", "sched.milestones=[1]",
-             "sched.warmup_iters=1", "train.batch_size=2", "eval.batch_size=2",
-             "model.rcnn={fpn_channels: 16, box_channels: 32, mask_channels: 8, rpn_post_nms_top_n_train: 20, "
+DET = "tasks.detection."
+DET_SMALL = [DET + "head.min_size=64", DET + "head.max_size=64", DET + "data.hflip=0.5", "sched.epochs=1",
+             "sched.milestones=[1]", "sched.warmup_iters=1", "train.batch_size=2", DET + "eval.batch_size=2",
+             DET + "head.rcnn={fpn_channels: 16, box_channels: 32, mask_channels: 8, rpn_post_nms_top_n_train: 20, "
              "rpn_post_nms_top_n_test: 20, box_batch_size_per_image: 16, rpn_batch_size_per_image: 32, "
              "box_detections_per_img: 5}"]
-SEG_SMALL = ["model.channels=16", "model.aux_channels=8", "train.batch_size=2", "sched.warmup_iters=1",
-             "data.crop_size=[32, 32]", "data.scale=[64, 64]", "eval.crop=[32, 32]", "eval.stride=[24, 24]"]
+SEG = "tasks.segmentation."
+SEG_SMALL = [SEG + "head.channels=16", SEG + "head.aux_channels=8", "train.batch_size=2", "sched.warmup_iters=1",
+             SEG + "data.crop_size=[32, 32]", SEG + "data.scale=[64, 64]", SEG + "eval.crop=[32, 32]",
+             SEG + "eval.stride=[24, 24]"]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,7 @@ def _sets(items):
 def test_detection_train_eval_predict(data, tmp_path, capsys):
     out = str(tmp_path / "runs")
     rc = main(["train-det", "--preset", "synthetic_shapes", "--device", "cpu", "--quiet", "--json",
-               *_sets(DET_SMALL + [f"data.root={data['coco']}", f"train.output={out}", "train.name=det"])])
+               "--data-root", data["coco"], *_sets(DET_SMALL + [f"train.output={out}", "train.name=det"])])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     run = os.path.join(out, "det")
@@ -44,7 +47,8 @@ def test_detection_train_eval_predict(data, tmp_path, capsys):
     rows = read_metrics(run)
     assert "val_bbox_AP" in rows[-1] and "val_segm_AP" in rows[-1] and os.path.isfile(os.path.join(run, "metrics.csv"))
     state = load_state(os.path.join(run, "last.pt"))
-    assert state["config"]["model"]["num_classes"] == 4 and state["config"]["data"]["class_names"][0] == "rectangle"
+    det = state["config"]["tasks"]["detection"]
+    assert det["num_classes"] == 4 and det["data"]["class_names"][0] == "rectangle"
     assert main(["eval-det", os.path.join(run, "last.pt"), "--quiet", "--json"]) == 0
     assert "bbox_AP" in json.loads(capsys.readouterr().out)
     png = str(tmp_path / "pred.png")
@@ -54,17 +58,29 @@ def test_detection_train_eval_predict(data, tmp_path, capsys):
     assert main(["predict", os.path.join(run, "last.pt"), str(tmp_path / "missing.png")]) == 2
 
 
-def test_segmentation_exact_resume_eval_predict(data, tmp_path, capsys):
+def test_segmentation_exact_resume_eval_predict(data, tmp_path, capsys, monkeypatch):
+    from mambaout.tasks.dense.task import DenseTask
+
     common = ["--preset", "synthetic_shapes", "--device", "cpu", "--quiet"]
-    base = SEG_SMALL + [f"data.root={data['ade']}", "sched.max_iters=4", "train.log_every=1"]
+    base = SEG_SMALL + [f"{SEG}data.root={data['ade']}", "sched.max_iters=4", "train.log_every=1",
+                        "train.metrics_every=1", "train.save_every_steps=2"]
     assert main(["train-seg", *common, *_sets(base + [f"train.output={tmp_path}", "train.name=full"])]) == 0
-    assert main(["train-seg", *common, *_sets(base + [f"train.output={tmp_path}", "train.name=cut",
-                                                      "+train.stop_at_step=2"])]) == 0
+    step, calls = DenseTask.train_step, []
+
+    def crash_in_step_3(self, *a):  # a fault injected through the task: the run dies inside step 3
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return step(self, *a)
+
+    monkeypatch.setattr(DenseTask, "train_step", crash_in_step_3)
+    assert main(["train-seg", *common, *_sets(base + [f"train.output={tmp_path}", "train.name=cut"])]) == 130
+    monkeypatch.setattr(DenseTask, "train_step", step)
     cut = str(tmp_path / "cut" / "last.pt")
     assert load_state(cut)["step"] == 2
     assert main(["train-seg", "--resume", cut, "--quiet", "--device", "cpu"]) == 0
     a, b = load_state(str(tmp_path / "full" / "last.pt")), load_state(cut)
-    assert b["step"] == 4 and a["loaders"] == b["loaders"]
+    assert b["step"] == 4 and a["data"] == b["data"]
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     rows = read_metrics(str(tmp_path / "cut"))
@@ -79,11 +95,11 @@ def test_segmentation_exact_resume_eval_predict(data, tmp_path, capsys):
 
 
 def test_config_errors_are_one_line(data, tmp_path, capsys):
-    assert main(["train-seg", "--preset", "synthetic_shapes", "--set", "data.roott=x"]) == 2
+    assert main(["train-seg", "--preset", "synthetic_shapes", "--set", "tasks.segmentation.data.roott=x"]) == 2
     assert "unknown config key" in capsys.readouterr().err
     assert main(["train-seg", "--preset", "synthetic_shapes", "--device", "cpu"]) == 2
     assert "data.root is not set" in capsys.readouterr().err
-    assert main(["train-seg", "--preset", "synthetic_shapes", "--device", "cpu", "--set", f"data.root={data['ade']}",
+    assert main(["train-seg", "--preset", "synthetic_shapes", "--device", "cpu", "--data-root", data["ade"],
                  "--set", "train.batch_size=1"]) == 2
     assert "at least 2 images per batch" in capsys.readouterr().err
     assert main(["train-det", "--preset", "nope"]) == 2
@@ -100,7 +116,7 @@ def test_ddp_two_cpu_processes(data, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "mambaout", "train-seg",
            "--preset", "synthetic_shapes", "--device", "cpu", "--quiet", "--json",
-           *_sets(SEG_SMALL + [f"data.root={data['ade']}", "sched.max_iters=2", "train.batch_size=2",
+           *_sets(SEG_SMALL + [f"{SEG}data.root={data['ade']}", "sched.max_iters=2", "train.batch_size=2",
                                f"train.output={tmp_path}", "train.name=ddp"])]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -109,7 +125,7 @@ def test_ddp_two_cpu_processes(data, tmp_path):
 
 
 def test_train_task_flag_runs_the_dense_trainer(data, tmp_path, capsys):
-    sets = _sets(SEG_SMALL + [f"data.root={data['ade']}", "sched.max_iters=2", f"train.output={tmp_path}",
+    sets = _sets(SEG_SMALL + [f"{SEG}data.root={data['ade']}", "sched.max_iters=2", f"train.output={tmp_path}",
                               "train.name=via_task"])
     assert main(["train", "--task", "segmentation", "--preset", "synthetic_shapes", "--device", "cpu", "--quiet",
                  *sets]) == 0

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from mambaout.errors import MambaoutError
-from mambaout.tasks.dense import datasets as D
-from mambaout.tasks.dense.masks import _decode_counts_string, decode_segmentation
-from mambaout.tasks.dense.synthetic import _rle
+from mambaout.data import detection as D
+from mambaout.data.masks import _decode_counts_string, decode_segmentation
+from mambaout.data.shapes import _rle
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools import mask as cocomask  # noqa: E402
@@ -177,19 +177,10 @@ def test_predictions_to_coco_masks_give_perfect_segm_ap():
     assert r["bbox"]["AP"] == pytest.approx(1.0) and r["segm"]["AP"] == pytest.approx(1.0)
 
 
-def test_grouped_batch_sampler_keeps_groups_and_counts():
-    groups = [0, 1, 0, 1, 0, 0, 1, 0]
-    batches = list(D.GroupedBatchSampler(list(range(8)), groups, 2))
-    assert len(batches) == 4 == len(D.GroupedBatchSampler(list(range(8)), groups, 2))
-    assert sorted(i for b in batches for i in b) == list(range(8))
-    full = [b for b in batches[:3]]
-    assert all(len({groups[i] for i in b}) == 1 for b in full)
-
-
 def test_mask_rcnn_train_and_eval_step(tmp_path):
-    from mambaout.tasks.dense.detection import build_mask_rcnn
-    from mambaout.tasks.dense.synthetic import write_coco_shapes
-    from mambaout.tasks.dense.train import evaluate_detection
+    from mambaout.data.shapes import write_coco_shapes
+    from mambaout.models.mask_rcnn import build_mask_rcnn
+    from mambaout.tasks.dense.detection import evaluate as evaluate_detection
 
     root = write_coco_shapes(str(tmp_path / "coco"), 2, 2, (64, 64))
     tr = D.CocoInstances(f"{root}/train", f"{root}/annotations/instances_train.json")

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from mambaout.tasks.dense.backbone import DenseBackbone
-from mambaout.tasks.dense.multitask import MultiTaskModel
-from mambaout.tasks.dense.synthetic import write_ade_shapes, write_coco_shapes
-from mambaout.tasks.dense.train import resolve_config, train
+from mambaout.data.shapes import write_ade_shapes, write_coco_shapes
+from mambaout.models.dense_backbone import DenseBackbone
+from mambaout.models.multitask import MultiTaskModel
+from mambaout.tasks.dense import resolve_config, train
 
 
 def test_weighted_losses_share_the_backbone():
@@ -28,11 +28,11 @@ def test_multitask_preset_runs(tmp_path):
     coco = write_coco_shapes(str(tmp_path / "coco"), 2, 2, (64, 64))
     ade = write_ade_shapes(str(tmp_path / "ade"), 2, 2, (64, 64))
     cfg = resolve_config("multitask", "synthetic_cls_seg_det",
-                         [f"tasks.segmentation.data.root={ade}", f"tasks.detection.data.root={coco}",
+                         sets=[f"tasks.segmentation.data.root={ade}", f"tasks.detection.data.root={coco}",
                           "tasks.classification.data.num_samples=16", "tasks.classification.data.num_val=8",
                           f"train.output={tmp_path}", "train.name=mt", "sched.max_iters=2"], device="cpu")
     s = train(cfg, quiet=True)
-    ev = s["last_eval"]
+    ev = s["final"]
     assert s["steps"] == 2
     assert {"val_classification/top1", "val_segmentation/mIoU", "val_detection/bbox_AP"} <= set(ev)
     assert {"train_loss_classification", "train_loss_segmentation", "train_loss_detection"} <= set(ev)

@@ -4,10 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mambaout.tasks.dense import datasets as D
-from mambaout.tasks.dense.heads import FCNHead, UPerHead, build_upernet, predict_logits, slide_inference
+from mambaout.data import segmentation as D
+from mambaout.models.upernet import FCNHead, UPerHead, build_upernet, predict_logits, slide_inference
 from mambaout.tasks.dense.metrics import ConfusionMatrix, miou
-from mambaout.tasks.dense.transforms import segmentation_transforms
+from mambaout.data.dense_transforms import segmentation_transforms
 
 
 def _rgb(path, h=32, w=48):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
-from .datasets import IGNORE_INDEX
+from .files import IGNORE_INDEX
 
 MEAN = (0.485, 0.456, 0.406)  # = mmseg's (123.675, 116.28, 103.53) / 255
 STD = (0.229, 0.224, 0.225)

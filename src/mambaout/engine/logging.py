@@ -1,4 +1,4 @@
-"""Per-epoch metrics: JSONL (one object a line), CSV and, when installed, TensorBoard.
+"""Metrics rows: JSONL (one object a line), CSV and, when installed, TensorBoard.
 
     logger = RunLogger("runs/x", enabled=distributed.is_main())
     logger.log({"epoch": 0, "train_loss": 1.2, "val_top1": 80.1}, step=123)
@@ -6,14 +6,15 @@
     logger.close()
     read_metrics("runs/x")   # the rows of a run folder's metrics.jsonl
 
-On resume the existing ``metrics.jsonl`` is read back and rows at or after the resumed epoch are
-dropped, so the files hold each epoch once. TensorBoard is optional: if ``torch.utils.tensorboard``
+On resume the existing ``metrics.jsonl`` is read back and rows after the resumed step are dropped, so the
+files hold each step once. TensorBoard is optional: if ``torch.utils.tensorboard``
 cannot be imported it is skipped silently.
 """
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 from typing import Dict, List, Optional
@@ -28,12 +29,12 @@ def read_rows(path: str) -> List[Dict]:
 
 
 def read_metrics(run_dir: str) -> List[Dict]:
-    """The per-epoch rows a run wrote to ``<run_dir>/metrics.jsonl``."""
+    """The rows a run wrote to ``<run_dir>/metrics.jsonl``."""
     return read_rows(os.path.join(run_dir, "metrics.jsonl"))
 
 
 class RunLogger:
-    def __init__(self, run_dir: str, enabled: bool = True, resume_epoch: Optional[int] = None,
+    def __init__(self, run_dir: str, enabled: bool = True, resume_step: Optional[int] = None,
                  tensorboard: bool = True, jsonl_name: str = "metrics.jsonl", csv_name: str = "metrics.csv"):
         self.run_dir, self.enabled = run_dir, enabled
         self.jsonl_path = os.path.join(run_dir, jsonl_name)
@@ -43,8 +44,8 @@ class RunLogger:
         if not enabled:
             return
         os.makedirs(run_dir, exist_ok=True)
-        if resume_epoch is not None:
-            self.rows = [r for r in read_rows(self.jsonl_path) if r.get("epoch", -1) < resume_epoch]
+        if resume_step is not None:
+            self.rows = [r for r in read_rows(self.jsonl_path) if r.get("step", 0) <= resume_step]
         self._rewrite()
         if tensorboard:
             try:
@@ -91,3 +92,24 @@ class RunLogger:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+def attach_file_log(run_dir: str) -> None:
+    """Also write the ``mambaout`` log to ``<run_dir>/train.log`` (until :func:`detach_file_logs`)."""
+    root = logging.getLogger("mambaout")
+    path = os.path.abspath(os.path.join(run_dir, "train.log"))
+    if any(getattr(h, "baseFilename", None) == path for h in root.handlers):
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
+    handler.run_log = True
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
+def detach_file_logs() -> None:
+    root = logging.getLogger("mambaout")
+    for h in [h for h in root.handlers if getattr(h, "run_log", False)]:
+        root.removeHandler(h)
+        h.close()

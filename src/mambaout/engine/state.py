@@ -1,7 +1,8 @@
-"""Atomic training-state checkpoints.
+"""Training state on disk: atomic checkpoints, their format, and the configuration a resumed run continues with.
 
-    save_state("runs/x/last.pt", {"model": ..., "optimizer": ..., "epoch": 3, ...})
+    save_state("runs/x/last.pt", {"model": ..., "optimizer": ..., "step": 3, ...})
     state = load_state("runs/x/last.pt")          # torch.load(weights_only=True)
+    cfg, state = load_for_resume("runs/x/last.pt", ClassificationConfig, sets=["data.root=/new/path"])
 
 ``save_state`` writes a temporary file in the same folder, flushes and fsyncs it, then ``os.replace``s it
 over the target and fsyncs the folder, so a process killed at any moment leaves either the old or the
@@ -10,14 +11,25 @@ tuple, str, int, float, bool, None) so that ``weights_only=True`` loading works.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import pickle
 import shutil
 import zipfile
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
+from . import config as C
+
+# Version of the training-state layout written by engine.trainer (format 1: the per-task loops before it).
+FORMAT = 2
+
+# What may change when a run is resumed: paths, workers, cadences, the length of the schedule. Anything else
+# would not continue the same run.
+RESUMABLE = ("sched.epochs", "sched.max_iters", "train.save_every_steps", "train.eval_every", "train.eval_every_iters",
+             "train.log_every", "train.metrics_every", "train.tensorboard", "train.device", "*.root", "*.num_workers")
 
 
 def _fsync_dir(folder: str) -> None:
@@ -75,3 +87,40 @@ def load_state(path: str, map_location="cpu") -> dict:
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path!r}: not a training state (expected a dict)")
     return state
+
+
+def _flat(d: Mapping, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def load_for_resume(path: str, cls, flags: Optional[Mapping[str, Any]] = None, sets: Optional[Iterable[str]] = None,
+                    convert: Optional[Callable[[dict, str], dict]] = None):
+    """(config, state) to continue the run saved in ``path``: the saved configuration with ``flags`` and ``sets``
+    on top, which may only change the keys in :data:`RESUMABLE`. ``convert(state, path)`` upgrades a state of
+    an older format (or raises CheckpointError saying why it cannot)."""
+    state = load_state(path)
+    if "config" not in state or "model" not in state:
+        raise CheckpointError(f"checkpoint {path!r}: not a training checkpoint of this project (no config/model)")
+    if state.get("format", 1) != FORMAT:
+        if convert is None or state.get("format", 1) > FORMAT:
+            raise CheckpointError(f"checkpoint {path!r}: training-state format {state.get('format', 1)} cannot be "
+                                  f"resumed by this version (format {FORMAT})")
+        state = convert(state, path)
+    cfg = C.from_dict(cls, state["config"])
+    before = _flat(C.to_dict(cfg))
+    for key, value in (flags or {}).items():
+        C.set_value(cfg, key, value)
+    C.apply_sets(cfg, sets or [])
+    after = _flat(C.to_dict(cfg))
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key) and not any(fnmatch.fnmatch(key, p) for p in RESUMABLE):
+            raise ConfigError(f"--resume continues the saved run: {key} cannot change ({before.get(key)!r} -> "
+                              f"{after.get(key)!r}); what may: {', '.join(RESUMABLE)}")
+    return cfg, state

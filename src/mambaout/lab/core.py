@@ -2,7 +2,8 @@
 
 A preset (``presets/lab/<experiment>.yaml``) holds ``tiny``, ``cpu`` and ``full`` mappings (tiny: tests,
 seconds; cpu: a small-scale 3-seed run for a 2-core CPU, ~20-30 min; full: one GPU, <= 8 min). The CLI
-picks one (``--tiny`` or ``--mode``), then applies ``--set key=value`` overrides (dotted keys, the engine's rules) and the
+picks one (``--tiny`` or ``--mode``; a section may name another as its ``_base_``), then applies ``--set key=value``
+overrides (dotted keys, parsed as the replaced value's type: the engine's rules) and the
 shortcuts ``--seeds``, ``--epochs``. Sequence-task steps: ``epochs x steps_per_epoch``.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Dict, List, Optional
 import torch
 
 from ..engine import config as C
-from ..errors import LabError
+from ..errors import ConfigError, LabError
 
 log = logging.getLogger("mambaout.lab")
 
@@ -27,22 +28,40 @@ EXPERIMENTS = ("long-seq", "zoo", "causal", "framing")  # the order `all` runs t
 MODES = ("tiny", "cpu", "full")
 
 
+def _section(preset: dict, mode: str, seen=()) -> dict:
+    """A mode's section with the section it names in ``_base_`` merged underneath; a model set to null in
+    ``models`` is dropped (e.g. a CPU section without the slow pure-torch Vim)."""
+    if mode not in preset or not isinstance(preset[mode], dict):
+        raise LabError(f"lab preset has no {mode!r} section")
+    if mode in seen:
+        raise LabError(f"lab preset sections inherit in a cycle: {' -> '.join(seen + (mode,))}")
+    own = dict(preset[mode])
+    base = own.pop("_base_", None)
+    merged = C.merge(_section(preset, base, seen + (mode,)), own) if base else own
+    if isinstance(merged.get("models"), dict):
+        merged["models"] = {k: v for k, v in merged["models"].items() if v is not None}
+    return merged
+
+
 def load_lab_preset(experiment: str, tiny: bool, overrides: Optional[List[str]] = None,
                     mode: Optional[str] = None) -> dict:
+    """The experiment preset's ``tiny``/``cpu``/``full`` section (after its ``_base_`` section), then the
+    ``key=value`` overrides, each parsed as the type of the value it replaces (``+key=value`` adds a key)."""
     if experiment not in EXPERIMENTS:
         raise LabError(f"unknown lab experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}, all")
-    cfg = C.load_preset("lab", experiment.replace("-", "_"))
     mode = mode or ("tiny" if tiny else "full")
     if mode not in MODES:
         raise LabError(f"unknown lab mode {mode!r}; known: {', '.join(MODES)}")
-    if mode not in cfg:
+    preset = C.load_preset("lab", experiment.replace("-", "_"))
+    if mode not in preset:
         raise LabError(f"lab preset {experiment!r} has no {mode!r} section")
-    sel = copy.deepcopy(cfg[mode])
+    sel = copy.deepcopy(_section(preset, mode))
     sel["mode"] = mode
     try:
-        return C.apply_overrides(sel, overrides or [])
-    except C.ConfigError as e:
+        C.apply_sets(sel, overrides or [])
+    except ConfigError as e:
         raise LabError(str(e)) from None
+    return sel
 
 
 def parse_seeds(text: str) -> List[int]:

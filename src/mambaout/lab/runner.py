@@ -39,7 +39,7 @@ def _sync(device):
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float):
-    from ..tasks.classification.train import param_groups
+    from ..engine.optim import param_groups
 
     groups = param_groups(model, weight_decay)
     for g in groups:

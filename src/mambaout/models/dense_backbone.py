@@ -13,9 +13,9 @@ from typing import List, Optional, Sequence
 import torch
 from torch import nn
 
-from ...weights import load_state_dict_into, read_state_dict, to_native
-from ...errors import CheckpointError
-from ...registry import create_model
+from ..weights import load_state_dict_into, read_state_dict, to_native
+from ..errors import CheckpointError
+from ..registry import create_model
 
 log = logging.getLogger("mambaout")
 

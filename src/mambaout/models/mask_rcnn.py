@@ -19,7 +19,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from .backbone import DenseBackbone
+from .dense_backbone import DenseBackbone
 
 
 class BackboneFPN(nn.Module):

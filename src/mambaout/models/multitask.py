@@ -1,4 +1,4 @@
-"""One backbone, several heads: classification, semantic segmentation (UperNet) and detection (Mask R-CNN).
+"""One backbone, one or more heads: classification, semantic segmentation (UperNet), detection (Mask R-CNN).
 
 Each training step draws one batch per task (from that task's own dataset) and minimises
 ``sum_t weight_t * loss_t``; the backbone gets every task's gradient. The detector wraps the very same
@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import DenseBackbone
-from .detection import mask_rcnn_on
-from .heads import UperNet
+from .dense_backbone import DenseBackbone
+from .mask_rcnn import mask_rcnn_on
+from .upernet import UperNet
 
 
 class ClassificationHead(nn.Module):
@@ -56,16 +56,20 @@ class MultiTaskModel(nn.Module):
         return list(self.heads.keys())
 
     def losses(self, batches: Dict[str, tuple]) -> Dict[str, torch.Tensor]:
-        """``batches``: task -> (images, targets); returns per-task losses, weighted total under 'loss'."""
+        """``batches``: task -> (images, targets). Returns the weighted total under 'loss', each task's total
+        under 'loss_<task>' and the heads' own parts (UperNet's loss_seg/loss_aux, Mask R-CNN's five)."""
         out = {}
         total = 0.0
         for task, (images, targets) in batches.items():
             if task == "classification":
-                loss = F.cross_entropy(self.heads[task](self.backbone(images)[-1]), targets)
+                parts = {"loss": F.cross_entropy(self.heads[task](self.backbone(images)[-1]), targets)}
             elif task == "segmentation":
-                loss = self.heads[task](images, target=targets)["loss"]
+                parts = dict(self.heads[task](images, target=targets))
             else:
-                loss = sum(self.heads[task](list(images), list(targets)).values())
+                parts = dict(self.heads[task](list(images), list(targets)))
+                parts["loss"] = sum(parts.values())
+            loss = parts.pop("loss")
+            out.update(parts)
             out[f"loss_{task}"] = loss
             total = total + self.weights[task] * loss
         out["loss"] = total

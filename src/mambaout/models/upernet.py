@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import DenseBackbone
+from .dense_backbone import DenseBackbone
 
 IGNORE_INDEX = 255
 

@@ -1,1 +1,5 @@
-"""Training tasks built on :mod:`mambaout.engine` (classification; detection/segmentation to come)."""
+"""Tasks on the one engine (:mod:`mambaout.engine`): each supplies build, train step and evaluate.
+
+* :mod:`.classification` -- image classification (ImageFolder, Fashion-MNIST, synthetic);
+* :mod:`.dense` -- detection (Mask R-CNN), segmentation (UperNet) and their multi-task combination.
+"""

@@ -1,71 +1,62 @@
 """`mambaout train`, `mambaout eval` and `mambaout compare` (classification)."""
 from __future__ import annotations
 
+from ...errors import UsageError
 
-from ...engine import config as C
+
+# flag -> typed config field (applied after the preset and its device section, before --set)
+_FLAGS = (("model", "model.name"), ("dataset", "data.dataset"), ("data_root", "data.root"),
+          ("num_classes", "data.num_classes"), ("img_size", "data.img_size"), ("epochs", "sched.epochs"),
+          ("batch_size", "train.batch_size"), ("accum_steps", "train.accum_steps"), ("lr", "optim.lr"),
+          ("num_workers", "data.num_workers"), ("seed", "train.seed"), ("output", "train.output"),
+          ("name", "train.name"), ("save_every_steps", "train.save_every_steps"), ("pretrained", "model.pretrained"),
+          ("freeze_stages", "model.freeze_stages"), ("backbone_lr_scale", "model.backbone_lr_scale"),
+          ("drop_path", "model.drop_path"), ("train_subset", "data.train_subset"), ("device", "train.device"))
 
 
-def _common_overrides(args) -> list:
-    """Map the convenience flags onto config keys; --set items come last so they win."""
-    pairs = [("model", "model.name"), ("dataset", "data.dataset"), ("data_root", "data.root"),
-             ("num_classes", "data.num_classes"), ("img_size", "data.img_size"), ("epochs", "sched.epochs"),
-             ("batch_size", "train.batch_size"), ("accum_steps", "train.accum_steps"), ("lr", "optim.lr"),
-             ("num_workers", "data.num_workers"), ("seed", "train.seed"), ("output", "train.output"),
-             ("name", "train.name"), ("save_every_steps", "train.save_every_steps"),
-             ("pretrained", "model.pretrained"), ("freeze_stages", "model.freeze_stages"),
-             ("backbone_lr_scale", "model.backbone_lr_scale"), ("drop_path", "model.drop_path"),
-             ("train_subset", "data.train_subset")]
-    out = []
-    for attr, key in pairs:
-        value = getattr(args, attr, None)
-        if value is not None:
-            out.append(f"{key}={value}")
+def flags_of(args) -> dict:
+    """The flags given on the command line, as typed values by config key."""
+    flags = {key: getattr(args, attr) for attr, key in _FLAGS if getattr(args, attr, None) is not None}
     if getattr(args, "amp", None):
-        out.append(f"train.amp={'null' if args.amp == 'none' else args.amp}")
-    if getattr(args, "channels_last", False):
-        out.append("train.channels_last=true")
-    if getattr(args, "ema", False):
-        out.append("train.ema=true")
-    if getattr(args, "deterministic", False):
-        out.append("train.deterministic=true")
-    if getattr(args, "device", None):
-        out.append(f"train.device={args.device}")
-    return out + list(args.set or [])
-
-
-_DENSE_COMMAND = {"detection": "train-det", "segmentation": "train-seg", "multitask": "train-multitask"}
+        flags["train.amp"] = None if args.amp == "none" else args.amp
+    for attr, key in (("channels_last", "train.channels_last"), ("ema", "train.ema"),
+                      ("deterministic", "train.deterministic")):
+        if getattr(args, attr, False):
+            flags[key] = True
+    return flags
 
 
 def cmd_train(args):
     if args.task != "classification":  # `train --task X` is the dense trainer's `train-X` command
         return _train_dense(args)
-    from .train import resolve_config, train
+    from .task import resolve_config, train
 
-    overrides = _common_overrides(args)
     if args.resume:
-        cfg = C.apply_overrides({"sched": {}, "train": {}, "data": {}},
-                                [("+" + o) if not o.startswith("+") else o for o in overrides])
-        train(cfg, resume=args.resume, quiet=args.quiet)
+        if args.preset_given:
+            raise UsageError("--resume continues with the checkpoint's configuration; drop --preset")
+        train(resume=args.resume, quiet=args.quiet, sets=args.set, flags=flags_of(args))
     else:
-        train(resolve_config(args.preset, overrides), quiet=args.quiet)
+        train(resolve_config(args.preset, args.set, flags_of(args)), quiet=args.quiet)
     return 0
+
+
+_DENSE_COMMAND = {"detection": "train-det", "segmentation": "train-seg", "multitask": "train-multitask"}
 
 
 def _train_dense(args):
     import argparse
 
-    from ...errors import UsageError
     from ..dense.cli import cmd_train as dense_train
 
-    preset_given = args.preset != "imagenet"
-    classification_only = [f for f in ("model", "dataset", "data_root", "epochs", "batch_size", "lr", "pretrained")
+    classification_only = [f for f in ("model", "dataset", "epochs", "batch_size", "lr", "pretrained")
                            if getattr(args, f, None) is not None]
     if classification_only:
         raise UsageError(f"--task {args.task}: use --set for {', '.join(classification_only)} "
-                         "(e.g. --set model.backbone=mambaout_tiny); see the task's presets")
+                         "(e.g. --set backbone.name=mambaout_tiny); see the task's presets")
     return dense_train(argparse.Namespace(
-        command=_DENSE_COMMAND[args.task], preset=args.preset if preset_given else None, set=list(args.set or []),
-        resume=args.resume, device=args.device, quiet=args.quiet, json=False, list_presets=False))
+        command=_DENSE_COMMAND[args.task], preset=args.preset if args.preset_given else None, set=list(args.set or []),
+        resume=args.resume, device=args.device, quiet=args.quiet, json=False, list_presets=False,
+        data_root=args.data_root, output=args.output, name=args.name, backbone=None))
 
 
 def cmd_eval(args):
@@ -76,7 +67,7 @@ def cmd_eval(args):
 
 
 def cmd_compare(args):
-    from .main_job import DEFAULT_MODELS, run
+    from .compare import DEFAULT_MODELS, run
 
     run(models=args.models or DEFAULT_MODELS, preset=args.preset, overrides=args.set, output=args.output,
         data_root=args.data_root, epochs=args.epochs, device=args.device, quiet=args.quiet)
@@ -84,10 +75,23 @@ def cmd_compare(args):
 
 
 def _add_shared(p):
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable), "
-                   "e.g. --set optim.weight_decay=0.1; '+key=value' adds a new key")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key (repeatable), e.g. --set optim.weight_decay=0.1; the value is "
+                   "parsed as the key's type")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _with_preset_default(cmd):
+    """Records whether --preset was given (a dense task has its own default) and fills imagenet otherwise."""
+
+    def run(args):
+        args.preset_given = args.preset is not None
+        if args.preset is None and args.task == "classification":
+            args.preset = "imagenet"
+        return cmd(args)
+
+    return run
 
 
 def register(subparsers) -> None:
@@ -96,7 +100,8 @@ def register(subparsers) -> None:
                               "--set overrides. Launch with torchrun for DDP on several GPUs/nodes.")
     p.add_argument("--task", choices=["classification", "detection", "segmentation", "multitask"],
                    default="classification", help="other tasks run the dense trainer (same as train-det/-seg)")
-    p.add_argument("--preset", default="imagenet", help="preset name or path to a YAML file (default: imagenet)")
+    p.add_argument("--preset", help="preset name or path to a YAML file (default: imagenet; for --task X, X's "
+                   "default)")
     p.add_argument("--model", help="a registered model name")
     p.add_argument("--dataset", choices=["imagefolder", "fashion_mnist", "synthetic"])
     p.add_argument("--data-root", help="dataset folder (ImageFolder root, or the Fashion-MNIST IDX folder)")
@@ -122,7 +127,7 @@ def register(subparsers) -> None:
     p.add_argument("--freeze-stages", type=int, metavar="N", help="freeze the stem and the first N stages")
     p.add_argument("--backbone-lr-scale", type=float, help="lr multiplier for the backbone (head: 1)")
     _add_shared(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=_with_preset_default(cmd_train))
 
     p = subparsers.add_parser("eval", help="evaluate a classifier: top-1/top-5 at crop_pct 1.0, any resolution")
     src = p.add_mutually_exclusive_group()

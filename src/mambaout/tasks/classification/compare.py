@@ -1,7 +1,7 @@
 """The main job: MambaOut-Femto vs its SSM counterpart (``mamba_femto``) on Fashion-MNIST.
 
-    from mambaout.tasks.classification import main_job
-    result = main_job.run()                      # CPU: a few minutes (subset); CUDA: full data
+    from mambaout.tasks.classification import compare
+    result = compare.run()                       # CPU: a few minutes (subset); CUDA: full data
 
 Both models get the same preset (``fashion_mnist``: 28x28 resized to 32x32, one input channel, stem
 stride 2 so the stages see 16/8/4/2; on CPU a 1500-image subset, stride-4 stem, 2 epochs). If the SSM
@@ -19,7 +19,7 @@ from ... import list_models
 from ...engine.logging import read_metrics
 from ...engine.plots import plot_curves
 from ...utils.table import markdown_table
-from .train import build_model, resolve_config, train
+from .task import build_model, resolve_config, train
 
 log = logging.getLogger("mambaout")
 DEFAULT_MODELS = ("mambaout_femto", "mamba_femto")
@@ -30,10 +30,7 @@ def run(models: Sequence[str] = DEFAULT_MODELS, preset: str = "fashion_mnist", o
         device: Optional[str] = None, quiet: bool = False) -> dict:
     """Train and evaluate each model with the same recipe; returns {'rows': [...], 'skipped': {...}, ...}."""
     overrides = list(overrides or [])
-    if data_root:
-        overrides.append(f"data.root={data_root}")
-    if epochs:
-        overrides.append(f"sched.epochs={epochs}")
+    flags = {k: v for k, v in (("data.root", data_root), ("sched.epochs", epochs)) if v}
     known = set(list_models())
     rows, runs, skipped = [], {}, {}
     for name in models:
@@ -42,8 +39,8 @@ def run(models: Sequence[str] = DEFAULT_MODELS, preset: str = "fashion_mnist", o
             log.warning("%s is not registered yet: training %s alone", name,
                         ", ".join(m for m in models if m in known))
             continue
-        cfg = resolve_config(preset, overrides + [f"model.name={name}", f"train.output={output}",
-                                                  f"train.name={name}"], device=device)
+        cfg = resolve_config(preset, overrides, dict(flags, **{"model.name": name, "train.output": output,
+                                                               "train.name": name}), device=device)
         try:  # a family that does not take an option of the recipe (e.g. stem_stride) is skipped
             build_model(cfg)
         except (TypeError, ValueError) as e:
@@ -54,7 +51,7 @@ def run(models: Sequence[str] = DEFAULT_MODELS, preset: str = "fashion_mnist", o
         final = summary["final"] or {}
         rows.append({"model": name, "params_m": summary["params_m"], "epochs": summary["epochs"],
                      "top1": final.get("val_top1"), "top5": final.get("val_top5"),
-                     "best_top1": (summary["best"] or {}).get("val_top1"), "wall_s": summary["wall_time_s"],
+                     "best_top1": (summary["best"] or {}).get("value"), "wall_s": summary["wall_time_s"],
                      "img_per_s": _mean_speed(summary["run_dir"])})
         runs[name] = read_metrics(summary["run_dir"])
         with open(os.path.join(output, "compare.json"), "w") as f:  # partial results survive a later failure
@@ -80,5 +77,5 @@ def run(models: Sequence[str] = DEFAULT_MODELS, preset: str = "fashion_mnist", o
 
 def _mean_speed(run_dir: str):
     rows = read_metrics(run_dir)
-    speeds = [r["train_img_per_s"] for r in rows[1:] or rows if "train_img_per_s" in r]
+    speeds = [r["train_img_per_s"] for r in rows[1:] or rows if "train_img_per_s" in r]  # the first: warm-up
     return sum(speeds) / len(speeds) if speeds else None

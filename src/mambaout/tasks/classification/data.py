@@ -1,4 +1,4 @@
-"""Datasets, transforms and loaders for classification, from the ``data``/``aug`` config sections.
+"""Datasets, transforms, the training stream and evaluation loaders for classification (``data``/``aug``).
 
 Two paths, chosen by ``data.gpu_prefetch`` (:func:`gpu_prefetch`):
 
@@ -20,40 +20,37 @@ from timm.data.loader import PrefetchLoader, fast_collate
 from torch.utils.data import DataLoader, Subset
 
 from ...data import FashionMNIST, RobustImageFolder, SyntheticClassification
+from ...data.sampler import ShardedEvalSampler
+from ...data.stream import BatchStream
 from ...errors import DatasetError
-from ...errors import ConfigError
-from ...engine.sampler import EpochSampler, SeededDataset, ShardedEvalSampler
 
 
 def _input_size(cfg, size: int):
-    return (cfg["model"]["in_chans"], size, size)
+    return (cfg.model.in_chans, size, size)
 
 
 def gpu_prefetch(cfg, device: torch.device) -> bool:
     """``data.gpu_prefetch``: ``auto`` (on when the device is CUDA), true or false. ``true`` on a CPU runs the
     same prefetcher code, normalising in the main process (useful for tests only)."""
-    value = cfg["data"].get("gpu_prefetch", "auto")  # configs saved before the key existed: the default
-    if value not in ("auto", True, False):
-        raise ConfigError(f"data.gpu_prefetch must be auto, true or false, got {value!r}")
+    value = cfg.data.gpu_prefetch
     return device.type == "cuda" if value == "auto" else value
 
 
 def train_transform(cfg, uint8: bool = False):
     """uint8: end with uint8 CHW tensors, not normalised, no random erasing (the prefetcher does both)."""
-    d, a = cfg["data"], cfg["aug"]
+    d, a = cfg.data, cfg.aug
     return create_transform(
-        input_size=_input_size(cfg, d["img_size"]), is_training=True, scale=tuple(a["scale"]),
-        ratio=tuple(a["ratio"]), hflip=a["hflip"], color_jitter=a["color_jitter"], auto_augment=a["auto_augment"],
-        interpolation=d["interpolation"], mean=tuple(d["mean"]), std=tuple(d["std"]), re_prob=a["reprob"],
-        re_mode=a["remode"], re_count=a["recount"], use_prefetcher=uint8)
+        input_size=_input_size(cfg, d.img_size), is_training=True, scale=tuple(a.scale), ratio=tuple(a.ratio),
+        hflip=a.hflip, color_jitter=a.color_jitter, auto_augment=a.auto_augment, interpolation=d.interpolation,
+        mean=tuple(d.mean), std=tuple(d.std), re_prob=a.reprob, re_mode=a.remode, re_count=a.recount,
+        use_prefetcher=uint8)
 
 
 def eval_transform(cfg, img_size: Optional[int] = None, uint8: bool = False):
-    d = cfg["data"]
-    size = img_size or d.get("eval_img_size") or d["img_size"]
-    return create_transform(input_size=_input_size(cfg, size), is_training=False, interpolation=d["interpolation"],
-                            crop_pct=d["crop_pct"], mean=tuple(d["mean"]), std=tuple(d["std"]),
-                            use_prefetcher=uint8)
+    d = cfg.data
+    size = img_size or d.eval_img_size or d.img_size
+    return create_transform(input_size=_input_size(cfg, size), is_training=False, interpolation=d.interpolation,
+                            crop_pct=d.crop_pct, mean=tuple(d.mean), std=tuple(d.std), use_prefetcher=uint8)
 
 
 def _subset(ds, n: Optional[int], seed: int):
@@ -72,36 +69,30 @@ def build_dataset(cfg, split: str, run_dir: Optional[str] = None, img_size: Opti
                   classes=None, uint8: bool = False):
     """split: 'train' or 'val'. Returns a dataset with ``num_classes`` (and ``classes`` for folders).
     uint8: samples are uint8 CHW images, not normalised (for the prefetcher, see :func:`gpu_prefetch`)."""
-    d = cfg["data"]
+    d = cfg.data
     is_train = split == "train"
-    kind = d["dataset"]
-    if kind == "synthetic":
-        size = d["img_size"] if is_train else (img_size or d.get("eval_img_size") or d["img_size"])
-        ds = SyntheticClassification(d.get("synthetic_train", 256) if is_train else d.get("synthetic_val", 128),
-                                     d["num_classes"], size, cfg["model"]["in_chans"], d.get("synthetic_noise", 0.5),
-                                     seed=cfg["train"]["seed"], split=split, uint8=uint8, mean=d["mean"],
-                                     std=d["std"])
-    elif kind == "fashion_mnist":
+    if d.dataset == "synthetic":
+        size = d.img_size if is_train else (img_size or d.eval_img_size or d.img_size)
+        ds = SyntheticClassification(d.synthetic_train if is_train else d.synthetic_val, d.num_classes, size,
+                                     cfg.model.in_chans, d.synthetic_noise, seed=cfg.train.seed, split=split,
+                                     uint8=uint8, mean=d.mean, std=d.std)
+    elif d.dataset == "fashion_mnist":
         tf = train_transform(cfg, uint8) if is_train else eval_transform(cfg, img_size, uint8)
-        ds = FashionMNIST(d.get("root"), "train" if is_train else "test", transform=tf,
-                          rgb=cfg["model"]["in_chans"] == 3)
-    elif kind == "imagefolder":
-        if not d.get("root"):
+        ds = FashionMNIST(d.root, "train" if is_train else "test", transform=tf, rgb=cfg.model.in_chans == 3)
+    else:
+        if not d.root:
             raise DatasetError("data.root is not set: pass --data-root DIR (an ImageFolder with "
                                "train/<class>/* and val/<class>/*)")
         tf = train_transform(cfg, uint8) if is_train else eval_transform(cfg, img_size, uint8)
         log_path = os.path.join(run_dir, f"bad_images_{split}.txt") if run_dir else None
-        ds = RobustImageFolder(d["root"], d["train_split"] if is_train else d["val_split"], transform=tf,
-                               mode="RGB" if cfg["model"]["in_chans"] == 3 else "L", bad_files_log=log_path,
-                               classes=classes)
-        if d.get("verify_images"):
+        ds = RobustImageFolder(d.root, d.train_split if is_train else d.val_split, transform=tf,
+                               mode="RGB" if cfg.model.in_chans == 3 else "L", bad_files_log=log_path, classes=classes)
+        if d.verify_images:
             ds.verify()
-    else:
-        raise DatasetError(f"unknown dataset {kind!r} (imagefolder, fashion_mnist or synthetic)")
-    if ds.num_classes != d["num_classes"]:
-        raise DatasetError(f"data.num_classes is {d['num_classes']} but the {split} set has {ds.num_classes} "
+    if ds.num_classes != d.num_classes:
+        raise DatasetError(f"data.num_classes is {d.num_classes} but the {split} set has {ds.num_classes} "
                            f"classes; pass --set data.num_classes={ds.num_classes}")
-    return _subset(ds, d.get("train_subset") if is_train else d.get("val_subset"), cfg["train"]["seed"])
+    return _subset(ds, d.train_subset if is_train else d.val_subset, cfg.train.seed)
 
 
 def bad_files(ds):
@@ -109,29 +100,28 @@ def bad_files(ds):
     return list(getattr(base, "bad_files", []))
 
 
-def train_loader(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: Optional[torch.device] = None):
-    """(loader, sampler). prefetch_to: a device for timm's PrefetchLoader (``ds`` must then return uint8
-    images); it normalises and randomly erases there. ``len``, ``.sampler`` and ``.dataset`` pass through."""
-    t = cfg["train"]
-    sampler = EpochSampler(len(ds), t["batch_size"], world, rank, seed=t["seed"], shuffle=True,
-                           batches_multiple=t["accum_steps"])
-    workers = cfg["data"]["num_workers"]
-    loader = DataLoader(SeededDataset(ds), batch_size=t["batch_size"], sampler=sampler, num_workers=workers,
-                        pin_memory=pin, drop_last=True, persistent_workers=workers > 0,
-                        generator=torch.Generator().manual_seed(t["seed"]),
-                        **({"collate_fn": fast_collate} if prefetch_to is not None else {}))
+def train_stream(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: Optional[torch.device] = None):
+    """The resumable training stream. prefetch_to: a device for timm's PrefetchLoader (``ds`` must then return
+    uint8 images), which normalises and randomly erases there."""
+    t, workers = cfg.train, cfg.data.num_workers
+    wrap = None
     if prefetch_to is not None:
-        a = cfg["aug"]
+        a = cfg.aug
         # synthetic samples get no augmentation on the CPU path (no transforms): none here either
-        re_prob = 0.0 if cfg["data"]["dataset"] == "synthetic" else a["reprob"]
-        loader = _prefetcher(cfg, loader, prefetch_to, re_prob=re_prob, re_mode=a["remode"], re_count=a["recount"])
-    return loader, sampler
+        re_prob = 0.0 if cfg.data.dataset == "synthetic" else a.reprob
+
+        def wrap(loader):
+            return _prefetcher(cfg, loader, prefetch_to, re_prob=re_prob, re_mode=a.remode, re_count=a.recount)
+
+    return BatchStream(ds, t.batch_size, seed=t.seed, rank=rank, world_size=world, num_workers=workers,
+                       collate=fast_collate if prefetch_to is not None else None, pin_memory=pin,
+                       accum_steps=t.accum_steps, wrap=wrap)
 
 
 def eval_loader(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: Optional[torch.device] = None):
-    workers = cfg["data"]["num_workers"]
-    loader = DataLoader(ds, batch_size=cfg["train"]["eval_batch_size"],
-                        sampler=ShardedEvalSampler(len(ds), world, rank), num_workers=workers, pin_memory=pin,
+    workers = cfg.data.num_workers
+    loader = DataLoader(ds, batch_size=cfg.train.eval_batch_size, sampler=ShardedEvalSampler(len(ds), world, rank),
+                        num_workers=workers, pin_memory=pin,
                         persistent_workers=workers > 0,  # evaluated every epoch: no worker start-up each time
                         generator=torch.Generator().manual_seed(0),
                         **({"collate_fn": fast_collate} if prefetch_to is not None else {}))
@@ -141,9 +131,9 @@ def eval_loader(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: Optional
 
 
 def _prefetcher(cfg, loader, device, **erasing):
-    d = cfg["data"]
-    return PrefetchLoader(loader, mean=tuple(d["mean"]), std=tuple(d["std"]), channels=cfg["model"]["in_chans"],
-                          device=device, **erasing)
+    d = cfg.data
+    return PrefetchLoader(loader, mean=tuple(d.mean), std=tuple(d.std), channels=cfg.model.in_chans, device=device,
+                          **erasing)
 
 
 def to_device(images, targets, device: torch.device):

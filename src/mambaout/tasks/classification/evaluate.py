@@ -1,7 +1,7 @@
 """Top-1/top-5 evaluation (sharded over ranks, exact counts) and the `mambaout eval` command."""
 from __future__ import annotations
 
-import contextlib
+import json
 import logging
 import os
 
@@ -9,24 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from ... import create_model
-from ...weights import load_state_dict_into, read_state_dict
 from ...engine import config as C
 from ...engine import distributed
-from ...engine.checkpoint import load_state
+from ...engine.precision import autocast, effective_amp
 from ...engine.progress import progress
-from ...errors import MambaoutError
+from ...engine.state import load_state
+from ...errors import CheckpointError
+from ...weights import load_state_dict_into, read_state_dict
 from . import data
 
 log = logging.getLogger("mambaout")
-
-
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast(device: torch.device, amp):
-    if not amp:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
 
 
 @torch.no_grad()
@@ -55,54 +47,52 @@ def evaluate(model, loader, device, amp=None, channels_last=False, quiet=True, d
 
 # --- `mambaout eval` --------------------------------------------------------------------------------
 
-def _config_for_eval(args):
-    """The run's saved config (from a training checkpoint or run folder), else a preset."""
+def _config_for_eval(args, flags):
+    """(config, training state or None): a run's saved config (checkpoint or run folder), else a preset."""
+    from .config import ClassificationConfig
+    from .task import resolve_config, upgrade_state
+
     if args.checkpoint and not args.checkpoint.endswith(".safetensors"):
         state = load_state(args.checkpoint)
-        if "config" not in state:
-            raise MambaoutError(f"{args.checkpoint!r} is not a training checkpoint of this project; "
-                                "pass weights with --weights and the model with --model")
-        return state["config"], state
-    if args.run:
+        if "config" not in state or "model" not in state:
+            raise CheckpointError(f"{args.checkpoint!r} is not a training checkpoint of this project; "
+                                  "pass weights with --weights and the model with --model")
+        if state.get("format", 1) == 1:
+            state = upgrade_state(state, args.checkpoint)
+        cfg = C.from_dict(ClassificationConfig, state["config"])
+    elif args.run:
         path = os.path.join(args.run, "config.yaml")
         if not os.path.isfile(path):
-            raise MambaoutError(f"{args.run!r} is not a run folder (no config.yaml)")
-        return C.load_yaml(path), None
-    return C.load_preset("classification", args.preset), None
+            raise CheckpointError(f"{args.run!r} is not a run folder (no config.yaml)")
+        cfg, state = C.from_dict(ClassificationConfig, C.load_yaml(path)), None
+    else:
+        return resolve_config(args.preset, args.set, flags), None
+    for key, value in flags.items():
+        C.set_value(cfg, key, value)
+    C.apply_sets(cfg, args.set)
+    return cfg, state
 
 
 def run_eval(args) -> dict:
-    cfg, state = _config_for_eval(args)
-    overrides = list(args.set or [])
-    if args.data_root:
-        overrides.append(f"data.root={args.data_root}")
-    if args.model:
-        overrides.append(f"model.name={args.model}")
-    if args.batch_size:
-        overrides.append(f"train.eval_batch_size={args.batch_size}")
-    if args.num_workers is not None:
-        overrides.append(f"data.num_workers={args.num_workers}")
-    if args.crop_pct:
-        overrides.append(f"data.crop_pct={args.crop_pct}")
-    cfg = C.apply_overrides(C.apply_device_defaults(cfg, "cuda" if torch.cuda.is_available() else "cpu")
-                            if state is None and not args.run else cfg, overrides)
-    info = distributed.init(args.device or cfg["train"].get("device", "auto"))
+    flags = {k: v for k, v in (("data.root", args.data_root), ("model.name", args.model),
+                               ("train.eval_batch_size", args.batch_size), ("data.num_workers", args.num_workers),
+                               ("data.crop_pct", args.crop_pct)) if v is not None}
+    cfg, state = _config_for_eval(args, flags)
+    info = distributed.init(args.device or cfg.train.device)
     try:
-        m = cfg["model"]
-        model = create_model(m["name"], num_classes=cfg["data"]["num_classes"], in_chans=m["in_chans"],
-                             stem_stride=m["stem_stride"])
-        use_ema = args.ema
+        m = cfg.model
+        model = create_model(m.name, num_classes=cfg.data.num_classes, in_chans=m.in_chans, stem_stride=m.stem_stride)
         if state is not None:
-            key = "model_ema" if use_ema else "model"
-            if key not in state:
-                raise MambaoutError(f"{args.checkpoint!r} holds no {key!r} weights")
+            key = "model_ema" if args.ema else "model"
+            if not state.get(key):
+                raise CheckpointError(f"{args.checkpoint!r} holds no {key!r} weights")
             load_state_dict_into(model, state[key], source=args.checkpoint)
             src = args.checkpoint
         else:
-            src = args.weights or (os.path.join(args.run, "model_ema.safetensors" if use_ema else "model.safetensors")
+            src = args.weights or (os.path.join(args.run, "model_ema.safetensors" if args.ema else "model.safetensors")
                                    if args.run else None)
             if not src:
-                raise MambaoutError("nothing to evaluate: pass --checkpoint, --run or --weights")
+                raise CheckpointError("nothing to evaluate: pass --checkpoint, --run or --weights")
             load_state_dict_into(model, read_state_dict(src), source=src)
         model.to(info.device)
         if args.channels_last:
@@ -111,19 +101,15 @@ def run_eval(args) -> dict:
         ds = data.build_dataset(cfg, "val", img_size=args.img_size, uint8=prefetch)
         loader = data.eval_loader(cfg, ds, info.rank, info.world_size, info.device.type == "cuda",
                                   prefetch_to=info.device if prefetch else None)
-        amp = None if args.amp == "none" else (args.amp or cfg["train"].get("amp"))
-        if info.device.type == "cpu" and amp == "fp16":
-            amp = None
+        amp = effective_amp(None if args.amp == "none" else (args.amp or cfg.train.amp), info.device)
         res = evaluate(model, loader, info.device, amp=amp, channels_last=args.channels_last, quiet=args.quiet)
-        size = args.img_size or cfg["data"].get("eval_img_size") or cfg["data"]["img_size"]
-        res.update(model=m["name"], weights=src, img_size=size, crop_pct=cfg["data"]["crop_pct"])
+        size = args.img_size or cfg.data.eval_img_size or cfg.data.img_size
+        res.update(model=m.name, weights=src, img_size=size, crop_pct=cfg.data.crop_pct)
         if distributed.is_main():
-            print(f"{m['name']} ({src}) at {size}x{size}, crop_pct {cfg['data']['crop_pct']}: "
+            print(f"{m.name} ({src}) at {size}x{size}, crop_pct {cfg.data.crop_pct}: "
                   f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}  "
                   f"({res['count']} images)")
             if args.json:
-                import json
-
                 print(json.dumps(res))
         return res
     finally:

@@ -1,7 +1,7 @@
 """Subcommands: train-det, train-seg, train-multitask, eval-det, eval-seg, complexity-dense, predict.
 
-    mambaout train-det --preset coco_maskrcnn_1x --set data.root=/data/coco --set model.backbone=mambaout_small
-    torchrun --nproc-per-node 8 -m mambaout train-seg --preset ade20k_upernet_160k --set data.root=/data/ADEChallengeData2016
+    mambaout train-det --preset coco_maskrcnn_1x --data-root /data/coco --backbone mambaout_small
+    torchrun --nproc-per-node 8 -m mambaout train-seg --preset ade20k_upernet_160k --data-root /data/ADEChallengeData2016
     mambaout train-seg --resume runs/<name>/last.pt
     mambaout eval-seg runs/<name>/best.pt --multi-scale
     mambaout complexity-dense mambaout_tiny --task detection
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+
+from ...errors import UsageError
 
 log = logging.getLogger("mambaout")
 
@@ -30,23 +32,33 @@ def _print_json(obj):
     print(json.dumps(obj, indent=2, default=str))
 
 
+def _flags(args) -> dict:
+    """Typed values of the flags given: the backbone, the (single) task's data root, the run folder."""
+    flags = {key: getattr(args, attr) for attr, key in (("backbone", "backbone.name"), ("output", "train.output"),
+                                                         ("name", "train.name"), ("device", "train.device"))
+             if getattr(args, attr, None) is not None}
+    if getattr(args, "data_root", None) is not None:
+        task = _TRAIN.get(args.command)
+        if task == "multitask":
+            raise UsageError("--data-root names one task's data: use --set tasks.<task>.data.root=DIR for multitask")
+        flags[f"tasks.{task}.data.root"] = args.data_root
+    return flags
+
+
 def cmd_train(args):
-    from ...errors import UsageError
-    from .train import resolve_config, train
+    from ...engine.config import list_presets
+    from .task import resolve_config, train
 
     task = _TRAIN[args.command]
     if args.list_presets:
-        from ...engine.config import list_presets
-
         print("\n".join(list_presets(task)))
         return 0
-    if args.resume:  # the checkpoint's own configuration, with --set overrides on top
+    if args.resume:  # the checkpoint's own configuration, with the flags and --set on top
         if args.preset:
             raise UsageError("--resume continues with the checkpoint's configuration; drop --preset")
-        sets = list(args.set) + ([f"train.device={args.device}"] if args.device else [])
-        summary = train(None, resume=args.resume, quiet=args.quiet, overrides=sets)
+        summary = train(resume=args.resume, quiet=args.quiet, sets=args.set, flags=_flags(args))
     else:
-        cfg = resolve_config(task, args.preset or _DEFAULT_PRESET[task], args.set, args.device)
+        cfg = resolve_config(task, args.preset or _DEFAULT_PRESET[task], args.set, _flags(args))
         summary = train(cfg, quiet=args.quiet)
     if _rank() == 0:
         _print_json(summary) if args.json else print(
@@ -59,28 +71,23 @@ def cmd_eval(args):
 
     from ...engine import config as C
     from ...engine import distributed
-    from ...errors import MambaoutError
-    from .train import build_datasets, evaluate, load_trained
+    from ...engine.precision import effective_amp
+    from ...engine.trainer import Run
+    from .task import PARTS, evaluate, load_trained
 
     task = "detection" if args.command == "eval-det" else "segmentation"
     info = distributed.init(args.device or "auto")
     try:
         model, cfg = load_trained(args.checkpoint, info.device)
-        cfg = C.apply_overrides(cfg, args.set)
-        if cfg["task"] == "multitask":
-            if task not in cfg["tasks"]:
-                raise MambaoutError(f"{args.checkpoint!r} has no {task} head")
-            sec = dict(cfg["tasks"][task], train=cfg["train"], task=task)
-            cfg = dict(cfg, tasks={task: cfg["tasks"][task]})
-        elif cfg["task"] != task:
-            raise MambaoutError(f"{args.checkpoint!r} is a {cfg['task']} checkpoint; use eval-"
-                                f"{'det' if cfg['task'] == 'detection' else 'seg'}")
-        else:
-            sec = cfg
-        val = build_datasets(sec, task, "val")
+        C.apply_sets(cfg, args.set)
+        sec = getattr(cfg.tasks, task)
+        if sec is None:
+            other = "eval-det" if cfg.kind == "detection" else "eval-seg"
+            raise UsageError(f"{args.checkpoint!r} has no {task} head ({cfg.kind} checkpoint; try {other})")
+        _, val = PARTS[task].datasets(sec, cfg.train.seed)
+        run = Run(cfg, info, "", quiet=args.quiet, amp=effective_amp(cfg.train.amp, info.device))
         with torch.no_grad():
-            res = evaluate(cfg, model, {task: val}, info.device, quiet=args.quiet,
-                           multi_scale=getattr(args, "multi_scale", False))
+            res = evaluate(cfg, model, {task: val}, run, multi_scale=getattr(args, "multi_scale", False))
     finally:
         distributed.teardown()
     if _rank() == 0:
@@ -129,7 +136,12 @@ def register(sub):
         what = {"detection": "Mask R-CNN", "segmentation": "UperNet", "multitask": "multi-task"}[task]
         p = sub.add_parser(name, help=f"train a {what} model from a preset (presets/{task}/)")
         p.add_argument("--preset", help=f"shipped preset name or a .yaml path (default {_DEFAULT_PRESET[task]})")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset key")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set tasks.segmentation.data.root=DIR (parsed as its type)")
+        p.add_argument("--backbone", help="a registered model name (backbone.name)")
+        p.add_argument("--data-root", help="the task's dataset folder (tasks.<task>.data.root)")
+        p.add_argument("--output", help="runs folder (train.output)")
+        p.add_argument("--name", help="run name: the run folder is <output>/<name>")
         p.add_argument("--resume", metavar="CKPT", help="continue exactly from a last.pt")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"])
         p.add_argument("--list-presets", action="store_true")

@@ -33,8 +33,8 @@ def _params(model) -> int:
 
 
 def build_dense(backbone_name: str, task: str, num_classes: Optional[int] = None, device="meta", **kwargs):
-    from .detection import build_mask_rcnn
-    from .heads import build_upernet
+    from ...models.mask_rcnn import build_mask_rcnn
+    from ...models.upernet import build_upernet
 
     num_classes = num_classes or DEFAULT_CLASSES[task]
     with torch.device(device):

@@ -14,8 +14,8 @@ from typing import Dict, Iterable, List
 import numpy as np
 import torch
 
-from ...errors import MambaoutError
-from .datasets import IGNORE_INDEX
+from ...errors import DependencyError
+from ...data.files import IGNORE_INDEX
 
 
 class ConfusionMatrix:
@@ -72,23 +72,19 @@ def miou(preds: Iterable[torch.Tensor], targets: Iterable[torch.Tensor], num_cla
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
 
-class CocoEvalUnavailable(MambaoutError):
-    pass
-
-
 def _require_pycocotools():
     try:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError:
-        raise CocoEvalUnavailable("COCO AP needs pycocotools (pip install pycocotools)") from None
+        raise DependencyError("COCO AP needs pycocotools (pip install pycocotools)") from None
     return COCO, COCOeval
 
 
 def predictions_to_coco(outputs: List[dict], image_ids: List, label_to_cat: Dict[int, int],
                         mask_threshold: float = 0.5) -> List[dict]:
     """torchvision detector outputs (on the original image size) -> COCO result dicts (bbox [+ RLE])."""
-    from .masks import encode_mask
+    from ...data.masks import encode_mask
 
     results = []
     for out, img_id in zip(outputs, image_ids):

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ...errors import InputError
-from .datasets import DatasetError, _load_image, image_to_tensor
+from ...data.files import image_to_tensor, load_rgb
+from ...errors import DatasetError, InputError
 
 
 def palette(n: int) -> np.ndarray:
@@ -56,27 +56,21 @@ def draw_segmentation(image: Image.Image, classes: np.ndarray, alpha: float = 0.
 def predict_image(checkpoint: str, image_path: str, output: Optional[str] = None, score_threshold: float = 0.5,
                   task: Optional[str] = None, device: str = "cpu") -> dict:
     """Run the model of ``checkpoint`` on ``image_path``; write the drawing to ``output`` (PNG)."""
-    from .train import load_trained
-    from .transforms import MEAN, STD, SegTestResize
+    from ...data.dense_transforms import MEAN, STD, SegTestResize
+    from ...models.upernet import predict_logits
+    from .task import load_trained
 
     try:
-        pil = _load_image(os.fspath(image_path))
+        pil = load_rgb(os.fspath(image_path))
     except DatasetError as e:
         raise InputError(str(e)) from None
     model, cfg = load_trained(checkpoint, device)
-    kind = cfg["task"]
-    if kind == "multitask":
-        heads = [t for t in model.tasks if t != "classification"]
-        task = task or heads[0]
-        if task not in heads:
-            raise InputError(f"this multitask checkpoint has no {task!r} head (has: {', '.join(heads)})")
-        net, sec = model.heads[task], cfg["tasks"][task]
-        names = None
-    else:
-        if task and task != kind:
-            raise InputError(f"{checkpoint!r} is a {kind} checkpoint, not {task}")
-        task, net, sec = kind, model, cfg
-        names = (cfg.get("data") or {}).get("class_names")
+    heads = [t for t in cfg.tasks.names() if t != "classification"]
+    task = task or heads[0]
+    if task not in heads:
+        raise InputError(f"{checkpoint!r} has no {task!r} head (it has: {', '.join(heads)})")
+    net, sec = model.heads[task], getattr(cfg.tasks, task)
+    names = sec.data.class_names
     x = image_to_tensor(pil).to(device)
     output = output or os.path.splitext(os.fspath(image_path))[0] + f"_{task}.png"
     if task == "detection":
@@ -89,14 +83,10 @@ def predict_image(checkpoint: str, image_path: str, output: Optional[str] = None
                                                   name=names[int(lab) - 1] if names and 0 < lab <= len(names) else None)
                                              for b, lab, s in zip(boxes.tolist(), labels.tolist(), scores.tolist())])
     else:
-        from .heads import predict_logits
-
-        ev = sec.get("eval") or {}
-        d = sec.get("data") or {}
+        ev, d = sec.eval, sec.data
         xs = (x - torch.tensor(MEAN, device=device).view(3, 1, 1)) / torch.tensor(STD, device=device).view(3, 1, 1)
-        xs, _ = SegTestResize(d.get("test_scale"))(xs, None)
-        prob = predict_logits(net, xs[None], ev.get("mode", "slide"), ev.get("crop", [512, 512]),
-                              ev.get("stride", [341, 341]))
+        xs, _ = SegTestResize(d.test_scale)(xs, None)
+        prob = predict_logits(net, xs[None], ev.mode, ev.crop, ev.stride)
         prob = torch.nn.functional.interpolate(prob, size=x.shape[-2:], mode="bilinear", align_corners=False)
         classes = prob.argmax(1)[0].cpu().numpy()
         drawn = draw_segmentation(pil, classes)

@@ -1,0 +1,63 @@
+"""What a task supplies to the engine: build, train step, evaluate -- nothing more.
+
+    class MyTask(Task):
+        name = "pretraining"
+        best_metric = "val_loss"                 # the row key best.pt follows (higher is better)
+        def build(self, run): ...               # -> Parts(model, data stream, ...)
+        def train_step(self, model, batch, run): ...   # -> {"loss": tensor, ...}: no host sync here
+        def evaluate(self, model, run): ...      # -> {"metric": float, ...}
+
+The engine (:func:`mambaout.engine.trainer.fit`) owns everything else: the run folder, devices and DDP,
+the optimizer step (accumulation, clipping, AMP scaler, EMA), the schedule, the deferred finite-loss
+check, metrics rows, atomic checkpoints with every RNG, exact resume, CUDA graphs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Parts:
+    """What :meth:`Task.build` hands the engine."""
+
+    model: nn.Module
+    data: Any                                   # a BatchStream or MultiStream (data/stream.py)
+    batch_size: int                             # samples per process in one micro-batch (throughput, logs)
+    backbone_lr_scale: float = 1.0              # lr multiplier outside the model's ``head.``
+    graph_example: Optional[torch.Tensor] = None  # an input shaped like a batch: CUDA graphs may record the step
+    ddp_find_unused: bool = False               # some parameters get no gradient in some steps
+    sync_bn: bool = False                       # BatchNorm -> SyncBatchNorm under DDP on CUDA
+    weights_metadata: Dict[str, Any] = field(default_factory=dict)  # stored in model.safetensors
+
+
+class Task:
+    name: str = "task"
+    best_metric: str = ""       # default of train.best_metric
+    plot_metrics: tuple = ()    # row keys drawn beside the training loss in curves.png
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def run_name(self) -> str:
+        """The default run-folder name (a timestamp is appended)."""
+        return self.name
+
+    def build(self, run) -> Parts:
+        raise NotImplementedError
+
+    def train_step(self, model: nn.Module, batch, run) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, run) -> Dict[str, float]:
+        raise NotImplementedError
+
+    def row_extras(self, run) -> Dict[str, Any]:
+        """Extra values for each metrics row (e.g. how many images were unreadable)."""
+        return {}
+
+    def summary_extras(self, run) -> Dict[str, Any]:
+        return {}

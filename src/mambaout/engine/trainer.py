@@ -1,0 +1,359 @@
+"""The one training loop under every task.
+
+    summary = fit(ClassificationTask(cfg))                       # a new run
+    cfg, state = load_for_resume("runs/x/last.pt", ClassificationConfig)
+    summary = fit(ClassificationTask(cfg), state=state, resume_path="runs/x/last.pt")   # continues exactly
+
+A task (:mod:`.task`) builds the model and its data stream, computes the losses of one batch and evaluates;
+this module does the rest, the same way for every task:
+
+* the run folder (``config.yaml``, ``train.log``, ``metrics.jsonl``/``.csv``, ``last.pt``/``best.pt``,
+  ``model.safetensors``, ``curves.png``, ``summary.json``); only rank 0 writes;
+* one process or one per GPU under torchrun (DDP; the global batch = batch x processes x accumulation);
+* the optimizer step: gradient accumulation (``no_sync`` until the last micro-batch), clipping, the fp16
+  GradScaler, EMA, the schedule per step;
+* losses are summed on the device; the host syncs only every ``train.log_every`` steps, at metrics rows and
+  before checkpoints, which is also when a non-finite loss is noticed (no checkpoint is ever written after one);
+* metrics rows at epoch ends, evaluations and every ``train.metrics_every`` steps (train losses averaged since
+  the previous row, over every process);
+* atomic checkpoints holding the model, optimizer, schedule, scaler, EMA, every process's RNG states, the data
+  position and the running loss sums, so ``--resume`` continues bit for bit.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from ..errors import ConfigError, NonFiniteLossError
+from ..weights import save_safetensors
+from . import cuda_graph, distributed, precision
+from .config import save_config, to_dict
+from .logging import RunLogger, attach_file_log, detach_file_logs
+from .optim import build_optimizer, build_scheduler, total_updates
+from .plots import plot_curves
+from .progress import progress
+from .rng import capture_rng, restore_rng, seed_everything, set_deterministic
+from .state import FORMAT, copy_atomic, save_state
+from .task import Parts, Task
+
+log = logging.getLogger("mambaout")
+
+
+@dataclass
+class Run:
+    """What a task sees of the run: configuration, process, device, folder and precision."""
+
+    cfg: Any
+    info: distributed.DistInfo
+    run_dir: str
+    quiet: bool = False
+    amp: Optional[str] = None
+    resuming: bool = False                  # continuing a checkpoint (e.g. no pretrained weights to load)
+
+    @property
+    def device(self) -> torch.device:
+        return self.info.device
+
+    @property
+    def main(self) -> bool:
+        return self.info.rank == 0
+
+    def autocast(self):
+        return precision.autocast(self.device, self.amp)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module under DDP and torch.compile wrappers."""
+    model = model.module if isinstance(model, DDP) else model
+    return getattr(model, "_orig_mod", model)
+
+
+class Meter:
+    """Training losses summed on the device between metrics rows (no host sync per step)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.keys = device, None
+        self.reset()
+
+    def reset(self):
+        self.sums = None if self.keys is None else torch.zeros(len(self.keys), dtype=torch.float64, device=self.device)
+        self.count, self.samples = 0, 0
+
+    def add(self, losses: Dict[str, torch.Tensor], samples: int):
+        if self.keys is None:
+            self.keys = ["loss"] + sorted(k for k in losses if k != "loss")
+            self.reset()
+        self.sums += torch.stack([losses[k].detach().double() for k in self.keys])
+        self.count += 1
+        self.samples += samples
+
+    def totals(self):
+        """(every process's sums, their micro-batch count, all finite): the one host sync."""
+        n = len(self.keys or [])
+        local = torch.zeros(n + 2, dtype=torch.float64, device=self.device)
+        if self.sums is not None:
+            local[0] = torch.isfinite(self.sums).all().double()
+            local[2:] = self.sums
+        else:
+            local[0] = 1.0
+        local[1] = self.count
+        distributed.all_reduce_sum(local)
+        values = local.tolist()
+        return values[2:], int(values[1]), values[0] == distributed.world_size()
+
+    def state(self, sums: List[float], count: int) -> dict:
+        return {"keys": self.keys, "sums": sums, "count": count}
+
+    def load(self, state: Optional[dict], main: bool):
+        """Continue the sums of a checkpoint (held by rank 0; the others start from zero)."""
+        if state and state.get("keys"):
+            self.keys = list(state["keys"])
+            self.reset()
+            if main:
+                self.sums += torch.tensor(state["sums"], dtype=torch.float64, device=self.device)
+                self.count = int(state["count"])
+
+
+def _scalars(prefix: str, metrics: Dict[str, Any]) -> Dict[str, float]:
+    """Numbers only (per-class lists stay out of the rows)."""
+    return {prefix + k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _metric_key(name: str) -> str:
+    return name if not name or name.startswith(("val_", "ema_", "train_")) else f"val_{name}"
+
+
+def fit(task: Task, state: Optional[dict] = None, resume_path: Optional[str] = None, quiet: bool = False) -> dict:
+    """Train ``task`` (a new run, or the one saved in ``resume_path`` whose loaded ``state`` is given);
+    returns the summary that rank 0 also writes to ``summary.json``."""
+    info = distributed.init(task.cfg.train.device)
+    try:
+        return _fit(task, info, state, resume_path, quiet)
+    finally:
+        detach_file_logs()  # the next run in this process (e.g. `mambaout compare`) logs to its own folder
+        distributed.teardown()
+
+
+def _fit(task: Task, info, state, resume_path, quiet) -> dict:
+    cfg = task.cfg
+    t, device, main = cfg.train, info.device, info.rank == 0
+    if t.deterministic:
+        set_deterministic(True)
+    seed_everything(t.seed + info.rank)
+    if resume_path:
+        run_dir = os.path.dirname(os.path.abspath(resume_path))
+    else:
+        t.name = t.name or f"{task.run_name()}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = os.path.join(t.output, t.name)
+    run_dir = distributed.broadcast_object(run_dir)
+    run = Run(cfg, info, run_dir, quiet, precision.effective_amp(t.amp, device, warn=main), state is not None)
+    if main:
+        os.makedirs(run_dir, exist_ok=True)
+        attach_file_log(run_dir)
+    parts: Parts = task.build(run)  # may fill the config (class counts) before it is saved
+    if main:
+        save_config(cfg, os.path.join(run_dir, "config.yaml"))
+    distributed.barrier()
+
+    data, accum = parts.data, t.accum_steps
+    per_epoch = data.batches_per_epoch // accum
+    total = total_updates(cfg.sched, per_epoch)
+    global_batch = parts.batch_size * info.world_size * accum
+    model = parts.model.to(device)
+    if parts.sync_bn and info.distributed and device.type == "cuda":  # SyncBN needs CUDA; gloo keeps BN per process
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    optimizer, lr = build_optimizer(cfg.optim, model, global_batch, parts.backbone_lr_scale)
+    scheduler = build_scheduler(cfg.sched, optimizer, per_epoch, total)
+    scaler = precision.grad_scaler(run.amp, device)
+    ema = None
+    if t.ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=t.ema_decay)
+    meter, step, best = Meter(device), 0, None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        data.seek(state["data"])
+        step, best = int(state["step"]), state.get("best")
+        if state["config"]["sched"] == to_dict(cfg.sched):
+            scheduler.load_state_dict(state["scheduler"])
+        else:  # a longer or shorter schedule: the rebuilt one takes over from this step
+            scheduler.step_update(num_updates=step)
+            scheduler.step(data.epoch)
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        if ema is not None and state.get("model_ema"):
+            ema.module.load_state_dict(state["model_ema"])
+        meter.load(state.get("meter"), main)
+        rng = state["rng"]
+        restore_rng(rng[info.rank] if isinstance(rng, list) else rng)
+        if main:
+            log.info("resumed from %s at step %d (epoch %d, batch %d)", resume_path, step, data.epoch, data.batch)
+
+    train_model = torch.compile(model) if t.compile else model
+    graphs = cuda_graph.check(t.cuda_graph, device, info.distributed, t.compile)
+    if graphs and parts.graph_example is None:
+        if t.cuda_graph is True:
+            raise ConfigError(f"train.cuda_graph: the {task.name} step cannot be recorded here (inputs of varying "
+                              "shape, or gradient checkpointing)")
+        graphs = False
+    if graphs:
+        cuda_graph.graph_training_step(model, parts.graph_example, precision.AMP_DTYPES.get(run.amp))
+    if info.distributed:
+        train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None,
+                          find_unused_parameters=parts.ddp_find_unused)
+
+    logger = RunLogger(run_dir, enabled=main, resume_step=step if state is not None else None,
+                       tensorboard=t.tensorboard)
+    if main:
+        log.info("run %s: %s (%.2fM params) on %s x%d, global batch %d (%d x %d proc x %d accum), lr %.3g, "
+                 "%d steps (%d per epoch)", run_dir, task.run_name(), sum(p.numel() for p in model.parameters()) / 1e6,
+                 device.type, info.world_size, global_batch, parts.batch_size, info.world_size, accum, lr, total,
+                 per_epoch)
+
+    def save(name: str, sums: List[float], count: int) -> None:
+        rng = capture_rng()
+        if info.distributed:  # every rank's RNG, gathered to rank 0
+            gathered = [None] * info.world_size
+            torch.distributed.all_gather_object(gathered, rng)
+            rng = gathered
+        st = {"format": FORMAT, "task": task.name, "config": to_dict(cfg), "model": model.state_dict(),
+              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+              "scaler": scaler.state_dict() if scaler else None,
+              "model_ema": ema.module.state_dict() if ema is not None else None, "rng": rng, "step": step,
+              "data": data.position(), "meter": meter.state(sums, count), "best": best,
+              "world_size": info.world_size}
+        if main:
+            save_state(os.path.join(run_dir, name), st)
+        distributed.barrier()
+
+    best_key = _metric_key(t.best_metric or task.best_metric)
+    wall0 = t_row = time.time()
+    checked = step  # the last step whose losses are known to be finite
+    bar = progress(total=total, initial=step, desc=task.name, quiet=quiet)
+    optimizer.zero_grad(set_to_none=not graphs)  # graphs: see cuda_graph
+    while step < total:
+        train_model.train()
+        for micro in range(accum):
+            batch = data.next()
+            sync = contextlib.nullcontext() if micro == accum - 1 or not info.distributed else train_model.no_sync()
+            with sync:
+                with run.autocast():
+                    losses = task.train_step(train_model, batch, run)
+                loss = losses["loss"] / accum
+                (scaler.scale(loss) if scaler else loss).backward()
+            meter.add(losses, parts.batch_size)
+        if cfg.optim.clip_grad:
+            if scaler:
+                scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=not graphs)
+        step += 1
+        if ema is not None:
+            ema.update(model, step=step)
+        with warnings.catch_warnings():  # GradScaler skips the first steps' updates; the schedule still counts them
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            scheduler.step_update(num_updates=step)
+        bar.update(1)
+
+        epoch_end = data.epoch_done
+        if epoch_end:
+            scheduler.step(data.epoch + 1)
+        evaluate = step >= total or bool(t.eval_every_iters and step % t.eval_every_iters == 0) or \
+            bool(t.eval_every and epoch_end and (data.epoch + 1) % t.eval_every == 0)
+        row_now = evaluate or epoch_end or bool(t.metrics_every and step % t.metrics_every == 0)
+        save_now = evaluate or epoch_end or bool(t.save_every_steps and step % t.save_every_steps == 0)
+        if not (row_now or save_now or step % t.log_every == 0):
+            continue
+        sums, count, finite = meter.totals()
+        if not finite:
+            bar.close()
+            raise NonFiniteLossError(
+                f"non-finite loss at epoch {data.epoch}, in optimizer steps {checked + 1}-{step} (checked every "
+                f"train.log_every={t.log_every} steps, at metrics rows and before checkpoints); the weights may have "
+                f"been updated since, but nothing was saved: the last good checkpoint is kept in {run_dir} (try a "
+                "lower lr, fp32/bf16, or gradient clipping via --set optim.clip_grad=1.0)")
+        checked = step
+        bar.set_postfix(loss=f"{sums[0] / max(count, 1):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+        improved = False
+        if row_now:
+            now = time.time()
+            row = {"step": step, "epoch": round(data.epoch + data.batch / data.batches_per_epoch, 4),
+                   "lr": optimizer.param_groups[0]["lr"]}
+            row.update({f"train_{k}": v / max(count, 1) for k, v in zip(meter.keys, sums)})
+            row.update(time_s=now - t_row, train_img_per_s=meter.samples * info.world_size / max(now - t_row, 1e-9))
+            if evaluate:
+                row.update(_scalars("val_", task.evaluate(model, run)))
+                if ema is not None:
+                    row.update(_scalars("ema_", task.evaluate(ema.module, run)))
+                if best_key in row and (best is None or row[best_key] > best["value"]):
+                    best = {"step": step, "epoch": row["epoch"], "metric": best_key, "value": row[best_key]}
+                    improved = True
+            row.update(task.row_extras(run))
+            logger.log(row, step=step)
+            if main:
+                log.info("step %d/%d, epoch %.2f: %s", step, total, row["epoch"], ", ".join(
+                    f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float) and k not in ("epoch", "lr")
+                    and not k.endswith(("time_s", "per_s"))))
+            meter.reset()
+            sums, count, t_row = [0.0] * len(sums), 0, time.time()
+        if save_now:
+            save("last.pt", sums, count)
+            if improved and main:
+                copy_atomic(os.path.join(run_dir, "last.pt"), os.path.join(run_dir, "best.pt"))
+            distributed.barrier()
+    bar.close()
+    data.close()
+    logger.close()
+
+    evals = [r for r in logger.rows if any(k.startswith("val_") for k in r)]
+    summary = {"run_dir": run_dir, "task": task.name, "model": task.run_name(), "steps": step,
+               "epochs": round(step / max(per_epoch, 1), 4), "global_batch": global_batch,
+               "world_size": info.world_size, "device": device.type, "wall_time_s": time.time() - wall0,
+               "final": evals[-1] if evals else None, "best": best,
+               "params_m": sum(p.numel() for p in model.parameters()) / 1e6, **task.summary_extras(run)}
+    if main:
+        save_safetensors(model, os.path.join(run_dir, "model.safetensors"), metadata=parts.weights_metadata)
+        if ema is not None:
+            save_safetensors(ema.module, os.path.join(run_dir, "model_ema.safetensors"),
+                             metadata=parts.weights_metadata)
+        plot_curves({task.run_name(): logger.rows}, os.path.join(run_dir, "curves.png"),
+                    panels=(("train_loss", "val_loss"),) + ((tuple(task.plot_metrics),) if task.plot_metrics else ()),
+                    x="epoch", title=f"{task.run_name()}")
+        with open(os.path.join(run_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2, default=str)
+        if not quiet:
+            print_summary(logger.rows, summary)
+    distributed.barrier()
+    return summary
+
+
+def print_summary(rows: List[dict], summary: dict) -> None:
+    from ..utils.table import markdown_table
+
+    shown = [r for r in rows if any(k.startswith("val_") for k in r)] or rows
+    skip = ("time_s", "per_s")
+    cols = ["step", "epoch", "lr"] + [k for k in dict.fromkeys(k for r in shown for k in r)
+                                      if (k.startswith(("train_loss", "val_", "ema_"))) and not k.endswith(skip)
+                                      and all(isinstance(r.get(k, 0.0), (int, float)) for r in shown)][:8]
+    print(markdown_table(shown, cols, cols, digits=4))
+    best = summary.get("best")
+    best_text = f"best {best['metric']} {best['value']:.4g} at step {best['step']}; " if best else ""
+    print(f"\n{summary['model']}: {summary['steps']} steps, {best_text}{summary['wall_time_s']:.1f}s; "
+          f"run folder {summary['run_dir']}")

@@ -1,0 +1,102 @@
+"""The classification configuration: ``model``, ``data``, ``aug`` next to the shared ``optim``/``sched``/``train``.
+
+Presets (``presets/classification/*.yaml``) fill it; docs/training.md explains every key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Literal, Optional, Tuple, Union
+
+from ...engine.recipe import OptimConfig, SchedConfig, TrainConfig
+from ...errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    name: str = "mambaout_tiny"
+    pretrained: Optional[str] = None        # weights (any supported format); the classifier is replaced if needed
+    drop_path: Optional[float] = None       # null: the variant's rate
+    drop_rate: float = 0.0                  # head dropout
+    in_chans: int = 3
+    stem_stride: int = 4
+    freeze_stages: int = 0                  # freeze the stem and the first N stages
+    backbone_lr_scale: float = 1.0          # lr multiplier for everything but the classifier head
+    grad_checkpointing: bool = False
+
+    def check(self):
+        if self.stem_stride not in (1, 2, 4):
+            raise ConfigError(f"model.stem_stride must be 1, 2 or 4, got {self.stem_stride}")
+        if self.in_chans < 1 or self.freeze_stages < 0:
+            raise ConfigError("model.in_chans must be positive and model.freeze_stages not negative")
+
+
+@dataclass
+class DataConfig:
+    dataset: Literal["imagefolder", "fashion_mnist", "synthetic"] = "imagefolder"
+    root: Optional[str] = None              # ImageFolder root (train/<class>/*, val/<class>/*) or the IDX folder
+    train_split: str = "train"
+    val_split: str = "val"
+    num_classes: int = 1000
+    img_size: int = 224
+    eval_img_size: Optional[int] = None     # null: img_size
+    crop_pct: float = 1.0                   # eval: resize to img_size / crop_pct, then centre-crop
+    interpolation: str = "bicubic"
+    mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    train_subset: Optional[int] = None      # the first N samples of a seeded shuffle
+    val_subset: Optional[int] = None
+    verify_images: bool = False             # decode every file up front and drop unreadable ones
+    num_workers: int = 8
+    gpu_prefetch: Union[bool, Literal["auto"]] = "auto"  # uint8 batches normalised on the GPU (timm PrefetchLoader)
+    synthetic_train: int = 256              # synthetic data: samples per split and noise level
+    synthetic_val: int = 128
+    synthetic_noise: float = 0.5
+
+    def check(self):
+        for k in ("num_classes", "img_size"):
+            if getattr(self, k) < 1:
+                raise ConfigError(f"data.{k} must be positive, got {getattr(self, k)}")
+
+
+@dataclass
+class AugConfig:
+    scale: Tuple[float, float] = (0.08, 1.0)
+    ratio: Tuple[float, float] = (0.75, 1.3333333)
+    hflip: float = 0.5
+    color_jitter: Optional[float] = 0.4     # timm ignores it whenever auto_augment is set
+    auto_augment: Optional[str] = None      # e.g. rand-m9-mstd0.5-inc1
+    reprob: float = 0.0                     # random erasing
+    remode: str = "pixel"
+    recount: int = 1
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    mixup_mode: str = "batch"
+    smoothing: float = 0.1
+
+
+@dataclass
+class ClassificationTrainConfig(TrainConfig):
+    eval_batch_size: int = 128
+    channels_last: bool = False
+
+
+@dataclass
+class ClassificationConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=lambda: SchedConfig(epochs=300))
+    train: ClassificationTrainConfig = field(default_factory=ClassificationTrainConfig)
+
+    def validate(self) -> None:
+        """Checks across sections (each section checks its own fields as they are set)."""
+        from ...registry import model_info
+
+        model_info(self.model.name)  # an unknown model: one line with a suggestion
+        if (self.aug.mixup > 0 or self.aug.cutmix > 0) and self.train.batch_size % 2:
+            raise ConfigError("mixup/cutmix need an even train.batch_size")
+        if len(self.data.mean) != self.model.in_chans or len(self.data.std) != self.model.in_chans:
+            raise ConfigError(f"data.mean/std need {self.model.in_chans} values (model.in_chans)")

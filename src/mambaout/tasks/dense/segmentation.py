@@ -1,0 +1,80 @@
+"""The segmentation head of a dense run: ADE20K/VOC/Cityscapes data, UperNet's losses, mIoU."""
+from __future__ import annotations
+
+from typing import Dict
+
+import torch
+
+from ...data.dense_transforms import segmentation_transforms
+from ...data.sampler import ShardedEvalSampler
+from ...data.segmentation import ADE20K, Cityscapes, VOCSegmentation
+from ...engine import distributed
+from ...engine.precision import autocast
+from ...engine.progress import progress
+from ...errors import DatasetError
+from ...models.upernet import predict_logits
+from .config import SegmentationTask
+from .metrics import ConfusionMatrix
+
+MAIN_METRIC = "mIoU"
+collate = None
+group_ids = None
+
+
+def datasets(sec: SegmentationTask, seed: int):
+    d = sec.data
+    if d.root is None:
+        raise DatasetError(f"data.root is not set for the segmentation task (--data-root DIR, or --set "
+                           f"tasks.segmentation.data.root=/path/to/{d.format})")
+    out = []
+    for split, train in (("train", True), ("val", False)):
+        tf = segmentation_transforms(train, crop_size=d.crop_size, scale=d.scale, ratio_range=d.ratio_range,
+                                     cat_max_ratio=d.cat_max_ratio, flip_prob=d.hflip, photometric=d.photometric,
+                                     test_scale=d.test_scale)
+        name = getattr(d, f"{split}_split")
+        if d.format == "ade20k":
+            out.append(ADE20K(d.root, name, tf, d.on_bad_label, reduce_zero_label=d.reduce_zero_label,
+                              num_classes=d.num_classes))
+        elif d.format == "voc":
+            out.append(VOCSegmentation(d.root, name, tf, d.on_bad_label))
+        else:
+            out.append(Cityscapes(d.root, name, tf, d.on_bad_label))
+    return tuple(out)
+
+
+def head_kwargs(sec: SegmentationTask) -> dict:
+    h = sec.head
+    return dict(num_classes=sec.num_classes, channels=h.channels, aux_channels=h.aux_channels,
+                aux_weight=h.aux_weight, aux=h.aux)
+
+
+def to_device(batch, device):
+    images, labels = batch
+    return images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def evaluate(model, dataset, device, num_classes: int, mode: str = "slide", crop=(512, 512), stride=(341, 341),
+             scales=(1.0,), flip: bool = False, amp=None, quiet: bool = True) -> Dict[str, float]:
+    """mIoU / mAcc / aAcc from one confusion matrix over the dataset (all-reduced over ranks)."""
+    model.eval()
+    cm = ConfusionMatrix(num_classes)
+    sampler = ShardedEvalSampler(len(dataset), distributed.world_size(), distributed.rank())
+    for i in progress(list(sampler), desc="eval", quiet=quiet):
+        image, label = dataset[i]
+        with autocast(device, amp):
+            prob = predict_logits(model, image[None].to(device), mode, crop, stride, scales, flip)
+        prob = torch.nn.functional.interpolate(prob.float(), size=label.shape, mode="bilinear", align_corners=False)
+        cm.update(prob.argmax(1)[0], label)
+    cm.all_reduce()
+    out = cm.compute()
+    out["IoU_per_class"] = out.pop("IoU")
+    return out
+
+
+def evaluate_task(model, dataset, sec: SegmentationTask, run, multi_scale: bool = False) -> Dict[str, float]:
+    """``model``: the run's MultiTaskModel; ``multi_scale``: mmseg's aug test (scales, flip)."""
+    ev = sec.eval
+    scales = ev.ms_scales if multi_scale else [1.0]
+    return evaluate(model.heads["segmentation"], dataset, run.device, sec.num_classes, ev.mode, ev.crop, ev.stride, scales,
+                    bool(multi_scale and ev.ms_flip), run.amp, run.quiet)

@@ -1,0 +1,145 @@
+"""Detection, segmentation and their multi-task combination as one task of the engine.
+
+    from mambaout.tasks.dense import resolve_config, train
+    cfg = resolve_config("segmentation", "ade20k_upernet_160k", sets=["tasks.segmentation.data.root=/data/ade"])
+    summary = train(cfg)                         # or train(resume="runs/x/last.pt")
+
+One backbone (:class:`~mambaout.models.dense_backbone.DenseBackbone`) and one head per configured task
+(:class:`~mambaout.models.multitask.MultiTaskModel`); each task draws its own batch from its own data every
+step (:class:`~mambaout.data.stream.MultiStream`) and the loss is sum_t weight_t * loss_t. A detection or
+segmentation run is the one-task case. The per-kind parts (data, losses, metrics) live in
+:mod:`.detection`, :mod:`.segmentation` and :mod:`.classification`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Iterable, Mapping, Optional
+
+from ...data.stream import BatchStream, MultiStream
+from ...engine import config as C
+from ...engine.state import load_for_resume, load_state
+from ...engine.task import Parts, Task
+from ...engine.trainer import fit
+from ...errors import CheckpointError, ConfigError
+from ...models.dense_backbone import DenseBackbone
+from ...models.multitask import MultiTaskModel
+from . import classification, detection, segmentation
+from .config import DenseConfig
+
+log = logging.getLogger("mambaout")
+KINDS = ("detection", "segmentation", "multitask")
+PARTS = {"classification": classification, "segmentation": segmentation, "detection": detection}
+
+
+def resolve_config(kind: str, preset: str, sets: Optional[Iterable[str]] = None,
+                   flags: Optional[Mapping[str, Any]] = None, device: Optional[str] = None) -> DenseConfig:
+    """A ``presets/<kind>/`` preset -> its bases -> its device section -> ``flags`` -> ``sets``."""
+    if kind not in KINDS:
+        raise ConfigError(f"dense task must be one of {', '.join(KINDS)}, got {kind!r}")
+    cfg = C.resolve(DenseConfig, kind, preset, flags, sets, device)
+    cfg.validate()
+    if cfg.kind != kind:
+        raise ConfigError(f"preset {preset!r} configures a {cfg.kind} run, not {kind}")
+    return cfg
+
+
+def build_model(cfg: DenseConfig, pretrained: bool = True) -> MultiTaskModel:
+    """The backbone and one head per task (class counts must be known: the data fills them when a run starts)."""
+    b = cfg.backbone
+    backbone = DenseBackbone(b.name, drop_path_rate=b.drop_path, pretrained=b.pretrained if pretrained else None,
+                             stage_norm=b.stage_norm)
+    sections = {name: getattr(cfg.tasks, name) for name in cfg.tasks.names()}
+    return MultiTaskModel(backbone, {name: PARTS[name].head_kwargs(sec) for name, sec in sections.items()},
+                          {name: sec.weight for name, sec in sections.items()})
+
+
+def evaluate(cfg: DenseConfig, model: MultiTaskModel, val_sets: Dict[str, Any], run,
+             multi_scale: bool = False) -> Dict[str, Any]:
+    """Every task's metrics on its validation set; keys carry the task's name when there are several."""
+    names = list(val_sets)
+    row = {}
+    for name in names:
+        res = PARTS[name].evaluate_task(model, val_sets[name], getattr(cfg.tasks, name), run, multi_scale)
+        row.update({(f"{name}/{k}" if len(names) > 1 else k): v for k, v in res.items()})
+    return row
+
+
+class DenseTask(Task):
+    def __init__(self, cfg: DenseConfig):
+        super().__init__(cfg)
+        self.name = cfg.kind
+        first = cfg.tasks.names()[0]
+        metric = PARTS[first].MAIN_METRIC
+        self.best_metric = f"val_{first}/{metric}" if cfg.kind == "multitask" else f"val_{metric}"
+        self.plot_metrics = (self.best_metric,)
+
+    def run_name(self) -> str:
+        return f"{self.cfg.kind}-{self.cfg.backbone.name}"
+
+    def build(self, run) -> Parts:
+        cfg, info = self.cfg, run.info
+        streams, self.val_sets = {}, {}
+        pin = run.device.type == "cuda"
+        for name in cfg.tasks.names():
+            sec, part = getattr(cfg.tasks, name), PARTS[name]
+            train_set, self.val_sets[name] = part.datasets(sec, cfg.train.seed)
+            n = getattr(train_set, "num_classes", None)
+            if sec.num_classes is None:
+                sec.num_classes = n
+            elif n is not None and sec.num_classes != n:
+                raise ConfigError(f"tasks.{name}.num_classes is {sec.num_classes} but the {name} data has {n}")
+            names = getattr(train_set, "class_names", None)
+            if names is not None and hasattr(sec.data, "class_names"):
+                sec.data.class_names = list(names)
+            batch = sec.batch_size or cfg.train.batch_size
+            if name == "segmentation" and batch < 2 and not (info.distributed and run.device.type == "cuda"):
+                raise ConfigError("segmentation needs at least 2 images per batch per process: the PPM's 1x1 pooled "
+                                  "BatchNorm cannot train on one value per channel (SyncBN across GPUs lifts this)")
+            groups = part.group_ids(train_set) if part.group_ids else None
+            streams[name] = BatchStream(train_set, batch, seed=cfg.train.seed, rank=info.rank,
+                                        world_size=info.world_size, num_workers=sec.data.num_workers,
+                                        collate=part.collate, pin_memory=pin, accum_steps=cfg.train.accum_steps,
+                                        group_ids=groups)
+        model = build_model(cfg, pretrained=not run.resuming)
+        batch_size = sum(s.batch_size for s in streams.values())
+        return Parts(model, MultiStream(streams), batch_size, ddp_find_unused=cfg.tasks.names() != ["segmentation"],
+                     sync_bn=True, weights_metadata={"backbone": cfg.backbone.name, "tasks": ",".join(streams)})
+
+    def train_step(self, model, batch, run):
+        return model({name: PARTS[name].to_device(b, run.device) for name, b in batch.items()})
+
+    def evaluate(self, model, run) -> Dict[str, Any]:
+        return evaluate(self.cfg, model, self.val_sets, run)
+
+
+def upgrade_state(state: dict, path: str) -> dict:
+    raise CheckpointError(f"checkpoint {path!r} was written by the detection/segmentation loop that preceded the "
+                          "engine (state format 1); its model and configuration layout changed and it cannot be "
+                          "resumed or evaluated by this version: train it again")
+
+
+def train(cfg: Optional[DenseConfig] = None, resume: Optional[str] = None, quiet: bool = False,
+          sets: Optional[Iterable[str]] = None, flags: Optional[Mapping[str, Any]] = None) -> dict:
+    """Train from ``cfg``, or continue the run saved in ``resume`` (``sets``/``flags`` may change its data
+    roots, workers, cadences or length); returns the run's summary."""
+    if resume:
+        if cfg is not None:
+            raise ConfigError("train(): pass a config or a checkpoint to resume, not both")
+        cfg, state = load_for_resume(resume, DenseConfig, flags, sets, convert=upgrade_state)
+        return fit(DenseTask(cfg), state=state, resume_path=resume, quiet=quiet)
+    if cfg is None:
+        raise ConfigError("train() needs a config or a checkpoint to resume from")
+    return fit(DenseTask(cfg), quiet=quiet)
+
+
+def load_trained(path: str, device="cpu"):
+    """(model in eval mode, config) from a dense training checkpoint (``last.pt``/``best.pt``)."""
+    state = load_state(path)
+    if "config" not in state or "model" not in state or state.get("task") not in KINDS:
+        if state.get("format", 1) == 1 and "loaders" in state:
+            upgrade_state(state, path)
+        raise CheckpointError(f"{path!r} is not a detection/segmentation checkpoint of this project")
+    cfg = C.from_dict(DenseConfig, state["config"])
+    model = build_model(cfg, pretrained=False)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg
