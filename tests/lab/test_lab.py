@@ -188,15 +188,31 @@ def test_bad_arguments(argv, message, capsys, tmp_path):
 # --- units ---------------------------------------------------------------------------------------
 
 def test_lab_mixers_are_causal():
+    import mambaout.lab.mixers  # noqa: F401  (registers the lab_* mixers)
     from mambaout.models.mixers import build_mixer
 
-    for name, kw in (("lab_causal_conv1d", dict(kernel_size=4)), ("lab_causal_conv_ssm", dict(d_state=4))):
+    for name, kw in (("lab_causal_conv1d", dict(kernel_size=4)), ("conv_ssm", dict(d_state=4, causal=True))):
         mixer = build_mixer(name, 8, **kw)
         x = torch.randn(1, 6, 6, 8, requires_grad=True)
         mixer(x)[0, 3, 2].sum().backward()
         seen = x.grad[0].abs().sum(-1).flatten() > 0
         assert not seen[3 * 6 + 3:].any(), name  # nothing after (3, 2) in raster order
         assert seen[3 * 6 + 2]
+
+
+def test_causal_image_models_mask_the_kernel_only():
+    """The lab's causal 'mambaout'/'mamba' models are the zoo's mixers with ``causal=True``: same state dict."""
+    from mambaout.lab.models import build_image_model
+    from mambaout.models.mixers import DepthwiseConvMixer
+
+    for kind in ("mambaout", "mamba"):
+        spec = dict(kind=kind, depths=(1, 1, 1, 1), dims=(8, 8, 16, 16), kernel_size=3, d_state=4)
+        with torch.device("meta"):
+            full, causal = build_image_model(spec), build_image_model(spec, causal=True)
+        shapes = [{k: v.shape for k, v in m.state_dict().items()} for m in (full, causal)]
+        assert shapes[0] == shapes[1], kind
+        mixers = [m for m in causal.modules() if isinstance(m, DepthwiseConvMixer)]
+        assert mixers and all(m.causal for m in mixers), kind
 
 
 def test_param_matching():
