@@ -8,6 +8,7 @@ Median of ``--steps`` CUDA-event timings after 5 warm-up steps, host launches (w
 and, with --graph, one step captured in a CUDA graph and replayed (the GPU's time alone).  Run it twice in one
 call with PYTHONPATH pointing at two source trees to compare versions on the same card.
 """
+
 import argparse
 import json
 import statistics
@@ -78,8 +79,10 @@ def main():
         print(json.dumps(r), flush=True)
         del model, opt, step
         torch.cuda.empty_cache()
-    print(f"| model | eager step ms | graph step ms | img/s (best) |  batch {args.batch_size}, {args.img_size}px, bf16 "
-          f"autocast, {torch.cuda.get_device_name()}")
+    print(
+        f"| model | eager step ms | graph step ms | img/s (best) |  batch {args.batch_size}, {args.img_size}px, bf16 "
+        f"autocast, {torch.cuda.get_device_name()}"
+    )
     for r in rows:
         print(f"| {r['model']} | {r['eager_ms']:.2f} | {r.get('graph_ms', float('nan')):.2f} | {r['img_per_s']:.0f} |")
 

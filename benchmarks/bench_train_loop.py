@@ -1,6 +1,6 @@
 """Training throughput: this project's training loop vs a plain timm training step.
 
-    python -m mambaout.tasks.classification.benchmark --model mambaout_tiny --batch-size 128 --out bench.json
+    python benchmarks/bench_train_loop.py --model mambaout_tiny --batch-size 128 --out bench.json
 
 Four numbers, same batch, resolution, bf16 autocast, AdamW, label-smoothed cross-entropy, drop path:
 * ``timm_plain``: timm.create_model(<model>) with a minimal loop (data already on the GPU);
@@ -15,6 +15,7 @@ Four numbers, same batch, resolution, bf16 autocast, AdamW, label-smoothed cross
   replayed as CUDA graphs: the host no longer has to keep ~1000 kernel launches per step ahead of the GPU).
 Minimal loops: warm-up steps, then windows of CUDA-synchronised steps; the median window is reported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,12 @@ def time_steps(step, batch: int, steps: int = 10, windows: int = 5, warmup: int 
         torch.cuda.synchronize()
         speeds.append(batch * steps / (time.perf_counter() - t0))
     med = statistics.median(speeds)
-    return {"img_per_s_median": med, "ms_per_step": batch / med * 1e3, "windows": speeds,
-            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
+    return {
+        "img_per_s_median": med,
+        "ms_per_step": batch / med * 1e3,
+        "windows": speeds,
+        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+    }
 
 
 def plain_step_speed(model, batch: int, size: int, num_classes: int = 1000, in_chans: int = 3, **timing) -> dict:
@@ -65,24 +70,57 @@ def plain_step_speed(model, batch: int, size: int, num_classes: int = 1000, in_c
     return time_steps(make_plain_step(model, x, y), batch, **timing)
 
 
-def loop_speed(model_name: str, batch: int, size: int, epochs: int = 3, steps_per_epoch: int = 100,
-               workers: int = 10, drop_path: float = 0.2, gpu_prefetch="auto", cuda_graph: bool = False) -> dict:
-    from ...engine.logging import read_metrics
-    from .train import resolve_config, train
+def loop_speed(
+    model_name: str,
+    batch: int,
+    size: int,
+    epochs: int = 3,
+    steps_per_epoch: int = 100,
+    workers: int = 10,
+    drop_path: float = 0.2,
+    gpu_prefetch="auto",
+    cuda_graph: bool = False,
+) -> dict:
+    from mambaout.engine.logging import read_metrics
+    from mambaout.tasks.classification import resolve_config, train
 
     out = tempfile.mkdtemp()
-    cfg = resolve_config("imagenet", [
-        "data.dataset=synthetic", f"model.name={model_name}", f"model.drop_path={drop_path}", f"data.img_size={size}",
-        f"+data.synthetic_train={batch * steps_per_epoch}", f"+data.synthetic_val={batch}", "+data.synthetic_noise=1.0",
-        f"data.num_workers={workers}", f"train.batch_size={batch}", "train.accum_steps=1", "train.amp=bf16",
-        "aug.mixup=0", "aug.cutmix=0", "optim.lr=1e-3", f"sched.epochs={epochs}", "sched.warmup_epochs=0",
-        f"train.eval_every={epochs}", f"train.eval_batch_size={batch}", f"train.output={out}", "train.name=bench",
-        "train.device=cuda", f"data.gpu_prefetch={str(gpu_prefetch).lower()}",
-        f"train.cuda_graph={str(cuda_graph).lower()}"])
+    cfg = resolve_config(
+        "imagenet",
+        [
+            "data.dataset=synthetic",
+            f"model.name={model_name}",
+            f"model.drop_path={drop_path}",
+            f"data.img_size={size}",
+            f"data.synthetic_train={batch * steps_per_epoch}",
+            f"data.synthetic_val={batch}",
+            "data.synthetic_noise=1.0",
+            f"data.num_workers={workers}",
+            f"train.batch_size={batch}",
+            "train.accum_steps=1",
+            "train.amp=bf16",
+            "aug.mixup=0",
+            "aug.cutmix=0",
+            "optim.lr=1e-3",
+            f"sched.epochs={epochs}",
+            "sched.warmup_epochs=0",
+            f"train.eval_every={epochs}",
+            f"train.eval_batch_size={batch}",
+            f"train.output={out}",
+            "train.name=bench",
+            "train.device=cuda",
+            f"data.gpu_prefetch={str(gpu_prefetch).lower()}",
+            f"train.cuda_graph={str(cuda_graph).lower()}",
+        ],
+    )
     summary = train(cfg, quiet=True)
     speeds = [r["train_img_per_s"] for r in read_metrics(summary["run_dir"])[1:]]
-    return {"img_per_s_median": statistics.median(speeds), "epochs": speeds, "steps_per_epoch": steps_per_epoch,
-            "path": "gpu_prefetch" if summary["gpu_prefetch"] else "cpu_normalise"}
+    return {
+        "img_per_s_median": statistics.median(speeds),
+        "epochs": speeds,
+        "steps_per_epoch": steps_per_epoch,
+        "path": "gpu_prefetch" if summary["gpu_prefetch"] else "cpu_normalise",
+    }
 
 
 def main(argv=None):
@@ -100,27 +138,38 @@ def main(argv=None):
     import mambaout
 
     torch.backends.cudnn.benchmark = True
-    res = {"model": args.model, "batch": args.batch_size, "img_size": args.img_size, "dtype": "bf16",
-           "device": torch.cuda.get_device_name(), "torch": torch.__version__, "timm": timm.__version__}
+    res = {
+        "model": args.model,
+        "batch": args.batch_size,
+        "img_size": args.img_size,
+        "dtype": "bf16",
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+    }
     torch.manual_seed(0)
-    res["timm_plain"] = plain_step_speed(timm.create_model(args.model, drop_path_rate=0.2), args.batch_size,
-                                         args.img_size)
+    res["timm_plain"] = plain_step_speed(
+        timm.create_model(args.model, drop_path_rate=0.2), args.batch_size, args.img_size
+    )
     torch.cuda.empty_cache()
-    res["ours_plain"] = plain_step_speed(mambaout.create_model(args.model, drop_path_rate=0.2), args.batch_size,
-                                         args.img_size)
+    res["ours_plain"] = plain_step_speed(
+        mambaout.create_model(args.model, drop_path_rate=0.2), args.batch_size, args.img_size
+    )
     torch.cuda.empty_cache()
     spe = args.steps_per_epoch
     res["ours_loop"] = loop_speed(args.model, args.batch_size, args.img_size, steps_per_epoch=spe)
     loops = ["ours_loop"]
     if not args.no_baseline_loop:
         torch.cuda.empty_cache()
-        res["ours_loop_no_prefetch"] = loop_speed(args.model, args.batch_size, args.img_size, steps_per_epoch=spe,
-                                                  gpu_prefetch=False)
+        res["ours_loop_no_prefetch"] = loop_speed(
+            args.model, args.batch_size, args.img_size, steps_per_epoch=spe, gpu_prefetch=False
+        )
         loops.append("ours_loop_no_prefetch")
     if args.cuda_graph:
         torch.cuda.empty_cache()
-        res["ours_loop_cuda_graph"] = loop_speed(args.model, args.batch_size, args.img_size, steps_per_epoch=spe,
-                                                 cuda_graph=True)
+        res["ours_loop_cuda_graph"] = loop_speed(
+            args.model, args.batch_size, args.img_size, steps_per_epoch=spe, cuda_graph=True
+        )
         loops.append("ours_loop_cuda_graph")
     for name in loops:
         res[f"{name}_vs_timm_plain"] = res[name]["img_per_s_median"] / res["timm_plain"]["img_per_s_median"]

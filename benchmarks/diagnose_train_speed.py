@@ -1,6 +1,6 @@
 """Where does a training step's time go?  Loader alone vs a GPU-resident step vs a profiled step.
 
-    PYTHONPATH=src python benchmarks/diagnose_train_speed.py --data-root .data/fashion-mnist --out $OUT/diag.json
+    PYTHONPATH=src:benchmarks python benchmarks/diagnose_train_speed.py --data-root .data/fashion-mnist --out $OUT/diag.json
 
 Measures, on one CUDA device:
   * the Fashion-MNIST train loader of the ``fashion_mnist`` preset alone (images/s, no model);
@@ -10,6 +10,7 @@ Measures, on one CUDA device:
   * a torch.profiler trace of a few plain steps of mamba_femto: the top CUDA kernels and the host time per step.
 A loop much slower than both its loader and its plain step is losing time in between (syncs, copies).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,15 +20,11 @@ import time
 import torch
 
 
-def loader_speed(loader, batches: int) -> float:
-    it = iter(loader)
-    next(it)  # worker start-up is not counted
+def loader_speed(stream, batches: int) -> float:
+    stream.next()  # worker start-up is not counted
     t0, n = time.perf_counter(), 0
     for _ in range(batches):
-        try:
-            x, _ = next(it)
-        except StopIteration:
-            break
+        x, _ = stream.next()
         n += len(x)
     return n / (time.perf_counter() - t0)
 
@@ -37,23 +34,30 @@ def main(argv=None):
     p.add_argument("--data-root", default=".data/fashion-mnist")
     p.add_argument("--out")
     args = p.parse_args(argv)
+    from bench_train_loop import make_plain_step, time_steps
+
     import mambaout
-    from mambaout.tasks.classification import data
-    from mambaout.tasks.classification.benchmark import make_plain_step, time_steps
-    from mambaout.tasks.classification.train import resolve_config
+    from mambaout.tasks.classification import data, resolve_config
 
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
     cfg = resolve_config("fashion_mnist", [f"data.root={args.data_root}"], device="cuda")
     ds = data.build_dataset(cfg, "train")
-    loader, _ = data.train_loader(cfg, ds, 0, 1, pin=True)
-    res["fm_loader_img_per_s"] = loader_speed(loader, 100)
+    res["fm_loader_img_per_s"] = loader_speed(data.train_stream(cfg, ds, 0, 1, pin=True), 100)
     print("fashion-mnist loader", res["fm_loader_img_per_s"], flush=True)
 
-    syn = resolve_config("imagenet", ["data.dataset=synthetic", "+data.synthetic_train=12800", "data.num_workers=10",
-                                      "train.batch_size=128", "+data.synthetic_noise=1.0"], device="cuda")
+    syn = resolve_config(
+        "imagenet",
+        [
+            "data.dataset=synthetic",
+            "data.synthetic_train=12800",
+            "data.num_workers=10",
+            "train.batch_size=128",
+            "data.synthetic_noise=1.0",
+        ],
+        device="cuda",
+    )
     sds = data.build_dataset(syn, "train")
-    sloader, _ = data.train_loader(syn, sds, 0, 1, pin=True)
-    res["synthetic224_loader_img_per_s"] = loader_speed(sloader, 40)
+    res["synthetic224_loader_img_per_s"] = loader_speed(data.train_stream(syn, sds, 0, 1, pin=True), 40)
     print("synthetic 224 loader", res["synthetic224_loader_img_per_s"], flush=True)
 
     x = torch.randn(256, 1, 32, 32, device="cuda")

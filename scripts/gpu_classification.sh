@@ -23,7 +23,7 @@ BUDGET_S=${BUDGET_S:-0}   # >0: stop the comparison (SIGINT) so the whole script
   python -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
   if [[ " $PARTS " == *" b "* ]]; then
     echo "== (b) throughput: mambaout_tiny, 224x224, bf16, batch 128"
-    python -m mambaout.tasks.classification.benchmark --model mambaout_tiny --batch-size 128 --img-size 224 --cuda-graph \
+    python benchmarks/bench_train_loop.py --model mambaout_tiny --batch-size 128 --img-size 224 --cuda-graph \
       --out "$OUT/throughput.json"
   fi
   [[ " $PARTS " == *" a "* ]] || exit 0

@@ -33,7 +33,7 @@ fi
 
 echo "== writing data to $WORK"
 $PY -c "
-from mambaout.tasks.dense.synthetic import write_coco_shapes, write_ade_shapes
+from mambaout.data.shapes import write_coco_shapes, write_ade_shapes
 write_coco_shapes('$WORK/coco', $N_TRAIN, $N_VAL, ($IMG, $IMG), seed=0)
 write_ade_shapes('$WORK/ade', $N_TRAIN, $N_VAL, ($IMG, $IMG), seed=1)
 "
@@ -42,12 +42,13 @@ T0=$(date +%s)
 if [ "${SKIP_DET:-0}" != 1 ]; then
 echo "== detection"
 $PY -m mambaout train-det --preset synthetic_shapes --device "$DEVICE" --quiet --json \
-  --set data.root="$WORK/coco" --set model.backbone="$BACKBONE" --set "model.rcnn={}" \
-  --set model.min_size=$((IMG * 2)) --set model.max_size=$((IMG * 2)) --set data.num_workers="$WORKERS" \
-  --set train.batch_size=16 --set eval.batch_size=8 --set sched.epochs="$DET_EPOCHS" \
-  --set "sched.milestones=[$((DET_EPOCHS * 2 / 3)), $((DET_EPOCHS * 11 / 12))]" --set sched.warmup_iters=100 \
-  --set optim.lr=5.0e-4 --set train.amp=fp16 --set train.eval_every_epochs=$(( (DET_EPOCHS + 2) / 3 )) \
-  --set train.log_every=50 --set train.output="$WORK/runs" --set train.name=det \
+  --data-root "$WORK/coco" --backbone "$BACKBONE" --set "tasks.detection.head.rcnn={}" \
+  --set tasks.detection.head.min_size=$((IMG * 2)) --set tasks.detection.head.max_size=$((IMG * 2)) \
+  --set tasks.detection.data.num_workers="$WORKERS" --set train.batch_size=16 --set tasks.detection.eval.batch_size=8 \
+  --set sched.epochs="$DET_EPOCHS" --set "sched.milestones=[$((DET_EPOCHS * 2 / 3)), $((DET_EPOCHS * 11 / 12))]" \
+  --set sched.warmup_iters=100 --set optim.lr=5.0e-4 --set train.amp=fp16 \
+  --set train.eval_every=$(( (DET_EPOCHS + 2) / 3 )) --set train.log_every=50 --set train.metrics_every=50 \
+  --output "$WORK/runs" --name det \
   > "$WORK/det_summary.json" 2> >(tee "$OUT/det_log.txt" >&2)
 T1=$(date +%s)
 cp "$WORK/runs/det/metrics.jsonl" "$OUT/det_metrics.jsonl"
@@ -55,20 +56,21 @@ fi
 
 echo "== segmentation"
 $PY -m mambaout train-seg --preset synthetic_shapes --device "$DEVICE" --quiet --json \
-  --set data.root="$WORK/ade" --set model.backbone="$BACKBONE" --set model.channels=512 --set model.aux_channels=256 \
-  --set "data.crop_size=[$IMG, $IMG]" --set "data.scale=[$IMG, $IMG]" --set "data.ratio_range=[0.5, 2.0]" \
-  --set data.num_workers="$WORKERS" --set train.batch_size=16 --set sched.max_iters="$SEG_ITERS" \
+  --data-root "$WORK/ade" --backbone "$BACKBONE" --set tasks.segmentation.head.channels=512 \
+  --set tasks.segmentation.head.aux_channels=256 --set "tasks.segmentation.data.crop_size=[$IMG, $IMG]" \
+  --set "tasks.segmentation.data.scale=[$IMG, $IMG]" --set "tasks.segmentation.data.ratio_range=[0.5, 2.0]" \
+  --set tasks.segmentation.data.num_workers="$WORKERS" --set train.batch_size=16 --set sched.max_iters="$SEG_ITERS" \
   --set sched.warmup_iters=50 --set optim.lr=5.0e-4 --set train.amp=fp16 \
-  --set train.eval_every_iters=$((SEG_ITERS / 2)) --set "eval.crop=[$IMG, $IMG]" \
-  --set "eval.stride=[$((IMG * 3 / 4)), $((IMG * 3 / 4))]" --set train.log_every=100 \
-  --set train.output="$WORK/runs" --set train.name=seg \
+  --set train.eval_every_iters=$((SEG_ITERS / 2)) --set "tasks.segmentation.eval.crop=[$IMG, $IMG]" \
+  --set "tasks.segmentation.eval.stride=[$((IMG * 3 / 4)), $((IMG * 3 / 4))]" --set train.log_every=100 \
+  --set train.metrics_every=100 --output "$WORK/runs" --name seg \
   > "$WORK/seg_summary.json" 2> >(tee "$OUT/seg_log.txt" >&2)
 T2=$(date +%s)
 cp "$WORK/runs/seg/metrics.jsonl" "$OUT/seg_metrics.jsonl"
 
 echo "== multi-scale + flip segmentation eval, predictions"
 $PY -m mambaout eval-seg "$WORK/runs/seg/last.pt" --device "$DEVICE" --multi-scale --quiet --json \
-  --set "eval.ms_scales=[0.75, 1.0, 1.25]" > "$WORK/seg_ms.json"
+  --set "tasks.segmentation.eval.ms_scales=[0.75, 1.0, 1.25]" > "$WORK/seg_ms.json"
 [ "${SKIP_DET:-0}" = 1 ] || \
   $PY -m mambaout predict "$WORK/runs/det/last.pt" "$WORK/coco/val/000000.png" -o "$OUT/det_pred.png" --device "$DEVICE"
 $PY -m mambaout predict "$WORK/runs/seg/last.pt" "$WORK/ade/images/validation/ADE_000000.jpg" -o "$OUT/seg_pred.png" \

@@ -31,14 +31,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def write_fashion_standin(root: str, n_train: int = 64, n_test: int = 32, random_labels: bool = False,
-                          draw=None) -> str:
+def write_fashion_standin(
+    root: str, n_train: int = 64, n_test: int = 32, random_labels: bool = False, draw=None
+) -> str:
     """Fashion-MNIST-shaped .gz IDX files in ``root``: dark noise plus a class-dependent bright patch
     (``draw(image, c)``; default an 8x8 square at (2c, 2c)). Labels cycle 0..9 unless ``random_labels``."""
     from mambaout.data.fashion_mnist import write_idx
 
     def square(image, c):
-        image[2 * c:2 * c + 8, 2 * c:2 * c + 8] = 250
+        image[2 * c : 2 * c + 8, 2 * c : 2 * c + 8] = 250
 
     rng = np.random.default_rng(0)
     os.makedirs(root, exist_ok=True)

@@ -1,4 +1,5 @@
 """The command line: outputs, --json and one-line errors with exit code 2."""
+
 import json
 import subprocess
 import sys
@@ -42,19 +43,23 @@ def test_zoo_and_list(capsys):
     assert code == 0 and any(m["name"] == "mambaout_base" for m in json.loads(out))
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["complexity", "mambaout_tny"], "did you mean mambaout_tiny"),
-    (["complexity", "mambaout_tiny", "--img-size", "100"], "not divisible by 32"),
-    (["complexity", "mambaout_tiny", "--img-size", "-3"], "positive"),
-    (["long-seq", "--patch", "x"], "invalid int value"),
-    (["nonsense-command"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["complexity", "mambaout_tny"], "did you mean mambaout_tiny"),
+        (["complexity", "mambaout_tiny", "--img-size", "100"], "not divisible by 32"),
+        (["complexity", "mambaout_tiny", "--img-size", "-3"], "positive"),
+        (["long-seq", "--patch", "x"], "invalid int value"),
+        (["nonsense-command"], "invalid choice"),
+    ],
+)
 def test_errors_are_one_line_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
     assert code == 2 and needle in err and err.strip().count("\n") == 0
 
 
 def test_console_entry_point_runs():
-    proc = subprocess.run([sys.executable, "-m", "mambaout", "complexity", "mambaout_femto"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mambaout", "complexity", "mambaout_femto"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and "7.305 M params" in proc.stdout

@@ -1,15 +1,16 @@
 """Checkpoint reading/loading: formats, wrappers, classifier replacement and every kind of bad file."""
+
 import logging
 import os
-import random
 import pickle
+import random
 
 import pytest
 import torch
 
 import mambaout
-from mambaout.weights import read_state_dict, save_safetensors
 from mambaout.errors import CheckpointError
+from mambaout.weights import read_state_dict, save_safetensors
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """mambaout: Gated-CNN (MambaOut) and visual-Mamba models, scans, training and analyses in one codebase.
 
-    >>> import mambaout
-    >>> model = mambaout.create_model("mambaout_tiny", num_classes=10)
-    >>> mambaout.list_models("mambaout_*")
+>>> import mambaout
+>>> model = mambaout.create_model("mambaout_tiny", num_classes=10)
+>>> mambaout.list_models("mambaout_*")
 """
+
 from .errors import CheckpointError, InputError, MambaoutError, UnknownModelError  # noqa: F401
 from .registry import create_model, list_models, model_info  # noqa: F401
 

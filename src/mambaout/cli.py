@@ -4,6 +4,7 @@ Each subcommand is a small function; other parts of the package add theirs by li
 ``COMMAND_MODULES`` that defines ``register(subparsers)``. User errors (bad names, files, sizes or
 arguments) print one line and exit with code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,12 +12,12 @@ import importlib
 import json
 import logging
 import sys
-from typing import List, Optional
 
 from .errors import MambaoutError, UsageError
+from .utils.args import img_size
 
 # Modules that add subcommands: each defines register(subparsers) and sets `func` on its parsers.
-COMMAND_MODULES: List[str] = [
+COMMAND_MODULES: list[str] = [
     "mambaout.tasks.classification.cli",
     "mambaout.tasks.dense.cli",
     "mambaout.lab.cli",
@@ -34,15 +35,8 @@ def _print_json(obj):
     print(json.dumps(obj, indent=2, default=str))
 
 
-def _size(values: List[int]):
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) <= 0:
-        raise UsageError(f"--img-size takes one or two positive integers (H W), got {values}")
-    return tuple(values)
-
-
 # --- commands -----------------------------------------------------------------------------------
+
 
 def cmd_list_models(args):
     from .registry import list_models, model_info
@@ -59,20 +53,30 @@ def cmd_complexity(args):
     from .analysis.complexity import complexity
     from .utils.table import markdown_table
 
-    result = complexity(args.model, _size(args.img_size))
+    result = complexity(args.model, img_size(args.img_size))
     if args.json:
         _print_json(result)
         return 0
     paper = result["paper"]
-    print(f"{result['model']} at {result['height']}x{result['width']}: "
-          f"{result['params_m']:.3f} M params, {result['macs_g']:.3f} G MACs (fvcore convention)")
+    print(
+        f"{result['model']} at {result['height']}x{result['width']}: "
+        f"{result['params_m']:.3f} M params, {result['macs_g']:.3f} G MACs (fvcore convention)"
+    )
     if paper.get("params") or paper.get("macs"):
-        print(f"paper ({paper.get('source', '')}): {paper.get('params', '-')} M params, {paper.get('macs', '-')} G MACs")
+        print(
+            f"paper ({paper.get('source', '')}): {paper.get('params', '-')} M params, {paper.get('macs', '-')} G MACs"
+        )
     print("MACs by op (G): " + ", ".join(f"{k} {v:.3f}" for k, v in result["macs_by_op_g"].items()))
     if result["stages"]:
         print()
-        print(markdown_table(result["stages"], ["stage", "height", "width", "tokens", "dim", "tau", "ratio"],
-                             ["stage", "H", "W", "tokens L", "width D", "tau = 6D", "L / 6D"], digits=3))
+        print(
+            markdown_table(
+                result["stages"],
+                ["stage", "height", "width", "tokens", "dim", "tau", "ratio"],
+                ["stage", "H", "W", "tokens L", "width D", "tau = 6D", "L / 6D"],
+                digits=3,
+            )
+        )
     return 0
 
 
@@ -82,7 +86,7 @@ def cmd_long_seq(args):
 
     tasks = PAPER_TASKS
     if args.img_size:
-        h, w = _size(args.img_size)
+        h, w = img_size(args.img_size)
         tasks = (("custom", h, w),)
     widths = tuple((f"D={d}", d) for d in args.dims) if args.dims else PAPER_WIDTHS
     if args.patch <= 0 or any(d <= 0 for _, d in widths):
@@ -92,17 +96,33 @@ def cmd_long_seq(args):
         _print_json(rows)
         return 0
     print("Transformer block FLOPs = 24*D^2*L + 4*D*L^2; quadratic/linear r = L/(6D); long when L > tau = 6D\n")
-    print(markdown_table(rows, ["task", "height", "width", "patch", "tokens", "model", "dim", "tau", "ratio",
-                                "quadratic_share", "verdict"],
-                         ["task", "H", "W", "patch", "tokens L", "model", "D", "tau = 6D", "r = L/6D",
-                          "quadratic share", "verdict"], digits=3))
+    print(
+        markdown_table(
+            rows,
+            [
+                "task",
+                "height",
+                "width",
+                "patch",
+                "tokens",
+                "model",
+                "dim",
+                "tau",
+                "ratio",
+                "quadratic_share",
+                "verdict",
+            ],
+            ["task", "H", "W", "patch", "tokens L", "model", "D", "tau = 6D", "r = L/6D", "quadratic share", "verdict"],
+            digits=3,
+        )
+    )
     return 0
 
 
 def cmd_zoo(args):
     from .analysis.zoo import zoo_rows, zoo_table
 
-    rows = zoo_rows(args.pattern, _size(args.img_size))
+    rows = zoo_rows(args.pattern, img_size(args.img_size))
     if args.json:
         _print_json(rows)
     else:
@@ -113,14 +133,14 @@ def cmd_zoo(args):
 def cmd_demo(args):
     """The main job on its built-in default: the zoo and the long-sequence table, then MambaOut-Femto vs
     its SSM counterpart trained and evaluated on Fashion-MNIST (minutes on a CPU, full data on a GPU)."""
-    from .tasks.classification import main_job
+    from .tasks.classification import compare
 
     print("# The model zoo at 224x224 (params and MACs measured here, paper figures beside them)\n")
     cmd_zoo(argparse.Namespace(pattern=None, img_size=[224], json=False))
     print("\n# The paper's long-sequence test\n")
     cmd_long_seq(argparse.Namespace(img_size=None, dims=None, patch=16, json=False))
     print("\n# MambaOut vs Mamba on Fashion-MNIST (same recipe and budget)\n")
-    main_job.run(output=args.output, data_root=args.data_root, epochs=args.epochs, device=args.device)
+    compare.run(output=args.output, data_root=args.data_root, epochs=args.epochs, device=args.device)
     return 0
 
 
@@ -142,7 +162,9 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_complexity)
 
     p = sub.add_parser("long-seq", help="the paper's long-sequence table (Eq. 6-7)")
-    p.add_argument("--img-size", type=int, nargs="+", metavar="H W", help="one custom resolution instead of the paper's")
+    p.add_argument(
+        "--img-size", type=int, nargs="+", metavar="H W", help="one custom resolution instead of the paper's"
+    )
     p.add_argument("--patch", type=int, default=16)
     p.add_argument("--dims", type=int, nargs="+", help="token widths D (default: ViT-S 384, ViT-B 768)")
     p.add_argument("--json", action="store_true")
@@ -166,7 +188,7 @@ def build_parser() -> Parser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     verbose = "-v" in argv or "--verbose" in argv
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s: %(message)s")

@@ -2,10 +2,10 @@
 
 Anything else that escapes is a bug and keeps its traceback. Each class names what the user got wrong.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 
 class MambaoutError(Exception):
@@ -36,7 +36,7 @@ class InputError(MambaoutError, ValueError):
 class DatasetError(MambaoutError):
     """A wrong dataset root/layout or a dataset file that cannot be used; ``path`` names the file."""
 
-    def __init__(self, message: str, path: Optional[str] = None):
+    def __init__(self, message: str, path: str | None = None):
         self.path = os.fspath(path) if path is not None else None
         super().__init__(f"{self.path}: {message}" if self.path else message)
 

@@ -1,10 +1,11 @@
 """Model registry: names -> factories plus what the papers report about each model."""
+
 from __future__ import annotations
 
 import difflib
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
 
 from torch import nn
 
@@ -27,10 +28,10 @@ class ModelInfo:
     input_size: int = 224
 
 
-_REGISTRY: Dict[str, ModelInfo] = {}
+_REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(family: str, paper: Optional[dict] = None, train: Optional[dict] = None, input_size: int = 224):
+def register_model(family: str, paper: dict | None = None, train: dict | None = None, input_size: int = 224):
     """Decorator for a factory ``f(**kwargs) -> nn.Module``; the function's name is the model name."""
 
     def wrap(fn):
@@ -47,7 +48,7 @@ def _ensure_loaded():
     from . import models  # noqa: F401  (importing the package registers every family)
 
 
-def list_models(pattern: Optional[str] = None, family: Optional[str] = None) -> List[str]:
+def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
     """Registered model names, sorted; ``pattern`` is a shell-style wildcard (``'mambaout_*'``)."""
     _ensure_loaded()
     names = sorted(_REGISTRY)
@@ -67,7 +68,7 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
-def create_model(name: str, pretrained: Optional[str] = None, num_classes: int = 1000, **kwargs) -> nn.Module:
+def create_model(name: str, pretrained: str | None = None, num_classes: int = 1000, **kwargs) -> nn.Module:
     """Build a registered model; ``pretrained`` is a local checkpoint path (official, timm or our layout,
     .pth/.pt/.bin or .safetensors). Loading into a different ``num_classes`` replaces the classifier."""
     info = model_info(name)

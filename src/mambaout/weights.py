@@ -5,13 +5,14 @@ release (``downsample_layers.*``, ``stages.S.B.*``), wrapped in ``{'model': ...}
 or not; files are ``.safetensors`` or torch pickles read with ``weights_only=True`` (a pickle that tries
 to build arbitrary objects is refused).
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import pickle
 import re
-from typing import Dict, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -24,7 +25,7 @@ _WRAPPER_KEYS = ("model", "state_dict", "model_state", "module")
 _MAX_LISTED = 4
 
 
-def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """Read a state dict from ``path`` (.safetensors, or a torch file read with weights_only=True)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -45,10 +46,13 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
         if blocked:
             raise CheckpointError(
                 f"checkpoint {path!r}: refused, it asks to load {blocked.group(1)} which is not plain tensor data "
-                "(weights_only loading); it may be malicious") from None
+                "(weights_only loading); it may be malicious"
+            ) from None
         detail = re.search(r"Unsupported operand \d+", str(e))
-        raise CheckpointError(f"checkpoint {path!r}: not a checkpoint, truncated, or refused by weights_only loading"
-                              f" ({detail.group(0) if detail else 'unreadable pickle'})") from None
+        raise CheckpointError(
+            f"checkpoint {path!r}: not a checkpoint, truncated, or refused by weights_only loading"
+            f" ({detail.group(0) if detail else 'unreadable pickle'})"
+        ) from None
     except Exception as e:  # noqa: BLE001 - random bytes can fail the unpickler in any way (IndexError, KeyError, ...)
         raise CheckpointError(f"checkpoint {path!r}: not a checkpoint or truncated ({_first_line(e)})") from None
     return unwrap_state_dict(obj, path)
@@ -59,7 +63,7 @@ def _first_line(e: BaseException) -> str:
     return text[0][:200] if text else type(e).__name__
 
 
-def unwrap_state_dict(obj, path: str = "<object>") -> Dict[str, torch.Tensor]:
+def unwrap_state_dict(obj, path: str = "<object>") -> dict[str, torch.Tensor]:
     """Accept a raw state dict or one wrapped under a conventional key; require name -> tensor."""
     for _ in range(2):  # e.g. {'state_dict': {'model': ...}} nests once more at most
         if isinstance(obj, Mapping):
@@ -92,7 +96,7 @@ def detect_format(state_dict: Mapping[str, torch.Tensor]) -> str:
     return "native"
 
 
-def convert_official(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def convert_official(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in state_dict.items():
         for pattern, repl in _OFFICIAL_RULES:
@@ -104,7 +108,7 @@ def convert_official(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.
     return out
 
 
-def to_native(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def to_native(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Any supported layout -> this project's key layout."""
     return convert_official(state_dict) if detect_format(state_dict) == "official" else dict(state_dict)
 
@@ -120,12 +124,17 @@ def load_state_dict_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor
     state_dict = to_native(state_dict)
     own = model.state_dict()
     classifier = [k for k in ("head.fc.weight", "head.fc.bias") if k in state_dict]
-    if classifier and (any(k not in own for k in classifier)
-                       or any(own[k].shape != state_dict[k].shape for k in classifier)):
+    if classifier and (
+        any(k not in own for k in classifier) or any(own[k].shape != state_dict[k].shape for k in classifier)
+    ):
         got = state_dict["head.fc.weight"].shape[0] if "head.fc.weight" in state_dict else "?"
         want = own["head.fc.weight"].shape[0] if "head.fc.weight" in own else 0
-        log.warning("%s: replacing the classifier (checkpoint has %s classes, model has %s); "
-                    "head.fc is freshly initialised", source, got, want)
+        log.warning(
+            "%s: replacing the classifier (checkpoint has %s classes, model has %s); head.fc is freshly initialised",
+            source,
+            got,
+            want,
+        )
         state_dict = {k: v for k, v in state_dict.items() if k not in classifier}
         own = {k: v for k, v in own.items() if k not in ("head.fc.weight", "head.fc.bias")}
     missing = set(own) - set(state_dict)

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from mambaout.data import FashionMNIST, RobustImageFolder, SyntheticClassification, load_image
-from mambaout.errors import DatasetError
 from mambaout.data.fashion_mnist import SYSTEM_DIR, write_idx
+from mambaout.errors import DatasetError
 
 
 def _idx(path, arr, gz):

@@ -1,4 +1,5 @@
 """The resumable training stream: positions, exact continuation, epochs back to back, grouped batches."""
+
 import torch
 from torch.utils.data import Dataset
 
@@ -34,7 +35,7 @@ def test_positions_and_exact_continuation():
     resumed.seek((1, 0))
     for a, b in zip(first[3:], _take(resumed, 4)):
         assert torch.equal(a, b)
-    epochs = [sorted(int(v) for b in first[k:k + 3] for v in b[:, 0]) for k in (0, 3)]
+    epochs = [sorted(int(v) for b in first[k : k + 3] for v in b[:, 0]) for k in (0, 3)]
     assert len(set(epochs[0])) == 9 and first[0][:, 0].tolist() != first[3][:, 0].tolist()  # reshuffled
 
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+from mambaout.data.sampler import EpochSampler, SeededDataset
 from mambaout.engine import config as C
-from mambaout.engine.state import load_state, save_state
 from mambaout.engine.logging import RunLogger
 from mambaout.engine.plots import plot_curves
 from mambaout.engine.rng import capture_rng, restore_rng
-from mambaout.data.sampler import EpochSampler, SeededDataset
+from mambaout.engine.state import load_state, save_state
 from mambaout.errors import CheckpointError, MambaoutError
 
 
@@ -48,19 +48,30 @@ def test_values_parse_as_the_fields_type():
 def test_preset_inheritance_and_resolve_order(tmp_path):
     from mambaout.tasks.classification import ClassificationConfig
 
-    (tmp_path / "base.yaml").write_text("model: {name: mambaout_test, drop_path: 0.1}\ntrain: {batch_size: 8}\n"
-                                        "on_cpu: {train.batch_size: 4}\n")
+    (tmp_path / "base.yaml").write_text(
+        "model: {name: mambaout_test, drop_path: 0.1}\ntrain: {batch_size: 8}\non_cpu: {train.batch_size: 4}\n"
+    )
     (tmp_path / "mid.yaml").write_text("_base_: base\nmodel: {drop_path: 0.2}\ndata: {dataset: synthetic}\n")
     (tmp_path / "top.yaml").write_text("_base_: [mid]\ndata: {num_classes: 4}\n")
     (tmp_path / "loop.yaml").write_text("_base_: loop\n")
     top = str(tmp_path / "top.yaml")
     cfg = C.resolve(ClassificationConfig, "classification", top, device="cpu")
-    assert (cfg.model.name, cfg.model.drop_path, cfg.data.dataset, cfg.data.num_classes) == \
-        ("mambaout_test", 0.2, "synthetic", 4)
+    assert (cfg.model.name, cfg.model.drop_path, cfg.data.dataset, cfg.data.num_classes) == (
+        "mambaout_test",
+        0.2,
+        "synthetic",
+        4,
+    )
     assert cfg.train.batch_size == 4  # the device section of a base preset
     assert C.resolve(ClassificationConfig, "classification", top, device="cuda").train.batch_size == 8
-    cfg = C.resolve(ClassificationConfig, "classification", top, flags={"train.batch_size": 2},
-                    sets=["train.batch_size=3"], device="cpu")
+    cfg = C.resolve(
+        ClassificationConfig,
+        "classification",
+        top,
+        flags={"train.batch_size": 2},
+        sets=["train.batch_size=3"],
+        device="cpu",
+    )
     assert cfg.train.batch_size == 3  # preset -> bases -> device section -> flags -> --set
     with pytest.raises(MambaoutError, match="_base_ cycle"):
         C.load_preset("classification", str(tmp_path / "loop.yaml"))
@@ -115,7 +126,7 @@ def test_sampler_shards_match_one_process_and_resume():
     # one process, batch 8 (2 accumulation steps of... ) vs two of batch 4: the same samples per update
     assert len(a) == 48 and len(r0) == len(r1) == 24
     for k in range(6):
-        assert sorted(a[8 * k:8 * k + 8]) == sorted(r0[4 * k:4 * k + 4] + r1[4 * k:4 * k + 4])
+        assert sorted(a[8 * k : 8 * k + 8]) == sorted(r0[4 * k : 4 * k + 4] + r1[4 * k : 4 * k + 4])
     one.set_epoch(1, start_batch=3)
     assert [i for i, _ in one] == a[24:]
     one.set_epoch(2)

@@ -8,6 +8,7 @@
 * capture leaves RNG states and buffers as they were;
 * `train()` with and without graphs on synthetic data: the same loss curve within float tolerance.
 """
+
 import copy
 
 import pytest
@@ -41,8 +42,13 @@ def test_graphed_steps_equal_eager_steps(name, amp, accum):
     g = torch.Generator(device="cuda").manual_seed(1)
     losses, grads = ([], []), ([], [])
     for step in range(3):
-        batches = [(torch.randn(16, 1, 32, 32, device="cuda", generator=g),
-                    torch.randint(0, 10, (16,), device="cuda", generator=g)) for _ in range(accum)]
+        batches = [
+            (
+                torch.randn(16, 1, 32, 32, device="cuda", generator=g),
+                torch.randint(0, 10, (16,), device="cuda", generator=g),
+            )
+            for _ in range(accum)
+        ]
         for model, opt, model_losses, model_grads in zip(models, opts, losses, grads):
             for x, y in batches:
                 with torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None):
@@ -61,6 +67,7 @@ def test_graphed_steps_equal_eager_steps(name, amp, accum):
     for pe, pg in zip(eager.parameters(), graphed.parameters()):
         torch.testing.assert_close(pg, pe, rtol=0, atol=6e-3)
 
+
 def test_eval_and_other_shapes_run_eagerly():
     eager, graphed = _pair("mamba_femto")
     graph_training_step(graphed, torch.randn(8, 1, 32, 32, device="cuda"))
@@ -72,15 +79,27 @@ def test_eval_and_other_shapes_run_eagerly():
         torch.testing.assert_close(graphed(x), eager(x), rtol=1e-4, atol=1e-5)
 
 
-
 def test_train_with_and_without_graphs(tmp_path):
     rows = {}
     for graphs in (False, True):
-        cfg = resolve_config("synthetic", [
-            f"train.output={tmp_path}", f"train.name=g{graphs}", f"train.cuda_graph={str(graphs).lower()}",
-            "model.name=mamba_femto", "model.drop_path=0.0", "sched.epochs=3", "data.synthetic_train=512",
-            "data.synthetic_val=128", "data.synthetic_noise=2.0", "train.batch_size=64", "train.amp=null",
-            "data.num_workers=2"], device="cuda")
+        cfg = resolve_config(
+            "synthetic",
+            [
+                f"train.output={tmp_path}",
+                f"train.name=g{graphs}",
+                f"train.cuda_graph={str(graphs).lower()}",
+                "model.name=mamba_femto",
+                "model.drop_path=0.0",
+                "sched.epochs=3",
+                "data.synthetic_train=512",
+                "data.synthetic_val=128",
+                "data.synthetic_noise=2.0",
+                "train.batch_size=64",
+                "train.amp=null",
+                "data.num_workers=2",
+            ],
+            device="cuda",
+        )
         rows[graphs] = read_metrics(train(cfg, quiet=True)["run_dir"])
     for a, b in zip(rows[False], rows[True]):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-3 * max(1.0, abs(a["train_loss"])), (a, b)
@@ -88,9 +107,22 @@ def test_train_with_and_without_graphs(tmp_path):
 
 
 def test_drop_path_trains_under_graphs(tmp_path):
-    cfg = resolve_config("synthetic", [
-        f"train.output={tmp_path}", "train.name=dp", "train.cuda_graph=true", "model.name=mamba_femto",
-        "model.drop_path=0.2", "sched.epochs=3", "data.synthetic_train=512", "data.synthetic_val=128",
-        "train.batch_size=64", "train.amp=bf16", "data.num_workers=2"], device="cuda")
+    cfg = resolve_config(
+        "synthetic",
+        [
+            f"train.output={tmp_path}",
+            "train.name=dp",
+            "train.cuda_graph=true",
+            "model.name=mamba_femto",
+            "model.drop_path=0.2",
+            "sched.epochs=3",
+            "data.synthetic_train=512",
+            "data.synthetic_val=128",
+            "train.batch_size=64",
+            "train.amp=bf16",
+            "data.num_workers=2",
+        ],
+        device="cuda",
+    )
     rows = read_metrics(train(cfg, quiet=True)["run_dir"])
     assert rows[-1]["train_loss"] < rows[0]["train_loss"] and rows[-1]["val_top1"] > 50, rows

@@ -1,4 +1,5 @@
 """The hypothesis lab: every experiment in --tiny mode on CPU, its reports, and the CLI's errors."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,14 @@ from mambaout.cli import main
 from mambaout.data.fashion_mnist import SYSTEM_DIR
 
 EXPERIMENT_FILES = {
-    "long-seq": ["report.md", "results.json", "long_seq_table.csv", "stage_tokens.csv", "flops_vs_tokens.png",
-                 "stage_tokens.png"],
+    "long-seq": [
+        "report.md",
+        "results.json",
+        "long_seq_table.csv",
+        "stage_tokens.csv",
+        "flops_vs_tokens.png",
+        "stage_tokens.png",
+    ],
     "causal": ["report.md", "results.json", "runs.csv", "causal_top1.png", "causal_curves.png"],
     "framing": ["report.md", "results.json", "runs.csv", "framing.png", "framing_curves.png"],
     "zoo": ["report.md", "results.json", "paper_imagenet_rows.csv", "measured_rows.csv", "top1_vs_macs.png"],
@@ -22,14 +29,20 @@ EXPERIMENT_FILES = {
 EXPECTED_TABLES = {  # header cells every report must contain
     "long-seq": ["tau = 6D", "quadratic share", "tokens L"],
     "causal": ["params fully-visible", "fully-visible", "full − causal"],
-    "framing": ["test top-1 (%)", "copy accuracy (%)", "params", "test bits/pixel (lower is better)",
-                "next-level accuracy (%)", "(d) Next-pixel prediction"],
+    "framing": [
+        "test top-1 (%)",
+        "copy accuracy (%)",
+        "params",
+        "test bits/pixel (lower is better)",
+        "next-level accuracy (%)",
+        "(d) Next-pixel prediction",
+    ],
     "zoo": ["top-1 (%)", "MACs (G)", "paper top-1"],
 }
 
 
 def _bar(image, c):
-    image[2 + 2 * c:5 + 2 * c, 4:24] = 200
+    image[2 + 2 * c : 5 + 2 * c, 4:24] = 200
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +54,11 @@ def standin(tmp_path_factory, fashion_standin):
 @pytest.fixture(scope="module")
 def data_root(standin):
     """The installed Fashion-MNIST when present, else the stand-in IDX set."""
-    if all(os.path.isfile(os.path.join(SYSTEM_DIR, f"{p}-{k}-idx{d}-ubyte.gz"))
-           for p in ("train", "t10k") for k, d in (("images", 3), ("labels", 1))):
+    if all(
+        os.path.isfile(os.path.join(SYSTEM_DIR, f"{p}-{k}-idx{d}-ubyte.gz"))
+        for p in ("train", "t10k")
+        for k, d in (("images", 3), ("labels", 1))
+    ):
         return SYSTEM_DIR
     return standin
 
@@ -134,9 +150,12 @@ def test_combined_report(lab_all):
     with open(os.path.join(lab_all, "report.md")) as f:
         md = f.read()
     assert "Claim by claim" in md
-    for claim in ("No SSM gain on 2-D image classification", "SSM gain on a long causal task",
-                  "SSM gain on a long causal task: next-pixel prediction",
-                  "Causal token mixing hurts image classification"):
+    for claim in (
+        "No SSM gain on 2-D image classification",
+        "SSM gain on a long causal task",
+        "SSM gain on a long causal task: next-pixel prediction",
+        "Causal token mixing hurts image classification",
+    ):
         assert claim in md
     for exp, files in EXPERIMENT_FILES.items():
         for name in files:
@@ -154,8 +173,29 @@ def test_combined_report(lab_all):
 def test_standin_idx_and_overrides(tmp_path, standin, capsys):
     """The reader on generated IDX files; CLI shortcuts and per-experiment --set."""
     out = str(tmp_path / "c")
-    rc = main(["lab", "causal", "--tiny", "--device", "cpu", "--out", out, "--data-root", standin,
-               "--seeds", "0,1", "--epochs", "1", "--set", "causal:optim.lr=1e-3", "--set", "causal:budget_s=60", "--set", "zoo:models=[]"])
+    rc = main(
+        [
+            "lab",
+            "causal",
+            "--tiny",
+            "--device",
+            "cpu",
+            "--out",
+            out,
+            "--data-root",
+            standin,
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "1",
+            "--set",
+            "causal:optim.lr=1e-3",
+            "--set",
+            "causal:budget_s=60",
+            "--set",
+            "zoo:models=[]",
+        ]
+    )
     assert rc == 0
     with open(os.path.join(out, "causal", "results.json")) as f:
         res = json.load(f)
@@ -166,18 +206,21 @@ def test_standin_idx_and_overrides(tmp_path, standin, capsys):
     _check_report(open(os.path.join(out, "causal", "report.md")).read())
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["lab", "nope", "--tiny"], "unknown lab experiment"),
-    (["lab", "causal", "--tiny", "--seeds", "abc"], "--seeds"),
-    (["lab", "causal", "--tiny", "--seeds", "0,0"], "--seeds"),
-    (["lab", "causal", "--tiny", "--epochs", "-1"], "--epochs"),
-    (["lab", "causal", "--tiny", "--set", "optim.nope=1"], "nope"),
-    (["lab", "causal", "--tiny", "--set", "bogus:optim.lr=1"], "unknown experiment"),
-    (["lab", "causal", "--tiny", "--set", "noequals"], "KEY=VALUE"),
-    (["lab", "causal", "--tiny", "--data-root", "/does/not/exist"], "--data-root"),
-    (["lab", "causal", "--tiny", "--device", "quantum"], "--device"),
-    (["lab"], "EXPERIMENT"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["lab", "nope", "--tiny"], "unknown lab experiment"),
+        (["lab", "causal", "--tiny", "--seeds", "abc"], "--seeds"),
+        (["lab", "causal", "--tiny", "--seeds", "0,0"], "--seeds"),
+        (["lab", "causal", "--tiny", "--epochs", "-1"], "--epochs"),
+        (["lab", "causal", "--tiny", "--set", "optim.nope=1"], "nope"),
+        (["lab", "causal", "--tiny", "--set", "bogus:optim.lr=1"], "unknown experiment"),
+        (["lab", "causal", "--tiny", "--set", "noequals"], "KEY=VALUE"),
+        (["lab", "causal", "--tiny", "--data-root", "/does/not/exist"], "--data-root"),
+        (["lab", "causal", "--tiny", "--device", "quantum"], "--device"),
+        (["lab"], "EXPERIMENT"),
+    ],
+)
 def test_bad_arguments(argv, message, capsys, tmp_path):
     rc = main(argv + (["--out", str(tmp_path / "x")] if len(argv) > 1 else []))
     assert rc == 2
@@ -186,6 +229,7 @@ def test_bad_arguments(argv, message, capsys, tmp_path):
 
 
 # --- units ---------------------------------------------------------------------------------------
+
 
 def test_lab_mixers_are_causal():
     import mambaout.lab.mixers  # noqa: F401  (registers the lab_* mixers)
@@ -196,7 +240,7 @@ def test_lab_mixers_are_causal():
         x = torch.randn(1, 6, 6, 8, requires_grad=True)
         mixer(x)[0, 3, 2].sum().backward()
         seen = x.grad[0].abs().sum(-1).flatten() > 0
-        assert not seen[3 * 6 + 3:].any(), name  # nothing after (3, 2) in raster order
+        assert not seen[3 * 6 + 3 :].any(), name  # nothing after (3, 2) in raster order
         assert seen[3 * 6 + 2]
 
 
@@ -257,6 +301,7 @@ def test_next_pixel_task():
     assert levels.tolist() == [v // 16 for v in data.train_x[0].flatten().tolist()]  # floor(v / 256 * 16)
     pooled = NextPixelTask(data, 2, levels=4, pool=2)
     assert pooled.length == 196 and int(pooled.quantise(data.train_x).max()) <= 3
+
     class Uniform(torch.nn.Module):  # a uniform guess: log2(16) = 4 bits per pixel
         def forward(self, inp):
             return torch.zeros(*inp.shape, 16)

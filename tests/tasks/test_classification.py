@@ -1,4 +1,5 @@
 """Classification training/eval on CPU with tiny models (a few seconds each)."""
+
 import json
 import os
 
@@ -43,8 +44,9 @@ def test_eval_reproduces_logged_accuracy(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["top1"] == pytest.approx(logged["ema_top1"])
     # the exported safetensors loads through the public API
-    model = mambaout.create_model("mambaout_test", pretrained=os.path.join(summary["run_dir"], "model.safetensors"),
-                                  num_classes=4)
+    model = mambaout.create_model(
+        "mambaout_test", pretrained=os.path.join(summary["run_dir"], "model.safetensors"), num_classes=4
+    )
     assert model.head.fc.out_features == 4
     # any resolution divisible by the model's size divisor
     assert cli.main(["eval", "--checkpoint", ckpt, "--img-size", "64", "--quiet"]) == 0
@@ -63,22 +65,36 @@ def _image_folder(root, n_per_class=8):
                     img = img.convert("L")  # grayscale file in an RGB dataset
                 img.save(folder / f"{i}.png")
     (root / "train" / "class0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(64))
-    (root / "val" / "class1" / "truncated.png").write_bytes(
-        (root / "val" / "class1" / "0.png").read_bytes()[:60])
+    (root / "val" / "class1" / "truncated.png").write_bytes((root / "val" / "class1" / "0.png").read_bytes()[:60])
 
 
 def test_corrupt_image_does_not_stop_training(tmp_path):
     _image_folder(tmp_path / "data")
-    cfg = resolve_config("imagenet", [f"train.output={tmp_path}", "train.name=folder", "model.name=mambaout_test",
-                                      f"data.root={tmp_path / 'data'}", "data.num_classes=2", "data.img_size=32",
-                                      "data.num_workers=0", "train.batch_size=4", "train.accum_steps=2",
-                                      "train.eval_batch_size=8", "sched.epochs=1", "sched.warmup_epochs=0",
-                                      "train.device=cpu"])
+    cfg = resolve_config(
+        "imagenet",
+        [
+            f"train.output={tmp_path}",
+            "train.name=folder",
+            "model.name=mambaout_test",
+            f"data.root={tmp_path / 'data'}",
+            "data.num_classes=2",
+            "data.img_size=32",
+            "data.num_workers=0",
+            "train.batch_size=4",
+            "train.accum_steps=2",
+            "train.eval_batch_size=8",
+            "sched.epochs=1",
+            "sched.warmup_epochs=0",
+            "train.device=cpu",
+        ],
+    )
     summary = train(cfg, quiet=True)
     assert summary["bad_images"] == 2
     run_dir = summary["run_dir"]
-    bad = open(os.path.join(run_dir, "bad_images_train.txt")).read() + \
-        open(os.path.join(run_dir, "bad_images_val.txt")).read()
+    bad = (
+        open(os.path.join(run_dir, "bad_images_train.txt")).read()
+        + open(os.path.join(run_dir, "bad_images_val.txt")).read()
+    )
     assert "broken.jpg" in bad and "truncated.png" in bad
     assert read_metrics(run_dir)[-1]["bad_images"] == 2
     assert "skipping unreadable image" in open(os.path.join(run_dir, "train.log")).read()
@@ -98,8 +114,12 @@ def test_param_groups_no_decay_and_backbone_scale():
 def test_transfer_learning_new_head_and_frozen_stages(tmp_path):
     src = mambaout.create_model("mambaout_test", num_classes=7)
     save_safetensors(src, str(tmp_path / "src.safetensors"))
-    cfg = _cfg(tmp_path, f"model.pretrained={tmp_path / 'src.safetensors'}", "model.freeze_stages=2",
-               "model.backbone_lr_scale=0.1")
+    cfg = _cfg(
+        tmp_path,
+        f"model.pretrained={tmp_path / 'src.safetensors'}",
+        "model.freeze_stages=2",
+        "model.backbone_lr_scale=0.1",
+    )
     model = build_model(cfg)
     assert model.head.fc.out_features == 4
     assert torch.equal(model.stages[3].blocks[0].fc1.weight, src.stages[3].blocks[0].fc1.weight)
@@ -108,15 +128,19 @@ def test_transfer_learning_new_head_and_frozen_stages(tmp_path):
     assert all(p.requires_grad for p in model.stages[2].parameters())
     summary = train(cfg, quiet=True)
     assert summary["final"]["val_top1"] >= 0
-    trained = mambaout.create_model("mambaout_test", num_classes=4,
-                                    pretrained=os.path.join(summary["run_dir"], "model.safetensors"))
+    trained = mambaout.create_model(
+        "mambaout_test", num_classes=4, pretrained=os.path.join(summary["run_dir"], "model.safetensors")
+    )
     assert torch.equal(trained.stem.conv1.weight, src.stem.conv1.weight)  # frozen
 
 
-@pytest.mark.parametrize("extra, steps, saved", [
-    ([], "9-16", (1, 0, 8)),  # found at the end of epoch 1 (log_every 50): last.pt is epoch 0's
-    (["train.save_every_steps=2", "train.log_every=50"], "11-12", (1, 2, 10)),  # found before the step-12 save
-])
+@pytest.mark.parametrize(
+    "extra, steps, saved",
+    [
+        ([], "9-16", (1, 0, 8)),  # found at the end of epoch 1 (log_every 50): last.pt is epoch 0's
+        (["train.save_every_steps=2", "train.log_every=50"], "11-12", (1, 2, 10)),  # found before the step-12 save
+    ],
+)
 def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch, extra, steps, saved):
     from mambaout.tasks.classification import task as train_mod
 
@@ -130,11 +154,13 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch, extra
             calls.append(1)
             loss = base(logits, target)
             return loss * float("nan") if len(calls) > 10 else loss  # epoch 0 has 8 steps; step 11 is NaN
+
         return fn
 
     monkeypatch.setattr(train_mod, "build_loss", loss_that_explodes)
-    with pytest.raises(NonFiniteLossError, match=f"non-finite loss at epoch 1, in optimizer steps {steps} .*"
-                                                 "nothing was saved"):
+    with pytest.raises(
+        NonFiniteLossError, match=f"non-finite loss at epoch 1, in optimizer steps {steps} .*nothing was saved"
+    ):
         train(cfg, quiet=True)
     from mambaout.engine.state import load_state
 
@@ -145,19 +171,24 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch, extra
     assert not (tmp_path / "run" / "model.safetensors").exists()
     # the kept checkpoint resumes (the patched loss counts its calls afresh: 10 more good steps)
     summary = train(resume=str(last), quiet=True)
-    assert summary["steps"] == 16 and all(torch.isfinite(v).all() for v in
-                                          load_state(last)["model"].values())
+    assert summary["steps"] == 16 and all(torch.isfinite(v).all() for v in load_state(last)["model"].values())
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--preset", "nope"], "unknown classification preset"),
-    (["train", "--preset", "synthetic", "--set", "optim.lrr=1"], "unknown config key"),
-    (["train", "--preset", "synthetic", "--set", "optim.lr"], "expected key=value"),
-    (["train", "--preset", "imagenet", "--model", "mambaout_test", "--data-root", "/no/such/dir"], "does not exist"),
-    (["train", "--preset", "synthetic", "--model", "mambaout_tinyy"], "unknown model"),
-    (["train", "--preset", "fashion_mnist", "--data-root", "/no/such/dir", "--device", "cpu"], "Fashion-MNIST"),
-    (["eval", "--checkpoint", "/no/such.pt"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--preset", "nope"], "unknown classification preset"),
+        (["train", "--preset", "synthetic", "--set", "optim.lrr=1"], "unknown config key"),
+        (["train", "--preset", "synthetic", "--set", "optim.lr"], "expected key=value"),
+        (
+            ["train", "--preset", "imagenet", "--model", "mambaout_test", "--data-root", "/no/such/dir"],
+            "does not exist",
+        ),
+        (["train", "--preset", "synthetic", "--model", "mambaout_tinyy"], "unknown model"),
+        (["train", "--preset", "fashion_mnist", "--data-root", "/no/such/dir", "--device", "cpu"], "Fashion-MNIST"),
+        (["eval", "--checkpoint", "/no/such.pt"], "no such file"),
+    ],
+)
 def test_bad_inputs_one_line_exit_2(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.main(argv) == 2
@@ -166,8 +197,13 @@ def test_bad_inputs_one_line_exit_2(argv, message, capsys, tmp_path, monkeypatch
 
 
 def test_main_job_handles_missing_ssm_model(tmp_path, capsys):
-    result = compare.run(models=("mambaout_test", "mamba_not_registered"), preset="synthetic",
-                          overrides=["sched.epochs=1"], output=str(tmp_path), quiet=True)
+    result = compare.run(
+        models=("mambaout_test", "mamba_not_registered"),
+        preset="synthetic",
+        overrides=["sched.epochs=1"],
+        output=str(tmp_path),
+        quiet=True,
+    )
     assert [r["model"] for r in result["rows"]] == ["mambaout_test"]
     assert "mamba_not_registered" in result["skipped"]
     assert os.path.isfile(tmp_path / "compare_curves.png")

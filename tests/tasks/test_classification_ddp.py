@@ -1,4 +1,5 @@
 """Two gloo processes (torchrun) at batch 8 each == one process at batch 16."""
+
 import os
 import subprocess
 import sys
@@ -6,8 +7,20 @@ import sys
 import torch
 from safetensors.torch import load_file
 
-COMMON = ["-m", "mambaout", "train", "--preset", "synthetic", "--quiet", "--epochs", "2",
-          "--set", "data.synthetic_noise=3.0", "--set", "optim.lr=1e-3"]
+COMMON = [
+    "-m",
+    "mambaout",
+    "train",
+    "--preset",
+    "synthetic",
+    "--quiet",
+    "--epochs",
+    "2",
+    "--set",
+    "data.synthetic_noise=3.0",
+    "--set",
+    "optim.lr=1e-3",
+]
 
 
 def _run(cmd, tmp_path):
@@ -19,8 +32,24 @@ def _run(cmd, tmp_path):
 
 def test_two_process_gloo_matches_one_process(tmp_path):
     _run([sys.executable, *COMMON, "--output", str(tmp_path), "--name", "one", "--batch-size", "16"], tmp_path)
-    out = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *COMMON,
-                "--output", str(tmp_path), "--name", "two", "--batch-size", "8"], tmp_path)
+    out = _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            *COMMON,
+            "--output",
+            str(tmp_path),
+            "--name",
+            "two",
+            "--batch-size",
+            "8",
+        ],
+        tmp_path,
+    )
     assert "cpu x2, global batch 16" in out
     a = load_file(tmp_path / "one" / "model.safetensors")
     b = load_file(tmp_path / "two" / "model.safetensors")

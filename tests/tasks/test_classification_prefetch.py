@@ -3,6 +3,7 @@
 timm's PrefetchLoader also runs on a CPU device (no side stream), so ``data.gpu_prefetch=true`` exercises the
 whole path here; tests/gpu/test_prefetch_loader.py runs it on CUDA.
 """
+
 import json
 import os
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from timm.data.loader import PrefetchLoader, fast_collate
+from timm.data.loader import fast_collate
 
 from mambaout import cli
 from mambaout.data import SyntheticClassification
@@ -23,10 +24,22 @@ from mambaout.tasks.classification import ClassificationConfig, data, resolve_co
 
 def _fm_cfg(tmp_path, write_fashion, *extra):
     write_fashion(str(tmp_path / "fm"))
-    return resolve_config("fashion_mnist", [f"data.root={tmp_path / 'fm'}", f"train.output={tmp_path}",
-                                            "train.name=fm", "model.name=mambaout_test", "data.train_subset=null",
-                                            "data.val_subset=null", "train.batch_size=16", "train.eval_batch_size=16",
-                                            "sched.epochs=1", *extra], device="cpu")
+    return resolve_config(
+        "fashion_mnist",
+        [
+            f"data.root={tmp_path / 'fm'}",
+            f"train.output={tmp_path}",
+            "train.name=fm",
+            "model.name=mambaout_test",
+            "data.train_subset=null",
+            "data.val_subset=null",
+            "train.batch_size=16",
+            "train.eval_batch_size=16",
+            "sched.epochs=1",
+            *extra,
+        ],
+        device="cpu",
+    )
 
 
 @pytest.mark.parametrize("in_chans, mean, std", [(1, [0.3], [0.35]), (3, [0.5, 0.4, 0.3], [0.2, 0.25, 0.3])])
@@ -94,8 +107,16 @@ def test_gpu_prefetch_setting():
 
 
 def test_prefetch_path_trains_and_eval_reproduces(tmp_path, capsys, fashion_standin):
-    cfg = _fm_cfg(tmp_path, fashion_standin, "data.gpu_prefetch=true", "aug.reprob=0.5", "aug.mixup=0.8", "aug.cutmix=1.0",
-                  "sched.epochs=2", "optim.lr=3e-3")
+    cfg = _fm_cfg(
+        tmp_path,
+        fashion_standin,
+        "data.gpu_prefetch=true",
+        "aug.reprob=0.5",
+        "aug.mixup=0.8",
+        "aug.cutmix=1.0",
+        "sched.epochs=2",
+        "optim.lr=3e-3",
+    )
     summary = train(cfg, quiet=True)
     assert summary["gpu_prefetch"] is True
     rows = read_metrics(summary["run_dir"])
@@ -107,11 +128,22 @@ def test_prefetch_path_trains_and_eval_reproduces(tmp_path, capsys, fashion_stan
 
 def test_log_every_does_not_change_the_run(tmp_path):
     def run(name, *extra):
-        cfg = resolve_config("synthetic", [f"train.output={tmp_path}", f"train.name={name}", "sched.epochs=2",
-                                           "data.synthetic_noise=3.0", "train.save_every_steps=3", *extra])
+        cfg = resolve_config(
+            "synthetic",
+            [
+                f"train.output={tmp_path}",
+                f"train.name={name}",
+                "sched.epochs=2",
+                "data.synthetic_noise=3.0",
+                "train.save_every_steps=3",
+                *extra,
+            ],
+        )
         summary = train(cfg, quiet=True)
-        rows = [{k: v for k, v in r.items() if "time" not in k and "per_s" not in k}
-                for r in read_metrics(summary["run_dir"])]
+        rows = [
+            {k: v for k, v in r.items() if "time" not in k and "per_s" not in k}
+            for r in read_metrics(summary["run_dir"])
+        ]
         return load_file(os.path.join(summary["run_dir"], "model.safetensors")), rows
 
     ref_w, ref_rows = run("every1", "train.log_every=1")
@@ -126,8 +158,18 @@ def test_imagefolder_grayscale_uint8(tmp_path):
         folder = tmp_path / "d" / "val" / f"c{c}"
         folder.mkdir(parents=True)
         Image.fromarray(np.full((40, 30, 3), 100 * c, np.uint8)).save(folder / "rgb.png")  # converted to 'L'
-    cfg = resolve_config("imagenet", [f"data.root={tmp_path / 'd'}", "data.num_classes=2", "data.img_size=32",
-                                      "model.in_chans=1", "data.mean=[0.5]", "data.std=[0.5]"], device="cpu")
+    cfg = resolve_config(
+        "imagenet",
+        [
+            f"data.root={tmp_path / 'd'}",
+            "data.num_classes=2",
+            "data.img_size=32",
+            "model.in_chans=1",
+            "data.mean=[0.5]",
+            "data.std=[0.5]",
+        ],
+        device="cpu",
+    )
     ds = data.build_dataset(cfg, "val", uint8=True)
     x, y = ds[1]
     assert x.dtype == torch.uint8 and x.shape == (1, 32, 32) and y == 1 and int(x[0, 16, 16]) == 100

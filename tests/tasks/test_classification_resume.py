@@ -1,4 +1,5 @@
 """SIGKILL a real training process mid-epoch, resume it, and get bit-identical weights."""
+
 import os
 import signal
 import subprocess
@@ -8,19 +9,35 @@ import time
 import torch
 from safetensors.torch import load_file
 
-ARGS = ["train", "--preset", "synthetic", "--quiet", "--epochs", "3", "--save-every-steps", "2",
-        "--set", "train.batch_size=8", "--set", "data.synthetic_noise=3.0", "--set", "sched.warmup_epochs=1"]
+ARGS = [
+    "train",
+    "--preset",
+    "synthetic",
+    "--quiet",
+    "--epochs",
+    "3",
+    "--save-every-steps",
+    "2",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "data.synthetic_noise=3.0",
+    "--set",
+    "sched.warmup_epochs=1",
+]
 # 128 samples / batch 8 = 16 steps an epoch; checkpoints every 2 steps and at every epoch end
 
 
 # The victim's training steps are slowed down through the task (a seam the engine already calls), so that the
 # test can kill it mid-epoch; the engine itself has no test hooks.
-SLOW = ("import sys, time\n"
-        "from mambaout.tasks.classification.task import ClassificationTask\n"
-        "step = ClassificationTask.train_step\n"
-        "ClassificationTask.train_step = lambda self, *a: (time.sleep(0.1), step(self, *a))[1]\n"
-        "from mambaout.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n")
+SLOW = (
+    "import sys, time\n"
+    "from mambaout.tasks.classification.task import ClassificationTask\n"
+    "step = ClassificationTask.train_step\n"
+    "ClassificationTask.train_step = lambda self, *a: (time.sleep(0.1), step(self, *a))[1]\n"
+    "from mambaout.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
 
 
 def _cli(args, slow=False, **kw):
@@ -66,6 +83,12 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path):
         assert torch.equal(a[k], b[k]), k
     ref_rows = (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()
     vic_rows = (tmp_path / "victim" / "metrics.jsonl").read_text().splitlines()
-    strip = lambda rows: [{k: v for k, v in eval(r.replace("null", "None")).items()  # noqa: E731
-                           if "time" not in k and "per_s" not in k} for r in rows]
+    strip = lambda rows: [
+        {
+            k: v
+            for k, v in eval(r.replace("null", "None")).items()  # noqa: E731
+            if "time" not in k and "per_s" not in k
+        }
+        for r in rows
+    ]
     assert strip(ref_rows) == strip(vic_rows)

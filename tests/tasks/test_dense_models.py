@@ -1,15 +1,16 @@
 """Whole detectors/segmentors: params and MACs vs the paper, backbone LayerNorms, classification checkpoints."""
+
 import json
 
 import pytest
 import torch
 
-from mambaout.weights import save_safetensors
 from mambaout.cli import main
 from mambaout.errors import CheckpointError, InputError, UnknownModelError
-from mambaout.registry import create_model
 from mambaout.models.dense_backbone import DenseBackbone
+from mambaout.registry import create_model
 from mambaout.tasks.dense.complexity import PAPER, build_dense, dense_complexity
+from mambaout.weights import save_safetensors
 
 
 @pytest.mark.parametrize("task", ["detection", "segmentation"])

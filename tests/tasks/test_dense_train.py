@@ -1,4 +1,5 @@
 """End-to-end runs through the CLI on generated data in the real formats: train, exact resume, eval, predict."""
+
 import json
 import os
 
@@ -7,29 +8,47 @@ import torch
 from PIL import Image
 
 from mambaout.cli import main
-from mambaout.engine.state import load_state
-from mambaout.engine.logging import read_metrics
 from mambaout.data.shapes import write_ade_shapes, write_coco_shapes
+from mambaout.engine.logging import read_metrics
+from mambaout.engine.state import load_state
 
 pytest.importorskip("pycocotools")
 
 DET = "tasks.detection."
-DET_SMALL = [DET + "head.min_size=64", DET + "head.max_size=64", DET + "data.hflip=0.5", "sched.epochs=1",
-             "sched.milestones=[1]", "sched.warmup_iters=1", "train.batch_size=2", DET + "eval.batch_size=2",
-             DET + "head.rcnn={fpn_channels: 16, box_channels: 32, mask_channels: 8, rpn_post_nms_top_n_train: 20, "
-             "rpn_post_nms_top_n_test: 20, box_batch_size_per_image: 16, rpn_batch_size_per_image: 32, "
-             "box_detections_per_img: 5}"]
+DET_SMALL = [
+    DET + "head.min_size=64",
+    DET + "head.max_size=64",
+    DET + "data.hflip=0.5",
+    "sched.epochs=1",
+    "sched.milestones=[1]",
+    "sched.warmup_iters=1",
+    "train.batch_size=2",
+    DET + "eval.batch_size=2",
+    DET + "head.rcnn={fpn_channels: 16, box_channels: 32, mask_channels: 8, rpn_post_nms_top_n_train: 20, "
+    "rpn_post_nms_top_n_test: 20, box_batch_size_per_image: 16, rpn_batch_size_per_image: 32, "
+    "box_detections_per_img: 5}",
+]
 SEG = "tasks.segmentation."
-SEG_SMALL = [SEG + "head.channels=16", SEG + "head.aux_channels=8", "train.batch_size=2", "sched.warmup_iters=1",
-             SEG + "data.crop_size=[32, 32]", SEG + "data.scale=[64, 64]", SEG + "eval.crop=[32, 32]",
-             SEG + "eval.stride=[24, 24]"]
+SEG_SMALL = [
+    SEG + "head.channels=16",
+    SEG + "head.aux_channels=8",
+    "train.batch_size=2",
+    "sched.warmup_iters=1",
+    SEG + "data.crop_size=[32, 32]",
+    SEG + "data.scale=[64, 64]",
+    SEG + "eval.crop=[32, 32]",
+    SEG + "eval.stride=[24, 24]",
+]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("dense")
-    return dict(coco=write_coco_shapes(str(root / "coco"), 4, 2, (64, 64)),
-                ade=write_ade_shapes(str(root / "ade"), 4, 2, (48, 64)), root=root)
+    return dict(
+        coco=write_coco_shapes(str(root / "coco"), 4, 2, (64, 64)),
+        ade=write_ade_shapes(str(root / "ade"), 4, 2, (48, 64)),
+        root=root,
+    )
 
 
 def _sets(items):
@@ -38,8 +57,20 @@ def _sets(items):
 
 def test_detection_train_eval_predict(data, tmp_path, capsys):
     out = str(tmp_path / "runs")
-    rc = main(["train-det", "--preset", "synthetic_shapes", "--device", "cpu", "--quiet", "--json",
-               "--data-root", data["coco"], *_sets(DET_SMALL + [f"train.output={out}", "train.name=det"])])
+    rc = main(
+        [
+            "train-det",
+            "--preset",
+            "synthetic_shapes",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--json",
+            "--data-root",
+            data["coco"],
+            *_sets(DET_SMALL + [f"train.output={out}", "train.name=det"]),
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     run = os.path.join(out, "det")
@@ -52,8 +83,20 @@ def test_detection_train_eval_predict(data, tmp_path, capsys):
     assert main(["eval-det", os.path.join(run, "last.pt"), "--quiet", "--json"]) == 0
     assert "bbox_AP" in json.loads(capsys.readouterr().out)
     png = str(tmp_path / "pred.png")
-    assert main(["predict", os.path.join(run, "last.pt"), f"{data['coco']}/val/000000.png", "-o", png,
-                 "--score-threshold", "0.0"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                os.path.join(run, "last.pt"),
+                f"{data['coco']}/val/000000.png",
+                "-o",
+                png,
+                "--score-threshold",
+                "0.0",
+            ]
+        )
+        == 0
+    )
     assert Image.open(png).size == (64, 64)
     assert main(["predict", os.path.join(run, "last.pt"), str(tmp_path / "missing.png")]) == 2
 
@@ -62,8 +105,13 @@ def test_segmentation_exact_resume_eval_predict(data, tmp_path, capsys, monkeypa
     from mambaout.tasks.dense.task import DenseTask
 
     common = ["--preset", "synthetic_shapes", "--device", "cpu", "--quiet"]
-    base = SEG_SMALL + [f"{SEG}data.root={data['ade']}", "sched.max_iters=4", "train.log_every=1",
-                        "train.metrics_every=1", "train.save_every_steps=2"]
+    base = SEG_SMALL + [
+        f"{SEG}data.root={data['ade']}",
+        "sched.max_iters=4",
+        "train.log_every=1",
+        "train.metrics_every=1",
+        "train.save_every_steps=2",
+    ]
     assert main(["train-seg", *common, *_sets(base + [f"train.output={tmp_path}", "train.name=full"])]) == 0
     step, calls = DenseTask.train_step, []
 
@@ -99,8 +147,22 @@ def test_config_errors_are_one_line(data, tmp_path, capsys):
     assert "unknown config key" in capsys.readouterr().err
     assert main(["train-seg", "--preset", "synthetic_shapes", "--device", "cpu"]) == 2
     assert "data.root is not set" in capsys.readouterr().err
-    assert main(["train-seg", "--preset", "synthetic_shapes", "--device", "cpu", "--data-root", data["ade"],
-                 "--set", "train.batch_size=1"]) == 2
+    assert (
+        main(
+            [
+                "train-seg",
+                "--preset",
+                "synthetic_shapes",
+                "--device",
+                "cpu",
+                "--data-root",
+                data["ade"],
+                "--set",
+                "train.batch_size=1",
+            ]
+        )
+        == 2
+    )
     assert "at least 2 images per batch" in capsys.readouterr().err
     assert main(["train-det", "--preset", "nope"]) == 2
     assert main(["train-det", "--list-presets"]) == 0
@@ -114,10 +176,32 @@ def test_ddp_two_cpu_processes(data, tmp_path):
     import sys
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "mambaout", "train-seg",
-           "--preset", "synthetic_shapes", "--device", "cpu", "--quiet", "--json",
-           *_sets(SEG_SMALL + [f"{SEG}data.root={data['ade']}", "sched.max_iters=2", "train.batch_size=2",
-                               f"train.output={tmp_path}", "train.name=ddp"])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "mambaout",
+        "train-seg",
+        "--preset",
+        "synthetic_shapes",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--json",
+        *_sets(
+            SEG_SMALL
+            + [
+                f"{SEG}data.root={data['ade']}",
+                "sched.max_iters=2",
+                "train.batch_size=2",
+                f"train.output={tmp_path}",
+                "train.name=ddp",
+            ]
+        ),
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     state = load_state(str(tmp_path / "ddp" / "last.pt"))
@@ -125,10 +209,14 @@ def test_ddp_two_cpu_processes(data, tmp_path):
 
 
 def test_train_task_flag_runs_the_dense_trainer(data, tmp_path, capsys):
-    sets = _sets(SEG_SMALL + [f"{SEG}data.root={data['ade']}", "sched.max_iters=2", f"train.output={tmp_path}",
-                              "train.name=via_task"])
-    assert main(["train", "--task", "segmentation", "--preset", "synthetic_shapes", "--device", "cpu", "--quiet",
-                 *sets]) == 0
+    sets = _sets(
+        SEG_SMALL
+        + [f"{SEG}data.root={data['ade']}", "sched.max_iters=2", f"train.output={tmp_path}", "train.name=via_task"]
+    )
+    assert (
+        main(["train", "--task", "segmentation", "--preset", "synthetic_shapes", "--device", "cpu", "--quiet", *sets])
+        == 0
+    )
     assert os.path.isfile(tmp_path / "via_task" / "last.pt")
     capsys.readouterr()
     assert main(["train", "--task", "detection", "--model", "mambaout_tiny"]) == 2

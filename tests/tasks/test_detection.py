@@ -1,4 +1,5 @@
 """Detection: COCO/VOC readers (real formats, malformed input), COCO AP hand cases, Mask R-CNN steps."""
+
 import json
 import os
 
@@ -7,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mambaout.errors import MambaoutError
 from mambaout.data import detection as D
 from mambaout.data.masks import _decode_counts_string, decode_segmentation
 from mambaout.data.shapes import _rle
+from mambaout.errors import MambaoutError
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools import mask as cocomask  # noqa: E402
@@ -24,13 +25,18 @@ def _img(path, w=64, h=48):
 
 def _coco(tmp_path, annotations, images=None, categories=None):
     (tmp_path / "img").mkdir(exist_ok=True)
-    images = images or [dict(id=1, file_name="a.png", width=64, height=48),
-                        dict(id=2, file_name="b.png", width=64, height=48),
-                        dict(id=3, file_name="c.png", width=64, height=48)]
+    images = images or [
+        dict(id=1, file_name="a.png", width=64, height=48),
+        dict(id=2, file_name="b.png", width=64, height=48),
+        dict(id=3, file_name="c.png", width=64, height=48),
+    ]
     for im in images:
         _img(tmp_path / "img" / im["file_name"], im["width"], im["height"])
-    data = dict(images=images, annotations=annotations,
-                categories=categories or [dict(id=3, name="cat"), dict(id=17, name="dog")])
+    data = dict(
+        images=images,
+        annotations=annotations,
+        categories=categories or [dict(id=3, name="cat"), dict(id=17, name="dog")],
+    )
     path = tmp_path / "instances_train.json"
     path.write_text(json.dumps(data))
     return str(tmp_path / "img"), str(path)
@@ -51,30 +57,51 @@ def test_coco_polygons_rle_crowd_and_malformed(tmp_path):
     m = _rect_mask(48, 64, 30, 10, 50, 30)
     unc = _rle(m)  # uncompressed RLE (column-major runs), as the generated datasets write it
     anns = [
-        dict(id=1, image_id=1, category_id=3, bbox=[5, 5, 20, 20], iscrowd=0,
-             segmentation=[[5, 5, 25, 5, 25, 25, 5, 25]]),                       # polygon
+        dict(
+            id=1, image_id=1, category_id=3, bbox=[5, 5, 20, 20], iscrowd=0, segmentation=[[5, 5, 25, 5, 25, 25, 5, 25]]
+        ),  # polygon
         dict(id=2, image_id=1, category_id=17, bbox=[30, 10, 20, 20], iscrowd=0, segmentation=unc),  # RLE
-        dict(id=3, image_id=1, category_id=17, bbox=[30, 10, 20, 20], iscrowd=1,
-             segmentation=_compressed_rle(m)),                                    # crowd: dropped for training
-        dict(id=4, image_id=2, category_id=3, bbox=[1, 1, 10, 10], iscrowd=0,
-             segmentation=_compressed_rle(_rect_mask(48, 64, 1, 1, 11, 11))),     # compressed RLE
+        dict(
+            id=3, image_id=1, category_id=17, bbox=[30, 10, 20, 20], iscrowd=1, segmentation=_compressed_rle(m)
+        ),  # crowd: dropped for training
+        dict(
+            id=4,
+            image_id=2,
+            category_id=3,
+            bbox=[1, 1, 10, 10],
+            iscrowd=0,
+            segmentation=_compressed_rle(_rect_mask(48, 64, 1, 1, 11, 11)),
+        ),  # compressed RLE
         dict(id=5, image_id=2, category_id=99, bbox=[1, 1, 10, 10], segmentation=[[1, 1, 9, 1, 9, 9]]),  # unknown cat
         dict(id=6, image_id=2, category_id=3, bbox=[100, 100, 10, 10], segmentation=[[1, 1, 9, 1, 9, 9]]),  # outside
-        dict(id=7, image_id=2, category_id=3, bbox=[1, 1, 0, 10], segmentation=[[1, 1, 9, 1, 9, 9]]),     # degenerate
-        dict(id=8, image_id=2, category_id=3, segmentation=[[1, 1, 9, 1, 9, 9]]),                         # no bbox
-        dict(id=9, image_id=2, category_id=3, bbox=[1, 1, 5, 5], segmentation=[[1, 1, 2]]),              # bad polygon
-        dict(id=10, image_id=2, category_id=3, bbox=[1, 1, 5, 5], segmentation=dict(size=[48, 64], counts=[3072])),  # empty
-        dict(id=11, image_id=2, category_id=3, bbox=[1, 1, 5, 5], segmentation=dict(size=[10, 10], counts=[100])),  # size
-        dict(id=12, image_id=2, category_id=3, bbox=[1, 1, 5, 5]),                                        # no mask
+        dict(id=7, image_id=2, category_id=3, bbox=[1, 1, 0, 10], segmentation=[[1, 1, 9, 1, 9, 9]]),  # degenerate
+        dict(id=8, image_id=2, category_id=3, segmentation=[[1, 1, 9, 1, 9, 9]]),  # no bbox
+        dict(id=9, image_id=2, category_id=3, bbox=[1, 1, 5, 5], segmentation=[[1, 1, 2]]),  # bad polygon
+        dict(
+            id=10, image_id=2, category_id=3, bbox=[1, 1, 5, 5], segmentation=dict(size=[48, 64], counts=[3072])
+        ),  # empty
+        dict(
+            id=11, image_id=2, category_id=3, bbox=[1, 1, 5, 5], segmentation=dict(size=[10, 10], counts=[100])
+        ),  # size
+        dict(id=12, image_id=2, category_id=3, bbox=[1, 1, 5, 5]),  # no mask
         dict(id=13, image_id=42, category_id=3, bbox=[1, 1, 5, 5], segmentation=[[1, 1, 5, 1, 5, 5]]),  # unknown image
     ]  # image 3 has no objects: dropped for training
     img_dir, ann = _coco(tmp_path, anns)
     ds = D.CocoInstances(img_dir, ann, train=True)
     assert len(ds) == 2 and ds.num_classes == 3
     assert ds.label_to_cat == {1: 3, 2: 17}
-    assert ds.skipped == {"crowd": 1, "unknown_category": 1, "box_outside_image": 1, "degenerate_box": 1,
-                          "missing_keys": 1, "bad_mask": 2, "empty_mask": 1, "missing_mask": 1,
-                          "unknown_image_id": 1, "empty_image": 1}
+    assert ds.skipped == {
+        "crowd": 1,
+        "unknown_category": 1,
+        "box_outside_image": 1,
+        "degenerate_box": 1,
+        "missing_keys": 1,
+        "bad_mask": 2,
+        "empty_mask": 1,
+        "missing_mask": 1,
+        "unknown_image_id": 1,
+        "empty_image": 1,
+    }
     img, t = ds[0]
     assert img.shape == (3, 48, 64) and img.dtype == torch.float32
     assert t["labels"].tolist() == [1, 2] and t["masks"].shape == (2, 48, 64)
@@ -102,8 +129,9 @@ def test_coco_file_errors_name_the_file(tmp_path):
     bad.write_text(json.dumps({"annotations": []}))
     with pytest.raises(MambaoutError, match="bad.json.*not a COCO instances file"):
         D.CocoInstances(str(tmp_path), str(bad))
-    img_dir, ann = _coco(tmp_path, [dict(id=1, image_id=1, category_id=3, bbox=[1, 1, 5, 5],
-                                         segmentation=[[1, 1, 5, 1, 5, 5]])])
+    img_dir, ann = _coco(
+        tmp_path, [dict(id=1, image_id=1, category_id=3, bbox=[1, 1, 5, 5], segmentation=[[1, 1, 5, 1, 5, 5]])]
+    )
     os.remove(os.path.join(img_dir, "a.png"))
     ds = D.CocoInstances(img_dir, ann)
     with pytest.raises(D.DatasetError, match="a.png.*not found"):
@@ -117,7 +145,8 @@ def _voc(tmp_path, objects_xml, size=(64, 48)):
     _img(root / "JPEGImages" / "000001.jpg", *size)
     (root / "Annotations" / "000001.xml").write_text(
         f"<annotation><size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>"
-        f"{objects_xml}</annotation>")
+        f"{objects_xml}</annotation>"
+    )
     (root / "ImageSets/Main/train.txt").write_text("000001\n")
     return str(root)
 
@@ -128,8 +157,14 @@ def _obj(name, box, difficult=0):
 
 
 def test_voc_xml(tmp_path):
-    root = _voc(tmp_path, _obj("dog", (1, 1, 20, 30)) + _obj("cat", (5, 5, 10, 10), 1) + _obj("unicorn", (1, 1, 5, 5))
-                + _obj("car", (70, 60, 80, 70)) + "<object><name>car</name></object>")
+    root = _voc(
+        tmp_path,
+        _obj("dog", (1, 1, 20, 30))
+        + _obj("cat", (5, 5, 10, 10), 1)
+        + _obj("unicorn", (1, 1, 5, 5))
+        + _obj("car", (70, 60, 80, 70))
+        + "<object><name>car</name></object>",
+    )
     ds = D.VOCDetection(root, "train", train=True)
     assert len(ds) == 1 and ds.num_classes == 21
     _, t = ds[0]
@@ -144,12 +179,22 @@ def test_voc_xml(tmp_path):
 
 
 def _gt(boxes):
-    return dict(images=[dict(id=1, width=100, height=100)],
-                annotations=[dict(id=i + 1, image_id=1, category_id=1, bbox=b, area=b[2] * b[3], iscrowd=0,
-                                  segmentation=[[b[0], b[1], b[0] + b[2], b[1], b[0] + b[2], b[1] + b[3], b[0],
-                                                 b[1] + b[3]]])
-                             for i, b in enumerate(boxes)],
-                categories=[dict(id=1, name="x")])
+    return dict(
+        images=[dict(id=1, width=100, height=100)],
+        annotations=[
+            dict(
+                id=i + 1,
+                image_id=1,
+                category_id=1,
+                bbox=b,
+                area=b[2] * b[3],
+                iscrowd=0,
+                segmentation=[[b[0], b[1], b[0] + b[2], b[1], b[0] + b[2], b[1] + b[3], b[0], b[1] + b[3]]],
+            )
+            for i, b in enumerate(boxes)
+        ],
+        categories=[dict(id=1, name="x")],
+    )
 
 
 def test_coco_ap_perfect_is_one_and_shifted_box_known():
@@ -158,8 +203,9 @@ def test_coco_ap_perfect_is_one_and_shifted_box_known():
     r = coco_evaluate(gt, perfect, ("bbox",))
     assert r["bbox"]["AP"] == pytest.approx(1.0) and r["bbox"]["AP50"] == pytest.approx(1.0)
     # one GT, prediction shifted by 3 px: IoU = 340/460 = 0.739 -> matched at thresholds 0.50..0.70 (5 of 10)
-    r = coco_evaluate(_gt([[10, 10, 20, 20]]), [dict(image_id=1, category_id=1, bbox=[13, 10, 20, 20], score=0.9)],
-                      ("bbox",))
+    r = coco_evaluate(
+        _gt([[10, 10, 20, 20]]), [dict(image_id=1, category_id=1, bbox=[13, 10, 20, 20], score=0.9)], ("bbox",)
+    )
     assert r["bbox"]["AP"] == pytest.approx(0.5) and r["bbox"]["AP50"] == pytest.approx(1.0)
     assert r["bbox"]["AP75"] == pytest.approx(0.0)
     assert coco_evaluate(gt, [], ("bbox",))["bbox"]["AP"] == 0.0
@@ -169,8 +215,9 @@ def test_predictions_to_coco_masks_give_perfect_segm_ap():
     gt = _gt([[10, 10, 20, 20]])
     mask = torch.zeros(1, 1, 100, 100)
     mask[0, 0, 10:30, 10:30] = 0.9
-    out = dict(boxes=torch.tensor([[10.0, 10, 30, 30]]), scores=torch.tensor([0.8]), labels=torch.tensor([1]),
-               masks=mask)
+    out = dict(
+        boxes=torch.tensor([[10.0, 10, 30, 30]]), scores=torch.tensor([0.8]), labels=torch.tensor([1]), masks=mask
+    )
     res = predictions_to_coco([out], [1], {1: 1})
     assert res[0]["bbox"] == [10.0, 10.0, 20.0, 20.0] and "counts" in res[0]["segmentation"]
     r = coco_evaluate(gt, res, ("bbox", "segm"))
@@ -185,9 +232,20 @@ def test_mask_rcnn_train_and_eval_step(tmp_path):
     root = write_coco_shapes(str(tmp_path / "coco"), 2, 2, (64, 64))
     tr = D.CocoInstances(f"{root}/train", f"{root}/annotations/instances_train.json")
     va = D.CocoInstances(f"{root}/val", f"{root}/annotations/instances_val.json", train=False)
-    model = build_mask_rcnn("mambaout_test", tr.num_classes, min_size=64, max_size=64, fpn_channels=16,
-                            box_channels=32, mask_channels=8, rpn_post_nms_top_n_train=20, rpn_post_nms_top_n_test=20,
-                            box_batch_size_per_image=16, rpn_batch_size_per_image=32, box_detections_per_img=5)
+    model = build_mask_rcnn(
+        "mambaout_test",
+        tr.num_classes,
+        min_size=64,
+        max_size=64,
+        fpn_channels=16,
+        box_channels=32,
+        mask_channels=8,
+        rpn_post_nms_top_n_train=20,
+        rpn_post_nms_top_n_test=20,
+        box_batch_size_per_image=16,
+        rpn_batch_size_per_image=32,
+        box_detections_per_img=5,
+    )
     images, targets = D.detection_collate([tr[0], tr[1]])
     losses = model(list(images), list(targets))
     assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}

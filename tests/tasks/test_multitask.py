@@ -1,4 +1,5 @@
 """One backbone, three heads, trained jointly with per-task loss weights."""
+
 import pytest
 import torch
 
@@ -10,9 +11,11 @@ from mambaout.tasks.dense import resolve_config, train
 
 def test_weighted_losses_share_the_backbone():
     bb = DenseBackbone("mambaout_test")
-    model = MultiTaskModel(bb, {"classification": {"num_classes": 3}, "segmentation": {"num_classes": 4, "channels": 8,
-                                                                                       "aux_channels": 8}},
-                           {"classification": 0.5, "segmentation": 2.0})
+    model = MultiTaskModel(
+        bb,
+        {"classification": {"num_classes": 3}, "segmentation": {"num_classes": 4, "channels": 8, "aux_channels": 8}},
+        {"classification": 0.5, "segmentation": 2.0},
+    )
     assert model.heads["segmentation"].backbone is bb
     x = torch.randn(2, 3, 64, 64)
     out = model({"classification": (x, torch.tensor([0, 2])), "segmentation": (x, torch.randint(0, 4, (2, 64, 64)))})
@@ -27,10 +30,20 @@ def test_multitask_preset_runs(tmp_path):
     pytest.importorskip("pycocotools")
     coco = write_coco_shapes(str(tmp_path / "coco"), 2, 2, (64, 64))
     ade = write_ade_shapes(str(tmp_path / "ade"), 2, 2, (64, 64))
-    cfg = resolve_config("multitask", "synthetic_cls_seg_det",
-                         sets=[f"tasks.segmentation.data.root={ade}", f"tasks.detection.data.root={coco}",
-                          "tasks.classification.data.num_samples=16", "tasks.classification.data.num_val=8",
-                          f"train.output={tmp_path}", "train.name=mt", "sched.max_iters=2"], device="cpu")
+    cfg = resolve_config(
+        "multitask",
+        "synthetic_cls_seg_det",
+        sets=[
+            f"tasks.segmentation.data.root={ade}",
+            f"tasks.detection.data.root={coco}",
+            "tasks.classification.data.num_samples=16",
+            "tasks.classification.data.num_val=8",
+            f"train.output={tmp_path}",
+            "train.name=mt",
+            "sched.max_iters=2",
+        ],
+        device="cpu",
+    )
     s = train(cfg, quiet=True)
     ev = s["final"]
     assert s["steps"] == 2

@@ -1,13 +1,14 @@
 """Segmentation: ADE20K / VOC / Cityscapes readers, mIoU hand cases, UperNet semantics and steps."""
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from mambaout.data import segmentation as D
+from mambaout.data.dense_transforms import segmentation_transforms
 from mambaout.models.upernet import FCNHead, UPerHead, build_upernet, predict_logits, slide_inference
 from mambaout.tasks.dense.metrics import ConfusionMatrix, miou
-from mambaout.data.dense_transforms import segmentation_transforms
 
 
 def _rgb(path, h=32, w=48):
@@ -15,6 +16,7 @@ def _rgb(path, h=32, w=48):
 
 
 # --- metric ---------------------------------------------------------------------------------------
+
 
 def test_miou_hand_computed_with_ignore_and_absent_class():
     pred = torch.tensor([[0, 0, 1], [1, 2, 2]])
@@ -40,6 +42,7 @@ def test_miou_is_dataset_level_not_per_image_mean():
 
 
 # --- datasets -------------------------------------------------------------------------------------
+
 
 def test_ade20k_reduce_zero_label_and_bad_values(tmp_path):
     root = tmp_path / "ADEChallengeData2016"
@@ -121,12 +124,15 @@ def test_train_and_test_transforms_shapes():
 
 # --- model ----------------------------------------------------------------------------------------
 
+
 def test_uperhead_mmseg_layout():
     head = UPerHead([16, 32, 48, 64], 5, channels=24)
     assert len(head.ppm.branches) == 4 and [b[0].output_size for b in head.ppm.branches] == [1, 2, 3, 6]
     assert head.bottleneck[0].in_channels == 64 + 4 * 24 and head.fpn_bottleneck[0].in_channels == 4 * 24
-    assert all(isinstance(m[1], torch.nn.BatchNorm2d) and m[0].bias is None
-               for m in [head.bottleneck, *head.lateral_convs, *head.fpn_convs, head.fpn_bottleneck])
+    assert all(
+        isinstance(m[1], torch.nn.BatchNorm2d) and m[0].bias is None
+        for m in [head.bottleneck, *head.lateral_convs, *head.fpn_convs, head.fpn_bottleneck]
+    )
     feats = [torch.randn(2, c, 64 // s, 64 // s) for c, s in zip([16, 32, 48, 64], [4, 8, 16, 32])]
     assert head(feats).shape == (2, 5, 16, 16)
     aux = FCNHead(48, 5, 8)

@@ -1,7 +1,8 @@
 """Params, MACs and per-stage sequence lengths of a model."""
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -32,8 +33,9 @@ def stage_tokens(model, height: int, width: int) -> list:
     return rows
 
 
-def complexity(name: str, img_size: Sequence[int] = (224, 224), model: Optional[torch.nn.Module] = None,
-               **model_kwargs) -> dict:
+def complexity(
+    name: str, img_size: Sequence[int] = (224, 224), model: torch.nn.Module | None = None, **model_kwargs
+) -> dict:
     """Params (M), MACs (G, fvcore convention) and per-stage L, D, L/(6D) at ``img_size`` (H, W)."""
     info = model_info(name)
     model = model if model is not None else build_meta(name, **model_kwargs)
@@ -42,8 +44,12 @@ def complexity(name: str, img_size: Sequence[int] = (224, 224), model: Optional[
         model.check_input(torch.empty(1, getattr(model, "in_chans", 3), h, w, device="meta"))
     counter = count_macs(model, (h, w), device="meta")
     return dict(
-        model=name, family=info.family, height=h, width=w,
-        params_m=param_count(model) / 1e6, macs_g=counter.total / 1e9,
+        model=name,
+        family=info.family,
+        height=h,
+        width=w,
+        params_m=param_count(model) / 1e6,
+        macs_g=counter.total / 1e9,
         macs_by_op_g={k: v / 1e9 for k, v in sorted(counter.by_op.items())},
         stages=stage_tokens(model, h, w),
         paper=info.paper,

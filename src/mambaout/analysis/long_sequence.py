@@ -5,20 +5,21 @@ ignored: linear part 24 D^2 L (QKV 6, output 2, MLP 16), quadratic part 4 D L^2 
 fully visible; causal attention costs half of it). Their ratio is r = L / (6D): the task is
 "long-sequence" when L > tau = 6D, i.e. when attention's quadratic term outweighs the linear work.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import List, Sequence, Tuple
 
 from ..errors import InputError
 
 # (task, height, width) at the resolutions the paper uses.
-PAPER_TASKS: Tuple[Tuple[str, int, int], ...] = (
+PAPER_TASKS: tuple[tuple[str, int, int], ...] = (
     ("ImageNet classification", 224, 224),
     ("COCO detection", 800, 1280),
     ("ADE20K segmentation", 512, 2048),
 )
-PAPER_WIDTHS: Tuple[Tuple[str, int], ...] = (("ViT-S", 384), ("ViT-B", 768))
+PAPER_WIDTHS: tuple[tuple[str, int], ...] = (("ViT-S", 384), ("ViT-B", 768))
 
 
 def threshold(dim: int) -> int:
@@ -61,8 +62,9 @@ class LongSeqRow:
     verdict: str
 
 
-def long_seq_table(tasks: Sequence[Tuple[str, int, int]] = PAPER_TASKS, widths=PAPER_WIDTHS,
-                   patch: int = 16) -> List[LongSeqRow]:
+def long_seq_table(
+    tasks: Sequence[tuple[str, int, int]] = PAPER_TASKS, widths=PAPER_WIDTHS, patch: int = 16
+) -> list[LongSeqRow]:
     rows = []
     for task, h, w in tasks:
         L = tokens_for(h, w, patch)
@@ -70,10 +72,23 @@ def long_seq_table(tasks: Sequence[Tuple[str, int, int]] = PAPER_TASKS, widths=P
             if dim <= 0:
                 raise InputError(f"width must be positive, got {dim}")
             f = transformer_block_flops(L, dim)
-            rows.append(LongSeqRow(task, h, w, patch, L, model, dim, threshold(dim), f["ratio"],
-                                   f["quadratic"] / f["total"], verdict(f["ratio"])))
+            rows.append(
+                LongSeqRow(
+                    task,
+                    h,
+                    w,
+                    patch,
+                    L,
+                    model,
+                    dim,
+                    threshold(dim),
+                    f["ratio"],
+                    f["quadratic"] / f["total"],
+                    verdict(f["ratio"]),
+                )
+            )
     return rows
 
 
-def rows_as_dicts(rows) -> List[dict]:
+def rows_as_dicts(rows) -> list[dict]:
     return [asdict(r) for r in rows]

@@ -7,10 +7,11 @@ Segmentation (mmseg's ADE20K pipeline): random resize to ``scale`` x ratio in [0
 aspect ratio, random crop (cat_max_ratio 0.75), flip 0.5, photometric distortion, normalisation and
 padding to the crop size (image 0, label 255). Test: resize to fit ``scale`` keeping the aspect ratio.
 """
+
 from __future__ import annotations
 
 import random
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,7 @@ class Compose:
 
 
 # --- detection ------------------------------------------------------------------------------------
+
 
 class DetHorizontalFlip:
     def __init__(self, p: float = 0.5):
@@ -57,7 +59,8 @@ def detection_transforms(train: bool, flip_prob: float = 0.5):
 
 # --- segmentation ---------------------------------------------------------------------------------
 
-def _rescale_size(h: int, w: int, scale: Sequence[int]) -> Tuple[int, int]:
+
+def _rescale_size(h: int, w: int, scale: Sequence[int]) -> tuple[int, int]:
     """mmcv 'keep ratio' rescale: fit the long side within max(scale) and the short within min(scale)."""
     long_s, short_s = max(scale), min(scale)
     f = min(long_s / max(h, w), short_s / min(h, w))
@@ -98,7 +101,7 @@ class SegRandomCrop:
         box = self._box(h, w)
         if self.cat_max_ratio < 1.0:
             for _ in range(10):
-                crop = label[box[0]:box[2], box[1]:box[3]]
+                crop = label[box[0] : box[2], box[1] : box[3]]
                 _, counts = torch.unique(crop[crop != IGNORE_INDEX], return_counts=True)
                 if len(counts) > 1 and counts.max().item() / counts.sum().item() < self.cat_max_ratio:
                     break
@@ -174,9 +177,16 @@ class SegTestResize:
         return image, label
 
 
-def segmentation_transforms(train: bool, crop_size=(512, 512), scale=(2048, 512), ratio_range=(0.5, 2.0),
-                            cat_max_ratio: float = 0.75, flip_prob: float = 0.5, photometric: bool = True,
-                            test_scale: Optional[Sequence[int]] = None):
+def segmentation_transforms(
+    train: bool,
+    crop_size=(512, 512),
+    scale=(2048, 512),
+    ratio_range=(0.5, 2.0),
+    cat_max_ratio: float = 0.75,
+    flip_prob: float = 0.5,
+    photometric: bool = True,
+    test_scale: Sequence[int] | None = None,
+):
     if train:
         ts = [SegRandomResize(scale, ratio_range), SegRandomCrop(crop_size, cat_max_ratio), SegFlip(flip_prob)]
         if photometric:

@@ -7,6 +7,7 @@ degenerate, an empty/degenerate/unreadable mask or an unknown category is skippe
 ``dataset.skipped`` (a Counter, logged once); a file that cannot be used at all (unreadable JSON/XML, missing
 image) raises :class:`DatasetError` naming the file.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import math
 import os
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from typing import Callable, List, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -49,8 +50,15 @@ class CocoInstances(torch.utils.data.Dataset):
     contiguous labels back to the json's category ids (used by the evaluator).
     """
 
-    def __init__(self, image_dir: str, ann_file: str, train: bool = True, transforms: Optional[Callable] = None,
-                 masks: bool = True, categories: Optional[Sequence[int]] = None):
+    def __init__(
+        self,
+        image_dir: str,
+        ann_file: str,
+        train: bool = True,
+        transforms: Callable | None = None,
+        masks: bool = True,
+        categories: Sequence[int] | None = None,
+    ):
         self.image_dir, self.ann_file = os.fspath(image_dir), os.fspath(ann_file)
         self.train, self.transforms, self.masks = train, transforms, masks
         self.skipped: Counter = Counter()
@@ -70,7 +78,9 @@ class CocoInstances(torch.utils.data.Dataset):
             raise DatasetError("no categories", self.ann_file)
         self.cat_to_label = {c: i + 1 for i, c in enumerate(cat_ids)}
         self.label_to_cat = {v: k for k, v in self.cat_to_label.items()}
-        names = {int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"] if isinstance(c, dict) and "id" in c}
+        names = {
+            int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"] if isinstance(c, dict) and "id" in c
+        }
         self.class_names = [names.get(c, str(c)) for c in cat_ids]
         self.num_classes = len(cat_ids) + 1
         self.coco_gt = data  # the original annotations, evaluated against as they are
@@ -99,7 +109,7 @@ class CocoInstances(torch.utils.data.Dataset):
             self.records.append((im, objs))
         report_skipped("COCO", self.ann_file, self.skipped)
 
-    def _valid_objects(self, im: dict, anns: List[dict]) -> List[dict]:
+    def _valid_objects(self, im: dict, anns: list[dict]) -> list[dict]:
         w, h = int(im["width"]), int(im["height"])
         out = []
         for a in anns:
@@ -130,14 +140,21 @@ class CocoInstances(torch.utils.data.Dataset):
                 if not m.any():
                     self.skipped["empty_mask"] += 1
                     continue
-            out.append(dict(box=box, label=label, seg=a.get("segmentation"), crowd=crowd,
-                            area=float(a.get("area", (box[2] - box[0]) * (box[3] - box[1])))))
+            out.append(
+                dict(
+                    box=box,
+                    label=label,
+                    seg=a.get("segmentation"),
+                    crowd=crowd,
+                    area=float(a.get("area", (box[2] - box[0]) * (box[3] - box[1]))),
+                )
+            )
         return out
 
     def __len__(self):
         return len(self.records)
 
-    def aspect_ratios(self) -> List[float]:
+    def aspect_ratios(self) -> list[float]:
         return [float(im["width"]) / float(im["height"]) for im, _ in self.records]
 
     def __getitem__(self, idx: int):
@@ -150,7 +167,8 @@ class CocoInstances(torch.utils.data.Dataset):
         target = dict(
             boxes=torch.tensor([o["box"] for o in objs], dtype=torch.float32).reshape(-1, 4),
             labels=torch.tensor([o["label"] for o in objs], dtype=torch.int64),
-            image_id=im["id"], iscrowd=torch.tensor([int(o["crowd"]) for o in objs], dtype=torch.int64),
+            image_id=im["id"],
+            iscrowd=torch.tensor([int(o["crowd"]) for o in objs], dtype=torch.int64),
             area=torch.tensor([o["area"] for o in objs], dtype=torch.float32),
         )
         if self.masks:
@@ -162,9 +180,28 @@ class CocoInstances(torch.utils.data.Dataset):
         return image, target
 
 
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-               "tvmonitor")
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 class VOCDetection(torch.utils.data.Dataset):
@@ -174,8 +211,14 @@ class VOCDetection(torch.utils.data.Dataset):
     ``coco_gt`` is the split converted to COCO json, so the same COCO evaluator applies.
     """
 
-    def __init__(self, root: str, split: str = "train", train: bool = True, transforms: Optional[Callable] = None,
-                 classes: Sequence[str] = VOC_CLASSES):
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        train: bool = True,
+        transforms: Callable | None = None,
+        classes: Sequence[str] = VOC_CLASSES,
+    ):
         self.root, self.train, self.transforms = os.fspath(root), train, transforms
         self.masks = False
         self.skipped: Counter = Counter()
@@ -223,31 +266,43 @@ class VOCDetection(torch.utils.data.Dataset):
                     continue
                 objs.append(dict(box=box, label=label, crowd=difficult))
                 bw, bh = box[2] - box[0], box[3] - box[1]
-                annotations.append(dict(id=len(annotations) + 1, image_id=n, category_id=label, iscrowd=int(difficult),
-                                        bbox=[box[0], box[1], bw, bh], area=bw * bh))
+                annotations.append(
+                    dict(
+                        id=len(annotations) + 1,
+                        image_id=n,
+                        category_id=label,
+                        iscrowd=int(difficult),
+                        bbox=[box[0], box[1], bw, bh],
+                        area=bw * bh,
+                    )
+                )
             if train and not objs:
                 self.skipped["empty_image"] += 1
                 continue
             im = dict(id=n, file_name=os.path.join("JPEGImages", f"{img_id}.jpg"), width=w, height=h)
             images.append(im)
             self.records.append((im, objs))
-        self.coco_gt = dict(images=images, annotations=annotations,
-                            categories=[dict(id=i + 1, name=c) for i, c in enumerate(classes)])
+        self.coco_gt = dict(
+            images=images, annotations=annotations, categories=[dict(id=i + 1, name=c) for i, c in enumerate(classes)]
+        )
         report_skipped("VOC", self.root, self.skipped)
 
     def __len__(self):
         return len(self.records)
 
-    def aspect_ratios(self) -> List[float]:
+    def aspect_ratios(self) -> list[float]:
         return [im["width"] / im["height"] for im, _ in self.records]
 
     def __getitem__(self, idx):
         im, objs = self.records[idx]
         path = os.path.join(self.root, im["file_name"])
         img = load_rgb(path)
-        target = dict(boxes=torch.tensor([o["box"] for o in objs], dtype=torch.float32).reshape(-1, 4),
-                      labels=torch.tensor([o["label"] for o in objs], dtype=torch.int64), image_id=im["id"],
-                      iscrowd=torch.tensor([int(o["crowd"]) for o in objs], dtype=torch.int64))
+        target = dict(
+            boxes=torch.tensor([o["box"] for o in objs], dtype=torch.float32).reshape(-1, 4),
+            labels=torch.tensor([o["label"] for o in objs], dtype=torch.int64),
+            image_id=im["id"],
+            iscrowd=torch.tensor([int(o["crowd"]) for o in objs], dtype=torch.int64),
+        )
         image = image_to_tensor(img)
         if self.transforms is not None:
             image, target = self.transforms(image, target)
@@ -258,5 +313,5 @@ def detection_collate(batch):
     return tuple(zip(*batch))
 
 
-def aspect_groups(dataset) -> List[int]:
+def aspect_groups(dataset) -> list[int]:
     return [int(r >= 1.0) for r in dataset.aspect_ratios()]

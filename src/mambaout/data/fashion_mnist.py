@@ -4,11 +4,12 @@ Default folder: ``$MAMBAOUT_FASHION_MNIST`` or ``/usr/share/datasets/fashion-mni
 ``dataset-fashion-mnist`` package). Expected files: ``train-images-idx3-ubyte[.gz]``,
 ``train-labels-idx1-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``.
 """
+
 from __future__ import annotations
 
 import gzip
 import os
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -32,9 +33,11 @@ def _find(root: str, stem: str) -> str:
         path = os.path.join(root, name)
         if os.path.isfile(path):
             return path
-    raise DatasetError(f"Fashion-MNIST: {stem}[.gz] not found in {root!r} (expected the 4 IDX files "
-                       f"train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
-                       f"t10k-labels-idx1-ubyte, optionally .gz; set --data-root or ${ENV_VAR})")
+    raise DatasetError(
+        f"Fashion-MNIST: {stem}[.gz] not found in {root!r} (expected the 4 IDX files "
+        f"train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+        f"t10k-labels-idx1-ubyte, optionally .gz; set --data-root or ${ENV_VAR})"
+    )
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -48,7 +51,7 @@ def read_idx(path: str) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DatasetError(f"{path!r} is not an unsigned-byte IDX file")
     ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     count = int(np.prod(dims))
     if len(data) - offset != count:
@@ -71,20 +74,25 @@ class FashionMNIST(Dataset):
 
     classes = CLASSES
 
-    def __init__(self, root: Optional[str] = None, split: str = "train", transform: Optional[Callable] = None,
-                 rgb: bool = False):
+    def __init__(
+        self, root: str | None = None, split: str = "train", transform: Callable | None = None, rgb: bool = False
+    ):
         root = root or default_fashion_mnist_dir()
         if not os.path.isdir(root):
-            raise DatasetError(f"Fashion-MNIST folder {root!r} does not exist (install Debian's "
-                               f"dataset-fashion-mnist, or pass --data-root / set ${ENV_VAR})")
+            raise DatasetError(
+                f"Fashion-MNIST folder {root!r} does not exist (install Debian's "
+                f"dataset-fashion-mnist, or pass --data-root / set ${ENV_VAR})"
+            )
         prefix = {"train": "train", "test": "t10k", "val": "t10k"}.get(split)
         if prefix is None:
             raise DatasetError(f"Fashion-MNIST split must be 'train' or 'test', got {split!r}")
         self.images = read_idx(_find(root, f"{prefix}-images-idx3-ubyte"))
         self.targets = torch.from_numpy(read_idx(_find(root, f"{prefix}-labels-idx1-ubyte")).astype(np.int64))
         if self.images.ndim != 3 or len(self.images) != len(self.targets):
-            raise DatasetError(f"Fashion-MNIST in {root!r}: images {self.images.shape} and labels "
-                               f"{tuple(self.targets.shape)} do not match")
+            raise DatasetError(
+                f"Fashion-MNIST in {root!r}: images {self.images.shape} and labels "
+                f"{tuple(self.targets.shape)} do not match"
+            )
         self.transform, self.rgb = transform, rgb
         self.num_classes = len(CLASSES)
 

@@ -2,12 +2,12 @@
 
 Every error names the file; a dataset that skips malformed annotations reports what it skipped once.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 from collections import Counter
-from typing import Optional
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ def report_skipped(name: str, path: str, skipped: Counter):
         log.warning("%s %s: skipped %s", name, path, ", ".join(f"{v} {k}" for k, v in sorted(skipped.items())))
 
 
-def load_label(path: str, palette: Optional[bool] = None) -> np.ndarray:
+def load_label(path: str, palette: bool | None = None) -> np.ndarray:
     if not os.path.isfile(path):
         raise DatasetError("label file not found", path)
     try:

@@ -6,11 +6,12 @@ Images are converted to RGB (or L): grayscale, CMYK, RGBA/LA (composited on whit
 sample is replaced by the next readable one, its path is logged once and appended to ``bad_files_log``
 (one path a line; works across DataLoader workers) and counted in ``bad_files``.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, List, Optional, Tuple
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageFile
@@ -38,12 +39,21 @@ def load_image(path: str, mode: str = "RGB") -> Image.Image:
 
 
 class RobustImageFolder:
-    def __init__(self, root: str, split: Optional[str] = "train", transform: Optional[Callable] = None,
-                 mode: str = "RGB", bad_files_log: Optional[str] = None, classes: Optional[List[str]] = None):
+    def __init__(
+        self,
+        root: str,
+        split: str | None = "train",
+        transform: Callable | None = None,
+        mode: str = "RGB",
+        bad_files_log: str | None = None,
+        classes: list[str] | None = None,
+    ):
         folder = os.path.join(root, split) if split else root
         if not os.path.isdir(root):
-            raise DatasetError(f"data root {root!r} does not exist (expected an ImageFolder layout: "
-                               f"<root>/train/<class>/*.jpg and <root>/val/<class>/*.jpg)")
+            raise DatasetError(
+                f"data root {root!r} does not exist (expected an ImageFolder layout: "
+                f"<root>/train/<class>/*.jpg and <root>/val/<class>/*.jpg)"
+            )
         if not os.path.isdir(folder):
             raise DatasetError(f"data root {root!r} has no {split!r} folder (expected <root>/{split}/<class>/*.jpg)")
         found = sorted(d.name for d in os.scandir(folder) if d.is_dir())
@@ -53,10 +63,11 @@ class RobustImageFolder:
         if classes is not None and sorted(found) != sorted(classes):
             missing = sorted(set(classes) - set(found))
             extra = sorted(set(found) - set(classes))
-            raise DatasetError(f"{folder!r}: class folders differ from the training set's "
-                               f"(missing {missing[:3]}, extra {extra[:3]})")
+            raise DatasetError(
+                f"{folder!r}: class folders differ from the training set's (missing {missing[:3]}, extra {extra[:3]})"
+            )
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-        self.samples: List[Tuple[str, int]] = []
+        self.samples: list[tuple[str, int]] = []
         for c in self.classes:
             for dirpath, _, files in sorted(os.walk(os.path.join(folder, c), followlinks=True)):
                 for name in sorted(files):
@@ -76,14 +87,17 @@ class RobustImageFolder:
         if path in self._bad:
             return
         self._bad.add(path)
-        log.warning("skipping unreadable image %s (%s)", path, str(err).splitlines()[0][:120] if str(err) else
-                    type(err).__name__)
+        log.warning(
+            "skipping unreadable image %s (%s)",
+            path,
+            str(err).splitlines()[0][:120] if str(err) else type(err).__name__,
+        )
         if self.bad_files_log:
             with open(self.bad_files_log, "a") as f:  # O_APPEND: whole short lines from several workers
                 f.write(path + "\n")
 
     @property
-    def bad_files(self) -> List[str]:
+    def bad_files(self) -> list[str]:
         """Unreadable files met so far (read from the shared log when there is one, so workers count too)."""
         found = set(self._bad)
         if self.bad_files_log and os.path.isfile(self.bad_files_log):

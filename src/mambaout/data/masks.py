@@ -1,8 +1,7 @@
 """COCO mask encodings without pycocotools: polygons (rasterised with PIL) and RLE (uncompressed and
 compressed strings), plus RLE encoding for results. pycocotools is used when present for exactness."""
-from __future__ import annotations
 
-from typing import List
+from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -17,7 +16,7 @@ class MaskFormatError(ValueError):
     pass
 
 
-def _decode_counts_string(s: str) -> List[int]:
+def _decode_counts_string(s: str) -> list[int]:
     """COCO's compressed RLE string (LEB128-like, 5 bits a char, delta-coded after the 3rd run)."""
     counts, p = [], 0
     while p < len(s):
@@ -38,14 +37,14 @@ def _decode_counts_string(s: str) -> List[int]:
     return counts
 
 
-def _rle_to_mask(counts: List[int], h: int, w: int) -> np.ndarray:
+def _rle_to_mask(counts: list[int], h: int, w: int) -> np.ndarray:
     if any(c < 0 for c in counts) or sum(counts) != h * w:
         raise MaskFormatError(f"RLE counts sum to {sum(counts)}, expected {h}x{w}={h * w}")
     flat = np.zeros(h * w, dtype=np.uint8)
     pos, val = 0, 0
     for c in counts:
         if val:
-            flat[pos:pos + c] = 1
+            flat[pos : pos + c] = 1
         pos += c
         val ^= 1
     return flat.reshape(w, h).T  # column-major (Fortran) order

@@ -10,10 +10,11 @@ wherever a run was resumed. ``set_epoch(epoch, start_batch=k)`` skips the first 
 DataLoader's workers prepare the next epoch's first batches while the current epoch ends (no stall at
 epoch starts) -- each epoch's batches are exactly those ``set_epoch`` gives.
 """
+
 from __future__ import annotations
 
 import random
-from typing import Iterator, Tuple
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -25,8 +26,16 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class EpochSampler(Sampler):
-    def __init__(self, num_samples: int, batch_size: int, world_size: int = 1, rank: int = 0, seed: int = 0,
-                 shuffle: bool = True, batches_multiple: int = 1):
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        world_size: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+        shuffle: bool = True,
+        batches_multiple: int = 1,
+    ):
         """batch_size: per process; batches_multiple: the accumulation steps (an epoch ends on a full update)."""
         self.n, self.batch_size, self.world, self.rank = num_samples, batch_size, world_size, rank
         self.seed, self.shuffle, self.multiple = seed, shuffle, batches_multiple
@@ -34,8 +43,10 @@ class EpochSampler(Sampler):
         group = batch_size * world_size * batches_multiple
         self.batches_per_epoch = (num_samples // group) * batches_multiple  # per process
         if self.batches_per_epoch == 0:
-            raise ValueError(f"{num_samples} samples are fewer than one update "
-                             f"(batch {batch_size} x {world_size} processes x {batches_multiple} accumulation)")
+            raise ValueError(
+                f"{num_samples} samples are fewer than one update "
+                f"(batch {batch_size} x {world_size} processes x {batches_multiple} accumulation)"
+            )
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.set_span(epoch, start_batch, epoch + 1)
@@ -53,13 +64,13 @@ class EpochSampler(Sampler):
         g.manual_seed(self.seed * 100_003 + epoch)
         return torch.randperm(self.n, generator=g)
 
-    def __iter__(self) -> Iterator[Tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         b = self.batch_size
         for epoch in range(self.epoch, self.end_epoch):
             order = self._order(epoch).tolist()
             for k in range(self.start_batch if epoch == self.epoch else 0, self.batches_per_epoch):
                 chunk = k * self.world + self.rank
-                for idx in order[chunk * b:(chunk + 1) * b]:
+                for idx in order[chunk * b : (chunk + 1) * b]:
                     yield idx, sample_seed(self.seed, epoch, idx)
 
     def __len__(self) -> int:

@@ -5,11 +5,12 @@ reduce-zero-label), Pascal VOC 2012 (palette PNGs read as indices, 255 ignored) 
 Label values out of range raise :class:`DatasetError` naming the file (or, with ``on_bad_label='ignore'``,
 become 255 and are counted in ``dataset.skipped``); a VOC mask that is not a palette PNG is refused.
 """
+
 from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     num_classes: int = 0
     class_names: Sequence[str] = ()
-    palette_labels: Optional[bool] = None
+    palette_labels: bool | None = None
 
     def __init__(self, pairs, transforms=None, on_bad_label: str = "error", root: str = ""):
         if on_bad_label not in ("error", "ignore"):
@@ -51,14 +52,18 @@ class SegmentationDataset(torch.utils.data.Dataset):
         raw = load_label(lab_path, self.palette_labels)
         lab = self.map_label(raw)
         if lab.shape != (img.size[1], img.size[0]):
-            raise DatasetError(f"label is {lab.shape[1]}x{lab.shape[0]} but the image is "
-                                         f"{img.size[0]}x{img.size[1]}", lab_path)
+            raise DatasetError(
+                f"label is {lab.shape[1]}x{lab.shape[0]} but the image is {img.size[0]}x{img.size[1]}", lab_path
+            )
         bad = (lab != IGNORE_INDEX) & ((lab < 0) | (lab >= self.num_classes))
         if bad.any():
             if self.on_bad_label == "error":
                 vals = np.unique(raw[bad]).tolist()[:8]
-                raise DatasetError(f"label values {vals} out of range for {self.num_classes} classes "
-                                             f"(valid: 0..{self.num_classes - 1} and {IGNORE_INDEX})", lab_path)
+                raise DatasetError(
+                    f"label values {vals} out of range for {self.num_classes} classes "
+                    f"(valid: 0..{self.num_classes - 1} and {IGNORE_INDEX})",
+                    lab_path,
+                )
             self.skipped["out_of_range_pixels"] += int(bad.sum())
             lab = np.where(bad, IGNORE_INDEX, lab)
         return image_to_tensor(img), torch.from_numpy(lab.astype(np.int64))
@@ -78,8 +83,15 @@ class ADE20K(SegmentationDataset):
 
     num_classes = ADE20K_NUM_CLASSES
 
-    def __init__(self, root: str, split: str = "training", transforms=None, on_bad_label: str = "error",
-                 reduce_zero_label: bool = True, num_classes: int = ADE20K_NUM_CLASSES):
+    def __init__(
+        self,
+        root: str,
+        split: str = "training",
+        transforms=None,
+        on_bad_label: str = "error",
+        reduce_zero_label: bool = True,
+        num_classes: int = ADE20K_NUM_CLASSES,
+    ):
         self.reduce_zero_label, self.num_classes = reduce_zero_label, num_classes
         self.class_names = [str(i) for i in range(num_classes)]
         img_dir, ann_dir = os.path.join(root, "images", split), os.path.join(root, "annotations", split)
@@ -122,18 +134,57 @@ class VOCSegmentation(SegmentationDataset):
             raise DatasetError("split list not found", split_file)
         with open(split_file) as f:
             ids = [line.strip() for line in f if line.strip()]
-        pairs = [(os.path.join(root, "JPEGImages", i + ".jpg"), os.path.join(root, "SegmentationClass", i + ".png"))
-                 for i in ids]
+        pairs = [
+            (os.path.join(root, "JPEGImages", i + ".jpg"), os.path.join(root, "SegmentationClass", i + ".png"))
+            for i in ids
+        ]
         super().__init__(pairs, transforms, on_bad_label, root)
 
 
 # Cityscapes labelId -> trainId (the 19 evaluated classes; everything else -> 255), from the
 # official label table (cityscapesscripts/helpers/labels.py).
-CITYSCAPES_ID_TO_TRAINID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
-                            25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
-CITYSCAPES_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-                      "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
-                      "bicycle")
+CITYSCAPES_ID_TO_TRAINID = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
+CITYSCAPES_CLASSES = (
+    "road",
+    "sidewalk",
+    "building",
+    "wall",
+    "fence",
+    "pole",
+    "traffic light",
+    "traffic sign",
+    "vegetation",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
+)
 
 
 class Cityscapes(SegmentationDataset):

@@ -6,13 +6,13 @@ rectangles as uncompressed RLE). ``write_ade_shapes``: the same kind of images i
 ``ADEChallengeData2016`` layout, label 0 = background "other" (ignored after reduce-zero-label),
 1..K = shape classes.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import random
-from typing import Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -42,7 +42,7 @@ def _rle(mask: np.ndarray) -> dict:
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
 
 
-def _scene(rng: random.Random, size: Tuple[int, int], max_objects: int = 3):
+def _scene(rng: random.Random, size: tuple[int, int], max_objects: int = 3):
     h, w = size
     base = np.array([rng.randint(90, 160)] * 3, dtype=np.float32)
     img = np.clip(base + np.random.default_rng(rng.randint(0, 2**31)).normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
@@ -53,7 +53,7 @@ def _scene(rng: random.Random, size: Tuple[int, int], max_objects: int = 3):
         for _try in range(20):
             bw, bh = rng.randint(w // 5, w // 2), rng.randint(h // 5, h // 2)
             x0, y0 = rng.randint(0, w - bw - 1), rng.randint(0, h - bh - 1)
-            if not occupied[y0:y0 + bh, x0:x0 + bw].any():
+            if not occupied[y0 : y0 + bh, x0 : x0 + bw].any():
                 break
         else:
             continue
@@ -85,11 +85,22 @@ def write_coco_shapes(root: str, n_train: int = 200, n_val: int = 50, size=(128,
             for k, poly, mask in objects:
                 ys, xs = np.nonzero(mask)
                 x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-                seg = _rle(mask) if (SHAPES[k] == "rectangle" and rng.random() < 0.5) else \
-                    [[float(c) for p in poly for c in p]]
-                anns.append(dict(id=len(anns) + 1, image_id=i + 1, category_id=k + 1, iscrowd=0,
-                                 bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                                 area=float(mask.sum()), segmentation=seg))
+                seg = (
+                    _rle(mask)
+                    if (SHAPES[k] == "rectangle" and rng.random() < 0.5)
+                    else [[float(c) for p in poly for c in p]]
+                )
+                anns.append(
+                    dict(
+                        id=len(anns) + 1,
+                        image_id=i + 1,
+                        category_id=k + 1,
+                        iscrowd=0,
+                        bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                        area=float(mask.sum()),
+                        segmentation=seg,
+                    )
+                )
         cats = [dict(id=k + 1, name=s) for k, s in enumerate(SHAPES)]
         with open(os.path.join(root, "annotations", f"instances_{split}.json"), "w") as f:
             json.dump(dict(images=images, annotations=anns, categories=cats), f)

@@ -13,11 +13,12 @@ workers prepare the next epoch's first batches while the current one ends (no st
 DataLoader (e.g. timm's PrefetchLoader, which normalises on the GPU). :class:`MultiStream` draws one batch from
 each of several streams per call (multi-task training).
 """
+
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -28,16 +29,17 @@ from .sampler import EpochSampler, SeededDataset
 class SpanBatchSampler(Sampler):
     """Batches of (index, seed) pairs for epoch ``epoch`` from batch ``start`` on, then every later epoch."""
 
-    def __init__(self, sampler: EpochSampler, batch_size: int, epoch: int, start: int,
-                 group_ids: Optional[Sequence[int]] = None):
+    def __init__(
+        self, sampler: EpochSampler, batch_size: int, epoch: int, start: int, group_ids: Sequence[int] | None = None
+    ):
         self.sampler, self.batch_size, self.epoch, self.start = sampler, batch_size, epoch, start
         self.group_ids = list(group_ids) if group_ids is not None else None
 
-    def epoch_batches(self, epoch: int) -> List[list]:
+    def epoch_batches(self, epoch: int) -> list[list]:
         self.sampler.set_epoch(epoch)
         items, b = list(self.sampler), self.batch_size
         if self.group_ids is None:
-            return [items[i:i + b] for i in range(0, len(items), b)]
+            return [items[i : i + b] for i in range(0, len(items), b)]
         buffers, batches = defaultdict(list), []
         for item in items:  # full batches of one group as they fill, then the leftovers together
             g = self.group_ids[item[0]]
@@ -46,18 +48,28 @@ class SpanBatchSampler(Sampler):
                 batches.append(buffers[g])
                 buffers[g] = []
         rest = [i for g in sorted(buffers) for i in buffers[g]]
-        return batches + [rest[i:i + b] for i in range(0, len(rest), b)]
+        return batches + [rest[i : i + b] for i in range(0, len(rest), b)]
 
     def __iter__(self) -> Iterator[list]:
         for epoch in itertools.count(self.epoch):
-            yield from self.epoch_batches(epoch)[self.start if epoch == self.epoch else 0:]
+            yield from self.epoch_batches(epoch)[self.start if epoch == self.epoch else 0 :]
 
 
 class BatchStream:
-    def __init__(self, dataset, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 num_workers: int = 0, collate: Optional[Callable] = None, pin_memory: bool = False,
-                 accum_steps: int = 1, group_ids: Optional[Sequence[int]] = None,
-                 wrap: Optional[Callable] = None):
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+        collate: Callable | None = None,
+        pin_memory: bool = False,
+        accum_steps: int = 1,
+        group_ids: Sequence[int] | None = None,
+        wrap: Callable | None = None,
+    ):
         """batch_size: per process; accum_steps: an epoch ends on a full optimizer step."""
         self.dataset = SeededDataset(dataset)
         self.sampler = EpochSampler(len(dataset), batch_size, world_size, rank, seed, batches_multiple=accum_steps)
@@ -75,7 +87,7 @@ class BatchStream:
         """The last batch returned was the epoch's last."""
         return self.batch == self.batches_per_epoch
 
-    def position(self) -> Tuple[int, int]:
+    def position(self) -> tuple[int, int]:
         return (self.epoch + 1, 0) if self.epoch_done else (self.epoch, self.batch)
 
     def seek(self, position) -> None:
@@ -86,9 +98,15 @@ class BatchStream:
         self.epoch, self.batch = self.position()
         spans = SpanBatchSampler(self.sampler, self.batch_size, self.epoch, self.batch, self.group_ids)
         workers = self.num_workers
-        loader = DataLoader(self.dataset, batch_sampler=spans, num_workers=workers, collate_fn=self.collate,
-                            pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(self.seed),
-                            prefetch_factor=4 if workers else None)
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=spans,
+            num_workers=workers,
+            collate_fn=self.collate,
+            pin_memory=self.pin_memory,
+            generator=torch.Generator().manual_seed(self.seed),
+            prefetch_factor=4 if workers else None,
+        )
         self._it = iter(self.wrap(loader) if self.wrap else loader)
 
     def next(self):
@@ -107,7 +125,7 @@ class BatchStream:
 class MultiStream:
     """One batch from each named stream per call; the first stream's epochs are the run's epochs."""
 
-    def __init__(self, streams: Dict[str, BatchStream]):
+    def __init__(self, streams: dict[str, BatchStream]):
         if not streams:
             raise ValueError("MultiStream needs at least one stream")
         self.streams = dict(streams)
@@ -129,10 +147,10 @@ class MultiStream:
     def epoch_done(self) -> bool:
         return self.primary.epoch_done
 
-    def position(self) -> Dict[str, Tuple[int, int]]:
+    def position(self) -> dict[str, tuple[int, int]]:
         return {k: s.position() for k, s in self.streams.items()}
 
-    def seek(self, position: Dict[str, Sequence[int]]) -> None:
+    def seek(self, position: dict[str, Sequence[int]]) -> None:
         for k, s in self.streams.items():
             s.seek(position[k])
 

@@ -10,9 +10,10 @@ normalises on the device expects: ``u = clamp(round(255 * (x * std + mean)), 0, 
 ``[-mean / std, (1 - mean) / std]`` (+-4 with the defaults mean 0.5, std 0.125). A quarter of the bytes per
 sample to collate, pin and copy to the GPU.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +21,19 @@ from torch.utils.data import Dataset
 
 
 class SyntheticClassification(Dataset):
-    def __init__(self, num_samples: int = 256, num_classes: int = 4, img_size: int = 32, in_chans: int = 3,
-                 noise: float = 0.5, seed: int = 0, split: str = "train", uint8: bool = False,
-                 mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None):
+    def __init__(
+        self,
+        num_samples: int = 256,
+        num_classes: int = 4,
+        img_size: int = 32,
+        in_chans: int = 3,
+        noise: float = 0.5,
+        seed: int = 0,
+        split: str = "train",
+        uint8: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ):
         self.num_samples, self.num_classes, self.img_size = num_samples, num_classes, img_size
         self.in_chans, self.noise, self.uint8 = in_chans, noise, uint8
         self.seed = seed * 2 + (0 if split == "train" else 1)  # train and val draw different noise
@@ -34,8 +45,9 @@ class SyntheticClassification(Dataset):
         self._scale, self._shift = (255 * std).view(-1, 1, 1), (255 * mean).view(-1, 1, 1)
 
     def pattern(self, y: int) -> torch.Tensor:
-        p = F.interpolate(self.coarse[y:y + 1], size=(self.img_size, self.img_size), mode="bilinear",
-                          align_corners=False)[0]
+        p = F.interpolate(
+            self.coarse[y : y + 1], size=(self.img_size, self.img_size), mode="bilinear", align_corners=False
+        )[0]
         return p / p.std()
 
     def __len__(self):

@@ -17,6 +17,7 @@ One resolve order everywhere: preset -> its ``_base_`` presets -> the device sec
 A preset's ``_base_`` names other presets of the same folder (or paths); they are merged first, mappings
 key by key. YAML timestamps are not resolved (a date-like name stays a string).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,9 @@ import difflib
 import os
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from importlib import resources
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Union
 
 import yaml
 
@@ -62,7 +64,7 @@ _NONE_WORDS = ("null", "none", "~")  # for an optional string only "null" and "~
 _BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
-def _hints(cls) -> Dict[str, Any]:
+def _hints(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
@@ -184,13 +186,16 @@ def parse(text: str, tp, path: str) -> Any:
             raise _bad(path, tp, text) from None
     if origin is typing.Literal:
         for a in args:
-            if (isinstance(a, str) and a == stripped) or (isinstance(a, bool) and _BOOL_WORDS.get(stripped.lower()) is a):
+            if (isinstance(a, str) and a == stripped) or (
+                isinstance(a, bool) and _BOOL_WORDS.get(stripped.lower()) is a
+            ):
                 return a
         raise _bad(path, tp, text)
     return coerce(yaml_value(text), tp, path)
 
 
 # --- dataclasses <-> mappings --------------------------------------------------------------------------
+
 
 def _unknown(path: str, key: str, known: Iterable[str]) -> ConfigError:
     close = difflib.get_close_matches(key, list(known), n=1)
@@ -230,7 +235,7 @@ def to_dict(obj) -> Any:
     return obj
 
 
-def _walk(cfg, key: str) -> Tuple[Any, str, Any, str]:
+def _walk(cfg, key: str) -> tuple[Any, str, Any, str]:
     """(parent, last part, declared type of the leaf or None for plain dicts, path) for a dotted key."""
     parts = key.split(".")
     node, tp, done = cfg, None, []
@@ -315,11 +320,12 @@ def apply_sets(cfg, items: Iterable[str]) -> None:
 
 # --- presets -------------------------------------------------------------------------------------------
 
+
 def preset_dir(kind: str) -> str:
     return str(resources.files("mambaout") / "presets" / kind)
 
 
-def list_presets(kind: str) -> List[str]:
+def list_presets(kind: str) -> list[str]:
     folder = preset_dir(kind)
     if not os.path.isdir(folder):
         return []
@@ -347,10 +353,13 @@ def merge(base: Mapping, over: Mapping) -> dict:
     return out
 
 
-def _preset_path(kind: str, name_or_path: str, relative_to: Optional[str] = None) -> str:
+def _preset_path(kind: str, name_or_path: str, relative_to: str | None = None) -> str:
     if name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path:
-        path = name_or_path if os.path.isabs(name_or_path) or relative_to is None else \
-            os.path.join(relative_to, name_or_path)
+        path = (
+            name_or_path
+            if os.path.isabs(name_or_path) or relative_to is None
+            else os.path.join(relative_to, name_or_path)
+        )
         if not os.path.isfile(path):
             raise ConfigError(f"preset file {path!r} does not exist")
         return path
@@ -360,12 +369,14 @@ def _preset_path(kind: str, name_or_path: str, relative_to: Optional[str] = None
         known = list_presets(kind)
         close = difflib.get_close_matches(name_or_path, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"unknown {kind} preset {name_or_path!r}; {hint}known: {', '.join(known) or 'none'} "
-                          "(or pass a path to a .yaml file)")
+        raise ConfigError(
+            f"unknown {kind} preset {name_or_path!r}; {hint}known: {', '.join(known) or 'none'} "
+            "(or pass a path to a .yaml file)"
+        )
     return path
 
 
-def load_preset(kind: str, name_or_path: str, _seen: Tuple[str, ...] = ()) -> dict:
+def load_preset(kind: str, name_or_path: str, _seen: tuple[str, ...] = ()) -> dict:
     """A shipped preset by name (``presets/<kind>/<name>.yaml``) or a YAML file by path, its ``_base_``
     presets merged underneath (names resolve in the same folder as the file that names them)."""
     folder = os.path.dirname(_seen[-1]) if _seen else None
@@ -380,7 +391,7 @@ def load_preset(kind: str, name_or_path: str, _seen: Tuple[str, ...] = ()) -> di
     return merge(merged, data)
 
 
-def device_type(want: Optional[str]) -> str:
+def device_type(want: str | None) -> str:
     """'cuda' or 'cpu' for a ``train.device`` value (auto: CUDA when available)."""
     import torch
 
@@ -388,7 +399,7 @@ def device_type(want: Optional[str]) -> str:
     return "cuda" if want.startswith("cuda") or (want == "auto" and torch.cuda.is_available()) else "cpu"
 
 
-def _peek(sets: Iterable[str], key: str) -> Optional[str]:
+def _peek(sets: Iterable[str], key: str) -> str | None:
     found = None
     for item in sets or ():
         k, _, v = item.partition("=")
@@ -397,14 +408,19 @@ def _peek(sets: Iterable[str], key: str) -> Optional[str]:
     return found
 
 
-def resolve(cls, kind: str, preset: str, flags: Optional[Mapping[str, Any]] = None,
-            sets: Optional[Iterable[str]] = None, device: Optional[str] = None):
+def resolve(
+    cls,
+    kind: str,
+    preset: str,
+    flags: Mapping[str, Any] | None = None,
+    sets: Iterable[str] | None = None,
+    device: str | None = None,
+):
     """preset -> its bases -> the ``on_<device>`` section -> ``flags`` (typed values by dotted key) -> ``sets``."""
     flags, sets = dict(flags or {}), list(sets or [])
     raw = load_preset(kind, preset)
     sections = {k: raw.pop(k) for k in list(raw) if isinstance(k, str) and k.startswith("on_")}
-    want = device or _peek(sets, "train.device") or flags.get("train.device") or \
-        (raw.get("train") or {}).get("device")
+    want = device or _peek(sets, "train.device") or flags.get("train.device") or (raw.get("train") or {}).get("device")
     cfg = from_dict(cls, raw)
     for key, value in (sections.get(f"on_{device_type(want)}") or {}).items():
         set_value(cfg, key, value)

@@ -6,7 +6,7 @@ for less time than Python and the CUDA driver need to launch them. ``torch.cuda.
 records the forward and the backward once and replays each as a single launch.
 
 ``train.cuda_graph: auto`` (the Fashion-MNIST preset) uses graphs wherever they can run and trains eagerly
-elsewhere (CPU, torchrun). What stays outside the graphs: data loading, mixup, the loss, the optimizer, EMA,
+elsewhere (CPU, torchrun, a task whose inputs change shape). What stays outside the graphs: data loading, mixup, the loss, the optimizer, EMA,
 gradient clipping and the scheduler -- so every part of the recipe is unchanged. Requirements (``true``
 checks them, :func:`check`): a CUDA device, one process (DDP's gradient hooks are not captured) and no
 ``torch.compile``. The graphs need fixed input shapes; a batch of another shape (none in training: the train
@@ -16,10 +16,10 @@ Capture runs a few warm-up steps on random inputs. They touch no weights or grad
 the model's buffers (e.g. BatchNorm statistics) are put back afterwards, so a run with graphs resumes exactly
 like one without. The optimizer must zero gradients with ``zero_grad(set_to_none=False)`` (see below).
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
 
 import torch
 from torch import nn
@@ -27,18 +27,10 @@ from torch import nn
 from ..errors import ConfigError
 
 
-def requested(value):
-    """``train.cuda_graph``'s value: true, false (null/absent = false) or ``auto`` (on where it can be)."""
-    if value not in (None, True, False, "auto"):
-        raise ConfigError(f"train.cuda_graph must be true, false or auto, got {value!r}")
-    return value or False
-
-
 def check(value, device: torch.device, distributed: bool, compile_: bool, grad_checkpointing: bool = False) -> bool:
     """Whether this run uses graphs: ``auto`` means on a CUDA device, in one process, without compile (and,
     as untested with graphs, without gradient checkpointing); ``true`` refuses any other set-up with a
     one-line error."""
-    value = requested(value)
     if value == "auto":
         return device.type == "cuda" and not distributed and not compile_ and not grad_checkpointing
     if not value:
@@ -52,8 +44,9 @@ def check(value, device: torch.device, distributed: bool, compile_: bool, grad_c
     return True
 
 
-def graph_training_step(model: nn.Module, example: torch.Tensor, amp_dtype: Optional[torch.dtype] = None,
-                        warmup: int = 3) -> nn.Module:
+def graph_training_step(
+    model: nn.Module, example: torch.Tensor, amp_dtype: torch.dtype | None = None, warmup: int = 3
+) -> nn.Module:
     """Record ``model``'s training forward and backward for inputs shaped like ``example`` (same dtype,
     strides and device). Returns ``model`` itself; its ``forward`` replays the graphs in training mode for
     inputs of that shape and runs eagerly otherwise."""
@@ -64,8 +57,11 @@ def graph_training_step(model: nn.Module, example: torch.Tensor, amp_dtype: Opti
     model.train()
     sample = torch.randn_like(example)
     # autocast's weight-cast cache would hold tensors made during capture: make_graphed_callables refuses it
-    amp = (torch.autocast("cuda", dtype=amp_dtype, cache_enabled=False) if amp_dtype is not None
-           else contextlib.nullcontext())
+    amp = (
+        torch.autocast("cuda", dtype=amp_dtype, cache_enabled=False)
+        if amp_dtype is not None
+        else contextlib.nullcontext()
+    )
     with amp:  # parameters without a gradient in some models (unused heads, frozen parts): allowed
         torch.cuda.make_graphed_callables(model, (sample,), num_warmup_iters=warmup, allow_unused_input=True)
     graphed_forward = model.forward

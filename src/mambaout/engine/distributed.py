@@ -8,6 +8,7 @@
 The backend is NCCL on CUDA and gloo on CPU. Without torchrun variables everything degrades to one
 process (world size 1) and no process group is created.
 """
+
 from __future__ import annotations
 
 import datetime

@@ -10,6 +10,7 @@ On resume the existing ``metrics.jsonl`` is read back and rows after the resumed
 files hold each step once. TensorBoard is optional: if ``torch.utils.tensorboard``
 cannot be imported it is skipped silently.
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,10 +18,9 @@ import json
 import logging
 import math
 import os
-from typing import Dict, List, Optional
 
 
-def read_rows(path: str) -> List[Dict]:
+def read_rows(path: str) -> list[dict]:
     """The rows of a JSONL metrics file (blank lines skipped); [] when the file does not exist."""
     if not os.path.isfile(path):
         return []
@@ -28,18 +28,25 @@ def read_rows(path: str) -> List[Dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def read_metrics(run_dir: str) -> List[Dict]:
+def read_metrics(run_dir: str) -> list[dict]:
     """The rows a run wrote to ``<run_dir>/metrics.jsonl``."""
     return read_rows(os.path.join(run_dir, "metrics.jsonl"))
 
 
 class RunLogger:
-    def __init__(self, run_dir: str, enabled: bool = True, resume_step: Optional[int] = None,
-                 tensorboard: bool = True, jsonl_name: str = "metrics.jsonl", csv_name: str = "metrics.csv"):
+    def __init__(
+        self,
+        run_dir: str,
+        enabled: bool = True,
+        resume_step: int | None = None,
+        tensorboard: bool = True,
+        jsonl_name: str = "metrics.jsonl",
+        csv_name: str = "metrics.csv",
+    ):
         self.run_dir, self.enabled = run_dir, enabled
         self.jsonl_path = os.path.join(run_dir, jsonl_name)
         self.csv_path = os.path.join(run_dir, csv_name)
-        self.rows: List[Dict] = []
+        self.rows: list[dict] = []
         self._tb = None
         if not enabled:
             return
@@ -62,7 +69,7 @@ class RunLogger:
         self._write_csv()
 
     def _write_csv(self):
-        keys: List[str] = []
+        keys: list[str] = []
         for r in self.rows:
             keys += [k for k in r if k not in keys]
         tmp = self.csv_path + ".tmp"
@@ -72,7 +79,7 @@ class RunLogger:
             w.writerows(self.rows)
         os.replace(tmp, self.csv_path)
 
-    def log(self, row: Dict, step: Optional[int] = None) -> None:
+    def log(self, row: dict, step: int | None = None) -> None:
         row = {k: (float(v) if hasattr(v, "item") else v) for k, v in row.items()}
         self.rows.append(row)
         if not self.enabled:
@@ -83,8 +90,12 @@ class RunLogger:
         if self._tb is not None:
             x = step if step is not None else row.get("epoch", len(self.rows))
             for k, v in row.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epoch", "step") \
-                        and math.isfinite(v):
+                if (
+                    isinstance(v, (int, float))
+                    and not isinstance(v, bool)
+                    and k not in ("epoch", "step")
+                    and math.isfinite(v)
+                ):
                     self._tb.add_scalar(k, v, x)
             self._tb.flush()
 

@@ -1,11 +1,17 @@
 """Training curves as a PNG (matplotlib with the Agg backend; no display needed)."""
+
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 
-def plot_curves(runs: Dict[str, List[Dict]], path: str, panels: Sequence[Sequence[str]] = (("train_loss", "val_loss"),
-                ("val_top1",)), x: str = "epoch", title: Optional[str] = None) -> str:
+def plot_curves(
+    runs: dict[str, list[dict]],
+    path: str,
+    panels: Sequence[Sequence[str]] = (("train_loss", "val_loss"), ("val_top1",)),
+    x: str = "epoch",
+    title: str | None = None,
+) -> str:
     """One subplot per panel; each panel draws the listed metric keys for every run.
 
     runs: {label: [row, ...]} where rows are the dicts a RunLogger logged. Returns ``path``.

@@ -1,4 +1,5 @@
 """Progress bars: tqdm on rank 0, only when stderr is a terminal and not ``quiet``."""
+
 from __future__ import annotations
 
 import sys
@@ -14,5 +15,4 @@ def progress(iterable=None, total=None, desc: str = "", quiet: bool = False, **k
     """A tqdm bar, or a no-op stand-in with the same ``update``/``set_postfix``/``close`` methods."""
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled(quiet), dynamic_ncols=True, leave=False,
-                **kwargs)
+    return tqdm(iterable, total=total, desc=desc, disable=not enabled(quiet), dynamic_ncols=True, leave=False, **kwargs)

@@ -9,6 +9,7 @@ over the target and fsyncs the folder, so a process killed at any moment leaves 
 new checkpoint, never a torn one. Everything stored must be tensors or plain Python types (dict, list,
 tuple, str, int, float, bool, None) so that ``weights_only=True`` loading works.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -16,7 +17,8 @@ import os
 import pickle
 import shutil
 import zipfile
-from typing import Any, Callable, Iterable, Mapping, Optional
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 
@@ -28,8 +30,19 @@ FORMAT = 2
 
 # What may change when a run is resumed: paths, workers, cadences, the length of the schedule. Anything else
 # would not continue the same run.
-RESUMABLE = ("sched.epochs", "sched.max_iters", "train.save_every_steps", "train.eval_every", "train.eval_every_iters",
-             "train.log_every", "train.metrics_every", "train.tensorboard", "train.device", "*.root", "*.num_workers")
+RESUMABLE = (
+    "sched.epochs",
+    "sched.max_iters",
+    "train.save_every_steps",
+    "train.eval_every",
+    "train.eval_every_iters",
+    "train.log_every",
+    "train.metrics_every",
+    "train.tensorboard",
+    "train.device",
+    "*.root",
+    "*.num_workers",
+)
 
 
 def _fsync_dir(folder: str) -> None:
@@ -100,8 +113,13 @@ def _flat(d: Mapping, prefix: str = "") -> dict:
     return out
 
 
-def load_for_resume(path: str, cls, flags: Optional[Mapping[str, Any]] = None, sets: Optional[Iterable[str]] = None,
-                    convert: Optional[Callable[[dict, str], dict]] = None):
+def load_for_resume(
+    path: str,
+    cls,
+    flags: Mapping[str, Any] | None = None,
+    sets: Iterable[str] | None = None,
+    convert: Callable[[dict, str], dict] | None = None,
+):
     """(config, state) to continue the run saved in ``path``: the saved configuration with ``flags`` and ``sets``
     on top, which may only change the keys in :data:`RESUMABLE`. ``convert(state, path)`` upgrades a state of
     an older format (or raises CheckpointError saying why it cannot)."""
@@ -110,8 +128,10 @@ def load_for_resume(path: str, cls, flags: Optional[Mapping[str, Any]] = None, s
         raise CheckpointError(f"checkpoint {path!r}: not a training checkpoint of this project (no config/model)")
     if state.get("format", 1) != FORMAT:
         if convert is None or state.get("format", 1) > FORMAT:
-            raise CheckpointError(f"checkpoint {path!r}: training-state format {state.get('format', 1)} cannot be "
-                                  f"resumed by this version (format {FORMAT})")
+            raise CheckpointError(
+                f"checkpoint {path!r}: training-state format {state.get('format', 1)} cannot be "
+                f"resumed by this version (format {FORMAT})"
+            )
         state = convert(state, path)
     cfg = C.from_dict(cls, state["config"])
     before = _flat(C.to_dict(cfg))
@@ -121,6 +141,8 @@ def load_for_resume(path: str, cls, flags: Optional[Mapping[str, Any]] = None, s
     after = _flat(C.to_dict(cfg))
     for key in sorted(set(before) | set(after)):
         if before.get(key) != after.get(key) and not any(fnmatch.fnmatch(key, p) for p in RESUMABLE):
-            raise ConfigError(f"--resume continues the saved run: {key} cannot change ({before.get(key)!r} -> "
-                              f"{after.get(key)!r}); what may: {', '.join(RESUMABLE)}")
+            raise ConfigError(
+                f"--resume continues the saved run: {key} cannot change ({before.get(key)!r} -> "
+                f"{after.get(key)!r}); what may: {', '.join(RESUMABLE)}"
+            )
     return cfg, state

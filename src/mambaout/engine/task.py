@@ -11,10 +11,11 @@ The engine (:func:`mambaout.engine.trainer.fit`) owns everything else: the run f
 the optimizer step (accumulation, clipping, AMP scaler, EMA), the schedule, the deferred finite-loss
 check, metrics rows, atomic checkpoints with every RNG, exact resume, CUDA graphs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,19 +26,19 @@ class Parts:
     """What :meth:`Task.build` hands the engine."""
 
     model: nn.Module
-    data: Any                                   # a BatchStream or MultiStream (data/stream.py)
-    batch_size: int                             # samples per process in one micro-batch (throughput, logs)
-    backbone_lr_scale: float = 1.0              # lr multiplier outside the model's ``head.``
-    graph_example: Optional[torch.Tensor] = None  # an input shaped like a batch: CUDA graphs may record the step
-    ddp_find_unused: bool = False               # some parameters get no gradient in some steps
-    sync_bn: bool = False                       # BatchNorm -> SyncBatchNorm under DDP on CUDA
-    weights_metadata: Dict[str, Any] = field(default_factory=dict)  # stored in model.safetensors
+    data: Any  # a BatchStream or MultiStream (data/stream.py)
+    batch_size: int  # samples per process in one micro-batch (throughput, logs)
+    backbone_lr_scale: float = 1.0  # lr multiplier outside the model's ``head.``
+    graph_example: torch.Tensor | None = None  # an input shaped like a batch: CUDA graphs may record the step
+    ddp_find_unused: bool = False  # some parameters get no gradient in some steps
+    sync_bn: bool = False  # BatchNorm -> SyncBatchNorm under DDP on CUDA
+    weights_metadata: dict[str, Any] = field(default_factory=dict)  # stored in model.safetensors
 
 
 class Task:
     name: str = "task"
-    best_metric: str = ""       # default of train.best_metric
-    plot_metrics: tuple = ()    # row keys drawn beside the training loss in curves.png
+    best_metric: str = ""  # default of train.best_metric
+    plot_metrics: tuple = ()  # row keys drawn beside the training loss in curves.png
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -49,15 +50,15 @@ class Task:
     def build(self, run) -> Parts:
         raise NotImplementedError
 
-    def train_step(self, model: nn.Module, batch, run) -> Dict[str, torch.Tensor]:
+    def train_step(self, model: nn.Module, batch, run) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def evaluate(self, model: nn.Module, run) -> Dict[str, float]:
+    def evaluate(self, model: nn.Module, run) -> dict[str, float]:
         raise NotImplementedError
 
-    def row_extras(self, run) -> Dict[str, Any]:
+    def row_extras(self, run) -> dict[str, Any]:
         """Extra values for each metrics row (e.g. how many images were unreadable)."""
         return {}
 
-    def summary_extras(self, run) -> Dict[str, Any]:
+    def summary_extras(self, run) -> dict[str, Any]:
         return {}

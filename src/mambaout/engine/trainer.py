@@ -19,6 +19,7 @@ this module does the rest, the same way for every task:
 * atomic checkpoints holding the model, optimizer, schedule, scaler, EMA, every process's RNG states, the data
   position and the running loss sums, so ``--resume`` continues bit for bit.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,7 +29,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,7 +44,7 @@ from .optim import build_optimizer, build_scheduler, total_updates
 from .plots import plot_curves
 from .progress import progress
 from .rng import capture_rng, restore_rng, seed_everything, set_deterministic
-from .state import FORMAT, copy_atomic, save_state
+from .state import FORMAT, copy_atomic, load_for_resume, save_state
 from .task import Parts, Task
 
 log = logging.getLogger("mambaout")
@@ -57,8 +58,8 @@ class Run:
     info: distributed.DistInfo
     run_dir: str
     quiet: bool = False
-    amp: Optional[str] = None
-    resuming: bool = False                  # continuing a checkpoint (e.g. no pretrained weights to load)
+    amp: str | None = None
+    resuming: bool = False  # continuing a checkpoint (e.g. no pretrained weights to load)
 
     @property
     def device(self) -> torch.device:
@@ -89,7 +90,7 @@ class Meter:
         self.sums = None if self.keys is None else torch.zeros(len(self.keys), dtype=torch.float64, device=self.device)
         self.count, self.samples = 0, 0
 
-    def add(self, losses: Dict[str, torch.Tensor], samples: int):
+    def add(self, losses: dict[str, torch.Tensor], samples: int):
         if self.keys is None:
             self.keys = ["loss"] + sorted(k for k in losses if k != "loss")
             self.reset()
@@ -111,10 +112,10 @@ class Meter:
         values = local.tolist()
         return values[2:], int(values[1]), values[0] == distributed.world_size()
 
-    def state(self, sums: List[float], count: int) -> dict:
+    def state(self, sums: list[float], count: int) -> dict:
         return {"keys": self.keys, "sums": sums, "count": count}
 
-    def load(self, state: Optional[dict], main: bool):
+    def load(self, state: dict | None, main: bool):
         """Continue the sums of a checkpoint (held by rank 0; the others start from zero)."""
         if state and state.get("keys"):
             self.keys = list(state["keys"])
@@ -124,7 +125,7 @@ class Meter:
                 self.count = int(state["count"])
 
 
-def _scalars(prefix: str, metrics: Dict[str, Any]) -> Dict[str, float]:
+def _scalars(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
     """Numbers only (per-class lists stay out of the rows)."""
     return {prefix + k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
@@ -133,7 +134,7 @@ def _metric_key(name: str) -> str:
     return name if not name or name.startswith(("val_", "ema_", "train_")) else f"val_{name}"
 
 
-def fit(task: Task, state: Optional[dict] = None, resume_path: Optional[str] = None, quiet: bool = False) -> dict:
+def fit(task: Task, state: dict | None = None, resume_path: str | None = None, quiet: bool = False) -> dict:
     """Train ``task`` (a new run, or the one saved in ``resume_path`` whose loaded ``state`` is given);
     returns the summary that rank 0 also writes to ``summary.json``."""
     info = distributed.init(task.cfg.train.device)
@@ -142,6 +143,28 @@ def fit(task: Task, state: Optional[dict] = None, resume_path: Optional[str] = N
     finally:
         detach_file_logs()  # the next run in this process (e.g. `mambaout compare`) logs to its own folder
         distributed.teardown()
+
+
+def train(
+    task_cls,
+    config_cls,
+    cfg=None,
+    resume: str | None = None,
+    quiet: bool = False,
+    sets=None,
+    flags=None,
+    convert=None,
+) -> dict:
+    """A task's ``train()``: a new run from ``cfg``, or the run saved in ``resume`` continued (``sets``/``flags``
+    may change only what :data:`~mambaout.engine.state.RESUMABLE` allows; ``convert`` upgrades older states)."""
+    if resume:
+        if cfg is not None:
+            raise ConfigError("train(): pass a config or a checkpoint to resume, not both")
+        cfg, state = load_for_resume(resume, config_cls, flags, sets, convert=convert)
+        return fit(task_cls(cfg), state=state, resume_path=resume, quiet=quiet)
+    if cfg is None:
+        raise ConfigError("train() needs a config or a checkpoint to resume from")
+    return fit(task_cls(cfg), quiet=quiet)
 
 
 def _fit(task: Task, info, state, resume_path, quiet) -> dict:
@@ -205,35 +228,63 @@ def _fit(task: Task, info, state, resume_path, quiet) -> dict:
     graphs = cuda_graph.check(t.cuda_graph, device, info.distributed, t.compile)
     if graphs and parts.graph_example is None:
         if t.cuda_graph is True:
-            raise ConfigError(f"train.cuda_graph: the {task.name} step cannot be recorded here (inputs of varying "
-                              "shape, or gradient checkpointing)")
+            raise ConfigError(
+                f"train.cuda_graph: the {task.name} step cannot be recorded here (inputs of varying "
+                "shape, or gradient checkpointing)"
+            )
         graphs = False
     if graphs:
         cuda_graph.graph_training_step(model, parts.graph_example, precision.AMP_DTYPES.get(run.amp))
     if info.distributed:
-        train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None,
-                          find_unused_parameters=parts.ddp_find_unused)
+        train_model = DDP(
+            train_model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=parts.ddp_find_unused,
+        )
 
-    logger = RunLogger(run_dir, enabled=main, resume_step=step if state is not None else None,
-                       tensorboard=t.tensorboard)
+    logger = RunLogger(
+        run_dir, enabled=main, resume_step=step if state is not None else None, tensorboard=t.tensorboard
+    )
     if main:
-        log.info("run %s: %s (%.2fM params) on %s x%d, global batch %d (%d x %d proc x %d accum), lr %.3g, "
-                 "%d steps (%d per epoch)", run_dir, task.run_name(), sum(p.numel() for p in model.parameters()) / 1e6,
-                 device.type, info.world_size, global_batch, parts.batch_size, info.world_size, accum, lr, total,
-                 per_epoch)
+        log.info(
+            "run %s: %s (%.2fM params) on %s x%d, global batch %d (%d x %d proc x %d accum), lr %.3g, "
+            "%d steps (%d per epoch)",
+            run_dir,
+            task.run_name(),
+            sum(p.numel() for p in model.parameters()) / 1e6,
+            device.type,
+            info.world_size,
+            global_batch,
+            parts.batch_size,
+            info.world_size,
+            accum,
+            lr,
+            total,
+            per_epoch,
+        )
 
-    def save(name: str, sums: List[float], count: int) -> None:
+    def save(name: str, sums: list[float], count: int) -> None:
         rng = capture_rng()
         if info.distributed:  # every rank's RNG, gathered to rank 0
             gathered = [None] * info.world_size
             torch.distributed.all_gather_object(gathered, rng)
             rng = gathered
-        st = {"format": FORMAT, "task": task.name, "config": to_dict(cfg), "model": model.state_dict(),
-              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-              "scaler": scaler.state_dict() if scaler else None,
-              "model_ema": ema.module.state_dict() if ema is not None else None, "rng": rng, "step": step,
-              "data": data.position(), "meter": meter.state(sums, count), "best": best,
-              "world_size": info.world_size}
+        st = {
+            "format": FORMAT,
+            "task": task.name,
+            "config": to_dict(cfg),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None,
+            "model_ema": ema.module.state_dict() if ema is not None else None,
+            "rng": rng,
+            "step": step,
+            "data": data.position(),
+            "meter": meter.state(sums, count),
+            "best": best,
+            "world_size": info.world_size,
+        }
         if main:
             save_state(os.path.join(run_dir, name), st)
         distributed.barrier()
@@ -275,8 +326,11 @@ def _fit(task: Task, info, state, resume_path, quiet) -> dict:
         epoch_end = data.epoch_done
         if epoch_end:
             scheduler.step(data.epoch + 1)
-        evaluate = step >= total or bool(t.eval_every_iters and step % t.eval_every_iters == 0) or \
-            bool(t.eval_every and epoch_end and (data.epoch + 1) % t.eval_every == 0)
+        evaluate = (
+            step >= total
+            or bool(t.eval_every_iters and step % t.eval_every_iters == 0)
+            or bool(t.eval_every and epoch_end and (data.epoch + 1) % t.eval_every == 0)
+        )
         row_now = evaluate or epoch_end or bool(t.metrics_every and step % t.metrics_every == 0)
         save_now = evaluate or epoch_end or bool(t.save_every_steps and step % t.save_every_steps == 0)
         if not (row_now or save_now or step % t.log_every == 0):
@@ -288,14 +342,18 @@ def _fit(task: Task, info, state, resume_path, quiet) -> dict:
                 f"non-finite loss at epoch {data.epoch}, in optimizer steps {checked + 1}-{step} (checked every "
                 f"train.log_every={t.log_every} steps, at metrics rows and before checkpoints); the weights may have "
                 f"been updated since, but nothing was saved: the last good checkpoint is kept in {run_dir} (try a "
-                "lower lr, fp32/bf16, or gradient clipping via --set optim.clip_grad=1.0)")
+                "lower lr, fp32/bf16, or gradient clipping via --set optim.clip_grad=1.0)"
+            )
         checked = step
         bar.set_postfix(loss=f"{sums[0] / max(count, 1):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
         improved = False
         if row_now:
             now = time.time()
-            row = {"step": step, "epoch": round(data.epoch + data.batch / data.batches_per_epoch, 4),
-                   "lr": optimizer.param_groups[0]["lr"]}
+            row = {
+                "step": step,
+                "epoch": round(data.epoch + data.batch / data.batches_per_epoch, 4),
+                "lr": optimizer.param_groups[0]["lr"],
+            }
             row.update({f"train_{k}": v / max(count, 1) for k, v in zip(meter.keys, sums)})
             row.update(time_s=now - t_row, train_img_per_s=meter.samples * info.world_size / max(now - t_row, 1e-9))
             if evaluate:
@@ -308,9 +366,17 @@ def _fit(task: Task, info, state, resume_path, quiet) -> dict:
             row.update(task.row_extras(run))
             logger.log(row, step=step)
             if main:
-                log.info("step %d/%d, epoch %.2f: %s", step, total, row["epoch"], ", ".join(
-                    f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float) and k not in ("epoch", "lr")
-                    and not k.endswith(("time_s", "per_s"))))
+                log.info(
+                    "step %d/%d, epoch %.2f: %s",
+                    step,
+                    total,
+                    row["epoch"],
+                    ", ".join(
+                        f"{k} {v:.4g}"
+                        for k, v in row.items()
+                        if isinstance(v, float) and k not in ("epoch", "lr") and not k.endswith(("time_s", "per_s"))
+                    ),
+                )
             meter.reset()
             sums, count, t_row = [0.0] * len(sums), 0, time.time()
         if save_now:
@@ -323,19 +389,34 @@ def _fit(task: Task, info, state, resume_path, quiet) -> dict:
     logger.close()
 
     evals = [r for r in logger.rows if any(k.startswith("val_") for k in r)]
-    summary = {"run_dir": run_dir, "task": task.name, "model": task.run_name(), "steps": step,
-               "epochs": round(step / max(per_epoch, 1), 4), "global_batch": global_batch,
-               "world_size": info.world_size, "device": device.type, "wall_time_s": time.time() - wall0,
-               "final": evals[-1] if evals else None, "best": best,
-               "params_m": sum(p.numel() for p in model.parameters()) / 1e6, **task.summary_extras(run)}
+    summary = {
+        "run_dir": run_dir,
+        "task": task.name,
+        "model": task.run_name(),
+        "steps": step,
+        "epochs": round(step / max(per_epoch, 1), 4),
+        "global_batch": global_batch,
+        "world_size": info.world_size,
+        "device": device.type,
+        "wall_time_s": time.time() - wall0,
+        "final": evals[-1] if evals else None,
+        "best": best,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        **task.summary_extras(run),
+    }
     if main:
         save_safetensors(model, os.path.join(run_dir, "model.safetensors"), metadata=parts.weights_metadata)
         if ema is not None:
-            save_safetensors(ema.module, os.path.join(run_dir, "model_ema.safetensors"),
-                             metadata=parts.weights_metadata)
-        plot_curves({task.run_name(): logger.rows}, os.path.join(run_dir, "curves.png"),
-                    panels=(("train_loss", "val_loss"),) + ((tuple(task.plot_metrics),) if task.plot_metrics else ()),
-                    x="epoch", title=f"{task.run_name()}")
+            save_safetensors(
+                ema.module, os.path.join(run_dir, "model_ema.safetensors"), metadata=parts.weights_metadata
+            )
+        plot_curves(
+            {task.run_name(): logger.rows},
+            os.path.join(run_dir, "curves.png"),
+            panels=(("train_loss", "val_loss"),) + ((tuple(task.plot_metrics),) if task.plot_metrics else ()),
+            x="epoch",
+            title=f"{task.run_name()}",
+        )
         with open(os.path.join(run_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2, default=str)
         if not quiet:
@@ -344,16 +425,22 @@ def _fit(task: Task, info, state, resume_path, quiet) -> dict:
     return summary
 
 
-def print_summary(rows: List[dict], summary: dict) -> None:
+def print_summary(rows: list[dict], summary: dict) -> None:
     from ..utils.table import markdown_table
 
     shown = [r for r in rows if any(k.startswith("val_") for k in r)] or rows
     skip = ("time_s", "per_s")
-    cols = ["step", "epoch", "lr"] + [k for k in dict.fromkeys(k for r in shown for k in r)
-                                      if (k.startswith(("train_loss", "val_", "ema_"))) and not k.endswith(skip)
-                                      and all(isinstance(r.get(k, 0.0), (int, float)) for r in shown)][:8]
+    cols = ["step", "epoch", "lr"] + [
+        k
+        for k in dict.fromkeys(k for r in shown for k in r)
+        if (k.startswith(("train_loss", "val_", "ema_")))
+        and not k.endswith(skip)
+        and all(isinstance(r.get(k, 0.0), (int, float)) for r in shown)
+    ][:8]
     print(markdown_table(shown, cols, cols, digits=4))
     best = summary.get("best")
     best_text = f"best {best['metric']} {best['value']:.4g} at step {best['step']}; " if best else ""
-    print(f"\n{summary['model']}: {summary['steps']} steps, {best_text}{summary['wall_time_s']:.1f}s; "
-          f"run folder {summary['run_dir']}")
+    print(
+        f"\n{summary['model']}: {summary['steps']} steps, {best_text}{summary['wall_time_s']:.1f}s; "
+        f"run folder {summary['run_dir']}"
+    )

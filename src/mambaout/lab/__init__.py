@@ -6,6 +6,7 @@ Each experiment writes ``OUT/<experiment>/`` with ``report.md``, ``results.json`
 figures; ``all`` runs every experiment and writes ``OUT/report.md`` with the claim-by-claim verdicts.
 Presets: ``presets/lab/<experiment>.yaml`` (``tiny``, ``cpu`` and ``full`` sections).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -13,7 +14,6 @@ import logging
 import os
 import platform
 import time
-from typing import List
 
 import torch
 
@@ -54,7 +54,7 @@ def setup_device(ctx: LabContext) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def run_all(ctx: LabContext, names: List[str] = EXPERIMENTS) -> dict:
+def run_all(ctx: LabContext, names: list[str] = EXPERIMENTS) -> dict:
     os.makedirs(ctx.out, exist_ok=True)
     t0 = time.time()
     results = [run_experiment(ctx, n) for n in names]
@@ -78,8 +78,13 @@ def run_all(ctx: LabContext, names: List[str] = EXPERIMENTS) -> dict:
             text.append(r["summary"])
         sections.append("\n\n".join(text))
     write_report(os.path.join(ctx.out, "report.md"), "MambaOut hypothesis lab", head + sections)
-    write_json(dict(environment=env, wall_s=wall, verdicts=verdicts,
-                    experiments={r["name"]: dict(wall_s=r["wall_s"], mode=r["mode"], seeds=r.get("seeds"))
-                                 for r in results}),
-               os.path.join(ctx.out, "summary.json"))
+    write_json(
+        dict(
+            environment=env,
+            wall_s=wall,
+            verdicts=verdicts,
+            experiments={r["name"]: dict(wall_s=r["wall_s"], mode=r["mode"], seeds=r.get("seeds")) for r in results},
+        ),
+        os.path.join(ctx.out, "summary.json"),
+    )
     return dict(results=results, verdicts=verdicts, wall_s=wall, environment=env)

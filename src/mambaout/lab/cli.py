@@ -1,4 +1,5 @@
 """`mambaout lab EXPERIMENT`: run a lab experiment (or all of them) and write its run folder."""
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,16 @@ def cmd_lab(args):
         raise LabError(f"--tiny contradicts --mode {args.mode}")
     mode = "tiny" if args.tiny else (args.mode or "full")
     out = args.out or os.path.join("runs", "lab", time.strftime("%Y%m%d-%H%M%S") + f"-{mode}")
-    ctx = LabContext(out=out, device=resolve_device(args.device), tiny=args.tiny, mode=mode,
-                     seeds=parse_seeds(args.seeds) if args.seeds else None, epochs=args.epochs,
-                     data_root=args.data_root, overrides=list(args.set or []))
+    ctx = LabContext(
+        out=out,
+        device=resolve_device(args.device),
+        tiny=args.tiny,
+        mode=mode,
+        seeds=parse_seeds(args.seeds) if args.seeds else None,
+        epochs=args.epochs,
+        data_root=args.data_root,
+        overrides=list(args.set or []),
+    )
     # validate every preset (and overrides) before the first run starts
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     for n in names:
@@ -49,13 +57,20 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("lab", help="hypothesis lab: long-seq, causal, framing, zoo or all (reports + figures)")
     p.add_argument("experiment", metavar="EXPERIMENT", help="long-seq | causal | framing | zoo | all")
     p.add_argument("--tiny", action="store_true", help="tiny settings: minutes on a CPU (tests, quick look)")
-    p.add_argument("--mode", choices=("tiny", "cpu", "full"),
-                   help="preset section: tiny (= --tiny), cpu (small 3-seed run for a CPU), full (default; one GPU)")
+    p.add_argument(
+        "--mode",
+        choices=("tiny", "cpu", "full"),
+        help="preset section: tiny (= --tiny), cpu (small 3-seed run for a CPU), full (default; one GPU)",
+    )
     p.add_argument("--seeds", help="number of seeds (3 -> 0,1,2) or a comma list (0,4,7)")
     p.add_argument("--epochs", type=float, help="training epochs per run (sequence tasks: epochs x steps_per_epoch)")
     p.add_argument("--out", help="run folder (default runs/lab/<timestamp>)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1 ...")
     p.add_argument("--data-root", help="Fashion-MNIST IDX folder (default $MAMBAOUT_FASHION_MNIST or the Debian path)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a preset key of the chosen (tiny/cpu/full) section, e.g. --set optim.lr=1e-3")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a preset key of the chosen (tiny/cpu/full) section, e.g. --set optim.lr=1e-3",
+    )
     p.set_defaults(func=cmd_lab)

@@ -6,6 +6,7 @@ picks one (``--tiny`` or ``--mode``; a section may name another as its ``_base_`
 overrides (dotted keys, parsed as the replaced value's type: the engine's rules) and the
 shortcuts ``--seeds``, ``--epochs``. Sequence-task steps: ``epochs x steps_per_epoch``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,7 +14,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
 
 import torch
 
@@ -43,8 +43,7 @@ def _section(preset: dict, mode: str, seen=()) -> dict:
     return merged
 
 
-def load_lab_preset(experiment: str, tiny: bool, overrides: Optional[List[str]] = None,
-                    mode: Optional[str] = None) -> dict:
+def load_lab_preset(experiment: str, tiny: bool, overrides: list[str] | None = None, mode: str | None = None) -> dict:
     """The experiment preset's ``tiny``/``cpu``/``full`` section (after its ``_base_`` section), then the
     ``key=value`` overrides, each parsed as the type of the value it replaces (``+key=value`` adds a key)."""
     if experiment not in EXPERIMENTS:
@@ -64,7 +63,7 @@ def load_lab_preset(experiment: str, tiny: bool, overrides: Optional[List[str]] 
     return sel
 
 
-def parse_seeds(text: str) -> List[int]:
+def parse_seeds(text: str) -> list[int]:
     """'3' -> [0, 1, 2]; '0,4,7' -> [0, 4, 7]."""
     try:
         if "," in text:
@@ -86,13 +85,13 @@ class LabContext:
     out: str
     device: torch.device
     tiny: bool = False
-    mode: Optional[str] = None
-    seeds: Optional[List[int]] = None
-    epochs: Optional[float] = None
-    data_root: Optional[str] = None
-    overrides: List[str] = field(default_factory=list)
+    mode: str | None = None
+    seeds: list[int] | None = None
+    epochs: float | None = None
+    data_root: str | None = None
+    overrides: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
-    _fashion: Dict = field(default_factory=dict)
+    _fashion: dict = field(default_factory=dict)
 
     def config(self, experiment: str) -> dict:
         """The experiment's preset section with the overrides; ``EXP:key=value`` targets one experiment."""
@@ -120,7 +119,7 @@ class LabContext:
         os.makedirs(path, exist_ok=True)
         return path
 
-    def fashion(self, train_subset: Optional[int], test_subset: Optional[int]):
+    def fashion(self, train_subset: int | None, test_subset: int | None):
         """Fashion-MNIST tensors on the device, loaded once per subset size."""
         from .tasks import FashionTensors
 

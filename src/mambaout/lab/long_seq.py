@@ -4,13 +4,20 @@ Figures: Transformer-block FLOPs vs L (linear 24 D^2 L, quadratic 4 D L^2) with 
 common widths; the quadratic share vs L; per-stage L / 6D of the zoo's models at 224^2, 800x1280 and
 512x2048 (the paper's ImageNet, COCO and ADE20K resolutions).
 """
+
 from __future__ import annotations
 
 import os
 
 from ..analysis.complexity import build_meta, stage_tokens
-from ..analysis.long_sequence import PAPER_TASKS, long_seq_table, rows_as_dicts, threshold, tokens_for, \
-    transformer_block_flops
+from ..analysis.long_sequence import (
+    PAPER_TASKS,
+    long_seq_table,
+    rows_as_dicts,
+    threshold,
+    tokens_for,
+    transformer_block_flops,
+)
 from ..registry import list_models, model_info
 from ..utils.table import markdown_table
 from .report import _plt, write_csv, write_json, write_report
@@ -92,28 +99,44 @@ def run(ctx, cfg: dict) -> dict:
 
     write_csv(table, os.path.join(out, "long_seq_table.csv"))
     write_csv(stage_rows, os.path.join(out, "stage_tokens.csv"))
-    write_json(dict(config=cfg, table=table, thresholds=thresholds, stage_tokens=stage_rows),
-               os.path.join(out, "results.json"))
+    write_json(
+        dict(config=cfg, table=table, thresholds=thresholds, stage_tokens=stage_rows), os.path.join(out, "results.json")
+    )
     first = [r for r in stage_rows if r["stage"] == 1]
     body = [
         "## Eq. 6-7: when is a sequence long?\n\n"
         "One Transformer block (MLP ratio 4) costs 24D²L + 4DL² FLOPs; the quadratic share passes one half at "
         "L = tau = 6D. Figure: `flops_vs_tokens.png`.\n\n"
-        + markdown_table(thresholds, ["model", "dim", "tau"], ["width", "D", "tau = 6D"]) + "\n\n"
-        + markdown_table(table, ["task", "height", "width", "tokens", "model", "dim", "tau", "ratio",
-                                 "quadratic_share", "verdict"],
-                         ["task", "H", "W", "tokens L", "model", "D", "tau", "L/6D", "quadratic share",
-                          "verdict"], digits=3),
+        + markdown_table(thresholds, ["model", "dim", "tau"], ["width", "D", "tau = 6D"])
+        + "\n\n"
+        + markdown_table(
+            table,
+            ["task", "height", "width", "tokens", "model", "dim", "tau", "ratio", "quadratic_share", "verdict"],
+            ["task", "H", "W", "tokens L", "model", "D", "tau", "L/6D", "quadratic share", "verdict"],
+            digits=3,
+        ),
         "## Per-stage tokens of the zoo's models\n\n"
         f"{len(names)} registered models at 224², 800×1280 and 512×2048 (`stage_tokens.csv`, figure "
         "`stage_tokens.png`). Stage-1 rows (the longest sequences):\n\n"
-        + markdown_table(first, ["model", "resolution", "height", "width", "tokens", "dim", "tau", "ratio"],
-                         ["model", "resolution", "H", "W", "tokens L", "D", "tau", "L/6D"], digits=2),
+        + markdown_table(
+            first,
+            ["model", "resolution", "height", "width", "tokens", "dim", "tau", "ratio"],
+            ["model", "resolution", "H", "W", "tokens L", "D", "tau", "L/6D"],
+            digits=2,
+        ),
     ]
     long_224 = sorted({r["model"] for r in first if r["resolution"] == "ImageNet" and r["ratio"] > 1})
-    summary = (f"Patch-16 ViT at 224²: L=196 ≪ tau (ViT-S 2304, ViT-B 4608); at 800×1280 / 512×2048 L≈4K, past or "
-               f"near tau. But {len(long_224)} of {len(names)} zoo models already have L/6D > 1 in stage 1 at 224² "
-               "(high-resolution early stages with narrow widths).")
+    summary = (
+        f"Patch-16 ViT at 224²: L=196 ≪ tau (ViT-S 2304, ViT-B 4608); at 800×1280 / 512×2048 L≈4K, past or "
+        f"near tau. But {len(long_224)} of {len(names)} zoo models already have L/6D > 1 in stage 1 at 224² "
+        "(high-resolution early stages with narrow widths)."
+    )
     write_report(os.path.join(out, "report.md"), "Lab: the long-sequence analysis", body + ["## Note\n\n" + summary])
-    return dict(name="long-seq", title="Long-sequence analysis (Eq. 6-7)", sections=body, summary=summary,
-                verdicts=[], figures=["flops_vs_tokens.png", "stage_tokens.png"])
+    return dict(
+        name="long-seq",
+        title="Long-sequence analysis (Eq. 6-7)",
+        sections=body,
+        summary=summary,
+        verdicts=[],
+        figures=["flops_vs_tokens.png", "stage_tokens.png"],
+    )

@@ -6,6 +6,7 @@ other models are as printed in the MambaOut paper (not re-checked against their 
 ``*`` = VMamba rebuilt in the MetaFormer style (VMambaV9 in arXiv, V3 in CVPR); VMamba-T* top-1 is
 82.5 in arXiv and 82.6 in CVPR (82.5 kept here). Mamba-2D has no published MACs.
 """
+
 from __future__ import annotations
 
 SOURCE = "MambaOut paper (arXiv 2405.07992 / CVPR 2025), ImageNet-1K table; reference mambaout.md sec. 7"
@@ -54,7 +55,16 @@ IMAGENET_ROWS = (
     ("TransNeXt-Base", "other", 90, 18.4, 84.8),
 )
 
-VISUAL_MAMBA_FAMILIES = ("Vim", "LocalVim", "LocalVMamba", "EfficientVMamba", "VMamba", "VMamba*", "Mamba-2D", "PlainMamba")
+VISUAL_MAMBA_FAMILIES = (
+    "Vim",
+    "LocalVim",
+    "LocalVMamba",
+    "EfficientVMamba",
+    "VMamba",
+    "VMamba*",
+    "Mamba-2D",
+    "PlainMamba",
+)
 
 
 def rows():

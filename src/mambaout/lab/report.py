@@ -1,11 +1,11 @@
 """Run-folder writers: JSON (NaN -> null), CSV, Markdown sections and the lab's figures."""
+
 from __future__ import annotations
 
 import csv
 import json
 import math
-import os
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 
 def _clean(obj):
@@ -26,7 +26,7 @@ def write_json(obj, path: str) -> str:
     return path
 
 
-def write_csv(rows: List[dict], path: str, columns: Optional[Sequence[str]] = None) -> str:
+def write_csv(rows: list[dict], path: str, columns: Sequence[str] | None = None) -> str:
     columns = list(columns or ([] if not rows else list(rows[0].keys())))
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
@@ -52,14 +52,21 @@ def _plt():
     return plt
 
 
-def bar_groups(groups: Dict[str, Dict[str, List[float]]], path: str, ylabel: str, title: str = "",
-               panel_titles: Optional[Sequence[str]] = None, panels: Optional[List[Dict]] = None) -> str:
+def bar_groups(
+    groups: dict[str, dict[str, list[float]]],
+    path: str,
+    ylabel: str,
+    title: str = "",
+    panel_titles: Sequence[str] | None = None,
+    panels: list[dict] | None = None,
+) -> str:
     """Grouped bars (mean ± std) with per-seed dots. ``groups``: {group: {variant: [values per seed]}}.
     ``panels``: several such dicts side by side (one subplot each) instead of one."""
     plt = _plt()
     panels = panels or [groups]
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(4.5, 2.2 * max(len(p) for p in panels)) * len(panels) ** 0.8, 4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(max(4.5, 2.2 * max(len(p) for p in panels)) * len(panels) ** 0.8, 4), squeeze=False
+    )
     for k, (ax, grp) in enumerate(zip(axes[0], panels)):
         variants = []
         for g in grp.values():
@@ -99,23 +106,27 @@ def bar_groups(groups: Dict[str, Dict[str, List[float]]], path: str, ylabel: str
     return path
 
 
-def curves(runs: Dict[str, List[dict]], path: str, title: str = "") -> str:
+def curves(runs: dict[str, list[dict]], path: str, title: str = "") -> str:
     """Mean training-loss curves per model (the engine's plotting helper)."""
     from ..engine.plots import plot_curves
 
     return plot_curves(runs, path, panels=(("train_loss",),), x="step", title=title)
 
 
-def mean_curve(curves_per_seed: List[List[dict]]) -> List[dict]:
+def mean_curve(curves_per_seed: list[list[dict]]) -> list[dict]:
     if not curves_per_seed:
         return []
     n = min(len(c) for c in curves_per_seed)
-    return [dict(step=curves_per_seed[0][i]["step"],
-                 train_loss=sum(c[i]["train_loss"] for c in curves_per_seed) / len(curves_per_seed))
-            for i in range(n)]
+    return [
+        dict(
+            step=curves_per_seed[0][i]["step"],
+            train_loss=sum(c[i]["train_loss"] for c in curves_per_seed) / len(curves_per_seed),
+        )
+        for i in range(n)
+    ]
 
 
-def write_report(path: str, title: str, sections: List[str]) -> str:
+def write_report(path: str, title: str, sections: list[str]) -> str:
     with open(path, "w") as f:
         f.write(f"# {title}\n\n" + "\n\n".join(s.strip() for s in sections if s) + "\n")
     return path

@@ -4,12 +4,13 @@ Every cell of an experiment (model x variant x seed) trains with the same optimi
 1-D / flagged parameters, the classification task's grouping), the same linear-warmup + cosine
 schedule, batch size and number of steps, so the comparison is matched in training budget.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import time
-from typing import Callable, Dict, List, Optional
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -19,7 +20,7 @@ from ..engine.rng import seed_everything
 log = logging.getLogger("mambaout.lab")
 
 
-def resolve_device(name: Optional[str]) -> torch.device:
+def resolve_device(name: str | None) -> torch.device:
     from ..errors import LabError
 
     if name in (None, "auto"):
@@ -56,8 +57,16 @@ def lr_at(step: int, total: int, lr: float, warmup_frac: float) -> float:
     return lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def train_cell(build: Callable[[], nn.Module], task, steps: int, seed: int, device, optim: dict,
-               log_points: int = 20, label: str = "") -> dict:
+def train_cell(
+    build: Callable[[], nn.Module],
+    task,
+    steps: int,
+    seed: int,
+    device,
+    optim: dict,
+    log_points: int = 20,
+    label: str = "",
+) -> dict:
     """Train one model for ``steps`` steps and evaluate; returns metrics, the loss curve and timings."""
     seed_everything(seed)
     model = build().to(device)
@@ -88,10 +97,15 @@ def train_cell(build: Callable[[], nn.Module], task, steps: int, seed: int, devi
     train_s = time.perf_counter() - t0
     result = task.evaluate(model)
     _sync(device)
-    result.update(train_s=train_s, eval_s=time.perf_counter() - t0 - train_s, steps=steps, seed=seed,
-                  final_train_loss=curve[-1]["train_loss"] if curve else float("nan"), curve=curve)
-    log.info("  %s seed %d: %s %.2f (%d steps, %.1fs)", label, seed, task.metric, result[task.metric], steps,
-             train_s)
+    result.update(
+        train_s=train_s,
+        eval_s=time.perf_counter() - t0 - train_s,
+        steps=steps,
+        seed=seed,
+        final_train_loss=curve[-1]["train_loss"] if curve else float("nan"),
+        curve=curve,
+    )
+    log.info("  %s seed %d: %s %.2f (%d steps, %.1fs)", label, seed, task.metric, result[task.metric], steps, train_s)
     return result
 
 
@@ -115,8 +129,14 @@ def step_time(build: Callable[[], nn.Module], task, device, optim: dict, warmup:
     return (time.perf_counter() - t0) / timed
 
 
-def plan_steps(wanted: int, per_step: Dict[str, float], n_seeds: int, budget_s: Optional[float],
-               min_steps: int = 10, overhead: float = 1.15) -> dict:
+def plan_steps(
+    wanted: int,
+    per_step: dict[str, float],
+    n_seeds: int,
+    budget_s: float | None,
+    min_steps: int = 10,
+    overhead: float = 1.15,
+) -> dict:
     """Training steps for a group: the preset's ``wanted`` steps, capped so that every cell x seed fits
     ``budget_s`` (the same cap for every model of the group: matched budget)."""
     if not budget_s:
@@ -127,7 +147,7 @@ def plan_steps(wanted: int, per_step: Dict[str, float], n_seeds: int, budget_s: 
     return dict(steps=steps, capped=steps < wanted, step_s=per_step, budget_s=budget_s)
 
 
-def mean_std(values: List[float]) -> dict:
+def mean_std(values: list[float]) -> dict:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     n = len(vals)
     if not n:
@@ -137,7 +157,7 @@ def mean_std(values: List[float]) -> dict:
     return dict(mean=m, std=sd, n=n)
 
 
-def compare(a: List[float], b: List[float], min_effect: float = 0.3) -> dict:
+def compare(a: list[float], b: list[float], min_effect: float = 0.3) -> dict:
     """b - a with a Welch-style standard error; 'b>a' / 'a>b' when |diff| > 2 SE and > min_effect,
     'no clear difference' otherwise; 'inconclusive' with fewer than 2 seeds on either side."""
     sa, sb = mean_std(a), mean_std(b)
@@ -150,8 +170,9 @@ def compare(a: List[float], b: List[float], min_effect: float = 0.3) -> dict:
     return dict(diff=diff, se=se, outcome="no clear difference")
 
 
-def run_group(name: str, cells: List[dict], task, seeds: List[int], wanted_steps: int, budget_s: Optional[float],
-              device, optim: dict) -> dict:
+def run_group(
+    name: str, cells: list[dict], task, seeds: list[int], wanted_steps: int, budget_s: float | None, device, optim: dict
+) -> dict:
     """Train every cell (dict with 'label', 'model', 'variant', 'params', 'build') for every seed with one
     shared step count. A failing cell is recorded (``error``) and the rest go on."""
     per_step, errors = {}, {}
@@ -165,13 +186,19 @@ def run_group(name: str, cells: List[dict], task, seeds: List[int], wanted_steps
         plan = plan_steps(wanted_steps, per_step, len(seeds), budget_s)
     else:
         plan = plan_steps(wanted_steps, {}, len(seeds), None)
-    log.info("%s: %d steps per run (wanted %d%s)", name, plan["steps"], wanted_steps,
-             ", capped by the time budget" if plan["capped"] else "")
+    log.info(
+        "%s: %d steps per run (wanted %d%s)",
+        name,
+        plan["steps"],
+        wanted_steps,
+        ", capped by the time budget" if plan["capped"] else "",
+    )
     rows = []
     for c in cells:
         for seed in seeds:
-            row = dict(group=name, label=c["label"], model=c["model"], variant=c["variant"], params=c["params"],
-                       seed=seed)
+            row = dict(
+                group=name, label=c["label"], model=c["model"], variant=c["variant"], params=c["params"], seed=seed
+            )
             if c["label"] in errors:
                 row["error"] = errors[c["label"]]
                 rows.append(row)
@@ -187,5 +214,5 @@ def run_group(name: str, cells: List[dict], task, seeds: List[int], wanted_steps
     return dict(plan=plan, rows=rows, errors=errors)
 
 
-def values(rows: List[dict], label: str, metric: str) -> List[float]:
+def values(rows: list[dict], label: str, metric: str) -> list[float]:
     return [r[metric] for r in rows if r["label"] == label and "error" not in r and metric in r]

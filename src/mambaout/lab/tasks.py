@@ -10,10 +10,11 @@
                    tokens; the model must emit the data tokens, in order, at the marker steps. The
                    memory has to span the whole sequence. Loss and accuracy on the last K steps only.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterator, Optional, Tuple
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,7 @@ from ..data.fashion_mnist import MEAN, STD, FashionMNIST
 from ..errors import LabError
 
 
-def _subset(n: int, k: Optional[int], seed: int) -> torch.Tensor:
+def _subset(n: int, k: int | None, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(n, generator=g)
     return idx[:k] if k and k < n else idx
@@ -31,8 +32,7 @@ def _subset(n: int, k: Optional[int], seed: int) -> torch.Tensor:
 class FashionTensors:
     """Train/test images (uint8, N x 28 x 28) and labels on ``device``; subsets drawn once (seed 0)."""
 
-    def __init__(self, root: Optional[str], device, train_subset: Optional[int] = None,
-                 test_subset: Optional[int] = None):
+    def __init__(self, root: str | None, device, train_subset: int | None = None, test_subset: int | None = None):
         tr, te = FashionMNIST(root, "train"), FashionMNIST(root, "test")
         i, j = _subset(len(tr), train_subset, 0), _subset(len(te), test_subset, 1)
         self.train_x = torch.from_numpy(tr.images.copy())[i].to(device)
@@ -50,20 +50,20 @@ class _FashionTask:
         self.data, self.batch_size, self.eval_batch_size = data, batch_size, eval_batch_size
         self.steps_per_epoch = max(1, len(data.train_y) // batch_size)
 
-    def pair(self, x_uint8: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def pair(self, x_uint8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def batches(self, seed: int) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Endless shuffled training batches (a fresh permutation every epoch, seeded)."""
         g = torch.Generator(device="cpu").manual_seed(seed)
         n = len(self.data.train_y)
         while True:
             perm = torch.randperm(n, generator=g).to(self.data.device)
             for s in range(self.steps_per_epoch):
-                idx = perm[s * self.batch_size:(s + 1) * self.batch_size]
+                idx = perm[s * self.batch_size : (s + 1) * self.batch_size]
                 yield self.pair(self.data.train_x[idx], self.data.train_y[idx])
 
-    def eval_batches(self, limit: Optional[int] = None):
+    def eval_batches(self, limit: int | None = None):
         n = len(self.data.test_y) if limit is None else min(limit, len(self.data.test_y))
         for s in range(0, n, self.eval_batch_size):
             e = min(n, s + self.eval_batch_size)
@@ -139,8 +139,15 @@ class NextPixelTask(_FashionTask):
     metric = "bpp"
     lower_is_better = True
 
-    def __init__(self, data: FashionTensors, batch_size: int, levels: int = 16, pool: int = 1,
-                 eval_images: Optional[int] = None, **kw):
+    def __init__(
+        self,
+        data: FashionTensors,
+        batch_size: int,
+        levels: int = 16,
+        pool: int = 1,
+        eval_images: int | None = None,
+        **kw,
+    ):
         super().__init__(data, batch_size, **kw)
         if not 2 <= levels <= 256:
             raise LabError(f"next-pixel levels must be in 2..256, got {levels}")
@@ -179,11 +186,21 @@ class CopyTask:
 
     metric = "acc"
 
-    def __init__(self, length: int, num_tokens: int, vocab: int, batch_size: int, steps_per_epoch: int,
-                 device, eval_size: int = 1024):
+    def __init__(
+        self,
+        length: int,
+        num_tokens: int,
+        vocab: int,
+        batch_size: int,
+        steps_per_epoch: int,
+        device,
+        eval_size: int = 1024,
+    ):
         if length < 3 * num_tokens or num_tokens < 1 or vocab < 2:
-            raise LabError(f"selective copying needs length >= 3*tokens, tokens >= 1, vocab >= 2; "
-                           f"got L={length}, K={num_tokens}, V={vocab}")
+            raise LabError(
+                f"selective copying needs length >= 3*tokens, tokens >= 1, vocab >= 2; "
+                f"got L={length}, K={num_tokens}, V={vocab}"
+            )
         self.length, self.k, self.vocab = length, num_tokens, vocab
         self.batch_size, self.steps_per_epoch, self.device = batch_size, steps_per_epoch, device
         self.num_inputs = vocab + 2
@@ -191,7 +208,7 @@ class CopyTask:
         g = torch.Generator(device="cpu").manual_seed(12345)
         self._eval = [self.sample(min(eval_size - s, 256), g) for s in range(0, eval_size, 256)]
 
-    def sample(self, n: int, g: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         L, K = self.length, self.k
         ctx = L - K
         pos = torch.rand(n, ctx, generator=g).argsort(1)[:, :K].sort(1).values  # K distinct positions, in order
@@ -207,7 +224,7 @@ class CopyTask:
             yield self.sample(self.batch_size, g)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = logits[:, -self.k:].float()
+        out = logits[:, -self.k :].float()
         return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
 
     @torch.no_grad()
@@ -218,6 +235,6 @@ class CopyTask:
         for x, y in self._eval:
             logits = model(x)
             loss += self.loss(logits, y).item() * y.numel()
-            hit += (logits[:, -self.k:].argmax(-1) == y).sum().item()
+            hit += (logits[:, -self.k :].argmax(-1) == y).sum().item()
             tot += y.numel()
         return dict(acc=100.0 * hit / tot, loss=loss / tot, count=tot)

@@ -4,18 +4,19 @@ The MambaOut authors add a LayerNorm on every stage output for detection and seg
 (yuweihao/MambaOut #251); ``stage_norm=False`` drops it. A classification checkpoint (ours, timm's or
 the official release) loads into the trunk: its classifier/head keys are dropped first.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from ..weights import load_state_dict_into, read_state_dict, to_native
 from ..errors import CheckpointError
 from ..registry import create_model
+from ..weights import load_state_dict_into, read_state_dict, to_native
 
 log = logging.getLogger("mambaout")
 
@@ -39,22 +40,35 @@ class DenseBackbone(nn.Module):
     Attributes: ``channels`` (per output), ``strides``, ``size_divisor`` (input sides must divide by it).
     """
 
-    def __init__(self, name: str, drop_path_rate: float = 0.0, out_indices: Sequence[int] = (0, 1, 2, 3),
-                 stage_norm: bool = True, pretrained: Optional[str] = None, **model_kwargs):
+    def __init__(
+        self,
+        name: str,
+        drop_path_rate: float = 0.0,
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+        stage_norm: bool = True,
+        pretrained: str | None = None,
+        **model_kwargs,
+    ):
         super().__init__()
         self.name = name
-        self.body = create_model(name, features_only=True, out_indices=tuple(out_indices), feature_format="NCHW",
-                                 drop_path_rate=drop_path_rate, **model_kwargs)
+        self.body = create_model(
+            name,
+            features_only=True,
+            out_indices=tuple(out_indices),
+            feature_format="NCHW",
+            drop_path_rate=drop_path_rate,
+            **model_kwargs,
+        )
         info = self.body.feature_info
         info = [info[i] for i in out_indices] if len(info) != len(out_indices) else info
-        self.channels: List[int] = [int(f["num_chs"]) for f in info]
-        self.strides: List[int] = [int(f["reduction"]) for f in info]
+        self.channels: list[int] = [int(f["num_chs"]) for f in info]
+        self.strides: list[int] = [int(f["reduction"]) for f in info]
         self.size_divisor = int(getattr(self.body, "size_divisor", max(self.strides)))
         self.norms = nn.ModuleList([ChannelsFirstLayerNorm(c) if stage_norm else nn.Identity() for c in self.channels])
         if pretrained:
             load_backbone_checkpoint(self, pretrained)
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [norm(f) for norm, f in zip(self.norms, self.body(x))]
 
 
@@ -73,7 +87,7 @@ def load_backbone_checkpoint(backbone: DenseBackbone, path: str) -> DenseBackbon
     state = read_state_dict(path)
     for prefix in ("backbone.body.", "body."):
         if any(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             break
     state = strip_head(state)
     if not state:

@@ -6,10 +6,10 @@
 Labels are contiguous 1..K (0 = background), so ``num_classes = K + 1`` (COCO: 81, as mmdet's 80 + bg);
 datasets keep the mapping back to the original category ids.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Optional
 
 import torch
 from torch import nn
@@ -31,30 +31,51 @@ class BackboneFPN(nn.Module):
         self.fpn = FeaturePyramidNetwork(backbone.channels, out_channels, extra_blocks=LastLevelMaxPool())
         self.out_channels = out_channels
 
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         feats = self.body(x)
         return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
 
 
 # Reduced settings for tests and tiny images (few proposals, small resize).
-SMALL_SETTINGS = dict(min_size=64, max_size=128, rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=50,
-                      rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50, box_batch_size_per_image=64,
-                      rpn_batch_size_per_image=64, box_detections_per_img=20)
+SMALL_SETTINGS = dict(
+    min_size=64,
+    max_size=128,
+    rpn_pre_nms_top_n_train=100,
+    rpn_post_nms_top_n_train=50,
+    rpn_pre_nms_top_n_test=100,
+    rpn_post_nms_top_n_test=50,
+    box_batch_size_per_image=64,
+    rpn_batch_size_per_image=64,
+    box_detections_per_img=20,
+)
 
 
-def build_mask_rcnn(backbone_name: str, num_classes: int = 81, drop_path_rate: float = 0.0,
-                    pretrained: Optional[str] = None, stage_norm: bool = True, **kwargs) -> MaskRCNN:
+def build_mask_rcnn(
+    backbone_name: str,
+    num_classes: int = 81,
+    drop_path_rate: float = 0.0,
+    pretrained: str | None = None,
+    stage_norm: bool = True,
+    **kwargs,
+) -> MaskRCNN:
     """Mask R-CNN on a zoo backbone; ``kwargs`` as :func:`mask_rcnn_on`."""
-    backbone = DenseBackbone(backbone_name, drop_path_rate=drop_path_rate, pretrained=pretrained,
-                             stage_norm=stage_norm)
+    backbone = DenseBackbone(backbone_name, drop_path_rate=drop_path_rate, pretrained=pretrained, stage_norm=stage_norm)
     model = mask_rcnn_on(backbone, num_classes, **kwargs)
     model.backbone_name = backbone_name
     return model
 
 
-def mask_rcnn_on(backbone: DenseBackbone, num_classes: int, min_size: int = 800, max_size: int = 1333,
-                 masks: bool = True, fpn_channels: int = 256, box_channels: int = 1024, mask_channels: int = 256,
-                 **rcnn_kwargs) -> MaskRCNN:
+def mask_rcnn_on(
+    backbone: DenseBackbone,
+    num_classes: int,
+    min_size: int = 800,
+    max_size: int = 1333,
+    masks: bool = True,
+    fpn_channels: int = 256,
+    box_channels: int = 1024,
+    mask_channels: int = 256,
+    **rcnn_kwargs,
+) -> MaskRCNN:
     """Mask R-CNN (or Faster R-CNN with ``masks=False``) over an existing backbone module.
 
     ``rcnn_kwargs`` go to torchvision's MaskRCNN (e.g. ``rpn_post_nms_top_n_test``, ``box_detections_per_img``).

@@ -4,9 +4,8 @@ Each training step draws one batch per task (from that task's own dataset) and m
 ``sum_t weight_t * loss_t``; the backbone gets every task's gradient. The detector wraps the very same
 backbone module (its FPN and RoI heads are its own), so weights are shared, not copied.
 """
-from __future__ import annotations
 
-from typing import Dict, Optional
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +31,7 @@ class ClassificationHead(nn.Module):
 class MultiTaskModel(nn.Module):
     TASKS = ("classification", "segmentation", "detection")
 
-    def __init__(self, backbone: DenseBackbone, heads: Dict[str, dict], weights: Optional[Dict[str, float]] = None):
+    def __init__(self, backbone: DenseBackbone, heads: dict[str, dict], weights: dict[str, float] | None = None):
         super().__init__()
         unknown = set(heads) - set(self.TASKS)
         if unknown or not heads:
@@ -41,11 +40,19 @@ class MultiTaskModel(nn.Module):
         self.weights = {t: float((weights or {}).get(t, 1.0)) for t in heads}
         self.heads = nn.ModuleDict()
         if "classification" in heads:
-            self.heads["classification"] = ClassificationHead(backbone.channels[-1], heads["classification"]["num_classes"])
+            self.heads["classification"] = ClassificationHead(
+                backbone.channels[-1], heads["classification"]["num_classes"]
+            )
         if "segmentation" in heads:
             h = heads["segmentation"]
-            seg = UperNet(backbone, h["num_classes"], h.get("channels", 512), h.get("aux_channels", 256),
-                          h.get("aux_weight", 0.4), h.get("aux", True))
+            seg = UperNet(
+                backbone,
+                h["num_classes"],
+                h.get("channels", 512),
+                h.get("aux_channels", 256),
+                h.get("aux_weight", 0.4),
+                h.get("aux", True),
+            )
             self.heads["segmentation"] = seg
         if "detection" in heads:
             h = dict(heads["detection"])
@@ -55,7 +62,7 @@ class MultiTaskModel(nn.Module):
     def tasks(self):
         return list(self.heads.keys())
 
-    def losses(self, batches: Dict[str, tuple]) -> Dict[str, torch.Tensor]:
+    def losses(self, batches: dict[str, tuple]) -> dict[str, torch.Tensor]:
         """``batches``: task -> (images, targets). Returns the weighted total under 'loss', each task's total
         under 'loss_<task>' and the heads' own parts (UperNet's loss_seg/loss_aux, Mask R-CNN's five)."""
         out = {}
@@ -75,7 +82,7 @@ class MultiTaskModel(nn.Module):
         out["loss"] = total
         return out
 
-    def forward(self, batches: Dict[str, tuple]) -> Dict[str, torch.Tensor]:
+    def forward(self, batches: dict[str, tuple]) -> dict[str, torch.Tensor]:
         return self.losses(batches)
 
     @torch.no_grad()

@@ -6,9 +6,10 @@ stages 1-3; top-down add; a 3x3 unit per finer level; upsample all to stride 4, 
 fuse unit to 512, dropout 0.1, 1x1 classifier. FCN auxiliary head: stage 3, one 3x3 unit to 256,
 dropout 0.1, 1x1 classifier, loss weight 0.4 (training only). Upsampling is bilinear, align_corners=False.
 """
+
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,9 @@ IGNORE_INDEX = 255
 
 class ConvUnit(nn.Sequential):
     def __init__(self, cin: int, cout: int, k: int = 1):
-        super().__init__(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+        super().__init__(
+            nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        )
 
 
 def _resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -32,16 +35,23 @@ class PPM(nn.Module):
     def __init__(self, cin: int, channels: int, scales: Sequence[int] = (1, 2, 3, 6)):
         super().__init__()
         self.scales = tuple(scales)
-        self.branches = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(s), ConvUnit(cin, channels, 1))
-                                       for s in self.scales])
+        self.branches = nn.ModuleList(
+            [nn.Sequential(nn.AdaptiveAvgPool2d(s), ConvUnit(cin, channels, 1)) for s in self.scales]
+        )
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [_resize(b(x), x.shape[-2:]) for b in self.branches]
 
 
 class UPerHead(nn.Module):
-    def __init__(self, in_channels: Sequence[int], num_classes: int, channels: int = 512,
-                 pool_scales: Sequence[int] = (1, 2, 3, 6), dropout: float = 0.1):
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        num_classes: int,
+        channels: int = 512,
+        pool_scales: Sequence[int] = (1, 2, 3, 6),
+        dropout: float = 0.1,
+    ):
         super().__init__()
         in_channels = list(in_channels)
         self.ppm = PPM(in_channels[-1], channels, pool_scales)
@@ -52,7 +62,7 @@ class UPerHead(nn.Module):
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.conv_seg = nn.Conv2d(channels, num_classes, 1)
 
-    def forward(self, feats: List[torch.Tensor]) -> torch.Tensor:
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         top = feats[-1]
         laterals = [conv(f) for conv, f in zip(self.lateral_convs, feats[:-1])]
         laterals.append(self.bottleneck(torch.cat([top, *self.ppm(top)], dim=1)))
@@ -83,8 +93,16 @@ class UperNet(nn.Module):
     ``forward(x)`` returns logits at the input size (eval), or a dict with ``'loss'`` when ``target`` is given.
     """
 
-    def __init__(self, backbone: DenseBackbone, num_classes: int, channels: int = 512, aux_channels: int = 256,
-                 aux_weight: float = 0.4, aux: bool = True, ignore_index: int = IGNORE_INDEX):
+    def __init__(
+        self,
+        backbone: DenseBackbone,
+        num_classes: int,
+        channels: int = 512,
+        aux_channels: int = 256,
+        aux_weight: float = 0.4,
+        aux: bool = True,
+        ignore_index: int = IGNORE_INDEX,
+    ):
         super().__init__()
         self.backbone = backbone
         self.num_classes = num_classes
@@ -94,35 +112,44 @@ class UperNet(nn.Module):
         self.ignore_index = ignore_index
         self.size_divisor = backbone.size_divisor
 
-    def forward(self, x: torch.Tensor, target: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None):
         feats = self.backbone(x)
         logits = self.decode_head(feats)
         if target is None:
             return _resize(logits, x.shape[-2:])
         return self.losses(logits, feats, target)
 
-    def losses(self, logits, feats, target) -> Dict[str, torch.Tensor]:
+    def losses(self, logits, feats, target) -> dict[str, torch.Tensor]:
         size = target.shape[-2:]
         loss = {"loss_seg": F.cross_entropy(_resize(logits, size), target, ignore_index=self.ignore_index)}
         if self.auxiliary_head is not None and self.training:
             aux = self.auxiliary_head(feats[2])
-            loss["loss_aux"] = self.aux_weight * F.cross_entropy(_resize(aux, size), target,
-                                                                 ignore_index=self.ignore_index)
+            loss["loss_aux"] = self.aux_weight * F.cross_entropy(
+                _resize(aux, size), target, ignore_index=self.ignore_index
+            )
         loss["loss"] = sum(loss.values())
         return loss
 
 
-def build_upernet(backbone_name: str, num_classes: int = 150, drop_path_rate: float = 0.0,
-                  pretrained: Optional[str] = None, channels: int = 512, aux_channels: int = 256,
-                  aux_weight: float = 0.4, aux: bool = True, stage_norm: bool = True) -> UperNet:
-    backbone = DenseBackbone(backbone_name, drop_path_rate=drop_path_rate, pretrained=pretrained,
-                             stage_norm=stage_norm)
+def build_upernet(
+    backbone_name: str,
+    num_classes: int = 150,
+    drop_path_rate: float = 0.0,
+    pretrained: str | None = None,
+    channels: int = 512,
+    aux_channels: int = 256,
+    aux_weight: float = 0.4,
+    aux: bool = True,
+    stage_norm: bool = True,
+) -> UperNet:
+    backbone = DenseBackbone(backbone_name, drop_path_rate=drop_path_rate, pretrained=pretrained, stage_norm=stage_norm)
     model = UperNet(backbone, num_classes, channels, aux_channels, aux_weight, aux)
     model.backbone_name = backbone_name
     return model
 
 
 # --- inference ------------------------------------------------------------------------------------
+
 
 def _pad_to(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     ph, pw = max(h - x.shape[-2], 0), max(w - x.shape[-1], 0)
@@ -138,8 +165,9 @@ def _forward_padded(model, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def slide_inference(model, x: torch.Tensor, crop: Sequence[int] = (512, 512),
-                    stride: Sequence[int] = (341, 341)) -> torch.Tensor:
+def slide_inference(
+    model, x: torch.Tensor, crop: Sequence[int] = (512, 512), stride: Sequence[int] = (341, 341)
+) -> torch.Tensor:
     """mmseg 'slide' mode: overlapping crop windows, logits averaged where they overlap."""
     ch, cw = crop
     sh, sw = stride
@@ -162,14 +190,21 @@ def slide_inference(model, x: torch.Tensor, crop: Sequence[int] = (512, 512),
 
 
 @torch.no_grad()
-def predict_logits(model, x: torch.Tensor, mode: str = "slide", crop=(512, 512), stride=(341, 341),
-                   scales: Sequence[float] = (1.0,), flip: bool = False) -> torch.Tensor:
+def predict_logits(
+    model,
+    x: torch.Tensor,
+    mode: str = "slide",
+    crop=(512, 512),
+    stride=(341, 341),
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+) -> torch.Tensor:
     """Softmax scores at x's size; several ``scales`` and/or ``flip`` average the softmax (mmseg's aug test)."""
     h, w = x.shape[-2:]
     total = None
     for s in scales:
         xs = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
-        for flipped in ((False, True) if flip else (False,)):
+        for flipped in (False, True) if flip else (False,):
             xi = xs.flip(-1) if flipped else xs
             logit = slide_inference(model, xi, crop, stride) if mode == "slide" else _forward_padded(model, xi)
             logit = logit.flip(-1) if flipped else logit

@@ -1,17 +1,32 @@
 """`mambaout train`, `mambaout eval` and `mambaout compare` (classification)."""
+
 from __future__ import annotations
 
 from ...errors import UsageError
 
-
 # flag -> typed config field (applied after the preset and its device section, before --set)
-_FLAGS = (("model", "model.name"), ("dataset", "data.dataset"), ("data_root", "data.root"),
-          ("num_classes", "data.num_classes"), ("img_size", "data.img_size"), ("epochs", "sched.epochs"),
-          ("batch_size", "train.batch_size"), ("accum_steps", "train.accum_steps"), ("lr", "optim.lr"),
-          ("num_workers", "data.num_workers"), ("seed", "train.seed"), ("output", "train.output"),
-          ("name", "train.name"), ("save_every_steps", "train.save_every_steps"), ("pretrained", "model.pretrained"),
-          ("freeze_stages", "model.freeze_stages"), ("backbone_lr_scale", "model.backbone_lr_scale"),
-          ("drop_path", "model.drop_path"), ("train_subset", "data.train_subset"), ("device", "train.device"))
+_FLAGS = (
+    ("model", "model.name"),
+    ("dataset", "data.dataset"),
+    ("data_root", "data.root"),
+    ("num_classes", "data.num_classes"),
+    ("img_size", "data.img_size"),
+    ("epochs", "sched.epochs"),
+    ("batch_size", "train.batch_size"),
+    ("accum_steps", "train.accum_steps"),
+    ("lr", "optim.lr"),
+    ("num_workers", "data.num_workers"),
+    ("seed", "train.seed"),
+    ("output", "train.output"),
+    ("name", "train.name"),
+    ("save_every_steps", "train.save_every_steps"),
+    ("pretrained", "model.pretrained"),
+    ("freeze_stages", "model.freeze_stages"),
+    ("backbone_lr_scale", "model.backbone_lr_scale"),
+    ("drop_path", "model.drop_path"),
+    ("train_subset", "data.train_subset"),
+    ("device", "train.device"),
+)
 
 
 def flags_of(args) -> dict:
@@ -19,8 +34,11 @@ def flags_of(args) -> dict:
     flags = {key: getattr(args, attr) for attr, key in _FLAGS if getattr(args, attr, None) is not None}
     if getattr(args, "amp", None):
         flags["train.amp"] = None if args.amp == "none" else args.amp
-    for attr, key in (("channels_last", "train.channels_last"), ("ema", "train.ema"),
-                      ("deterministic", "train.deterministic")):
+    for attr, key in (
+        ("channels_last", "train.channels_last"),
+        ("ema", "train.ema"),
+        ("deterministic", "train.deterministic"),
+    ):
         if getattr(args, attr, False):
             flags[key] = True
     return flags
@@ -48,15 +66,32 @@ def _train_dense(args):
 
     from ..dense.cli import cmd_train as dense_train
 
-    classification_only = [f for f in ("model", "dataset", "epochs", "batch_size", "lr", "pretrained")
-                           if getattr(args, f, None) is not None]
+    classification_only = [
+        f
+        for f in ("model", "dataset", "epochs", "batch_size", "lr", "pretrained")
+        if getattr(args, f, None) is not None
+    ]
     if classification_only:
-        raise UsageError(f"--task {args.task}: use --set for {', '.join(classification_only)} "
-                         "(e.g. --set backbone.name=mambaout_tiny); see the task's presets")
-    return dense_train(argparse.Namespace(
-        command=_DENSE_COMMAND[args.task], preset=args.preset if args.preset_given else None, set=list(args.set or []),
-        resume=args.resume, device=args.device, quiet=args.quiet, json=False, list_presets=False,
-        data_root=args.data_root, output=args.output, name=args.name, backbone=None))
+        raise UsageError(
+            f"--task {args.task}: use --set for {', '.join(classification_only)} "
+            "(e.g. --set backbone.name=mambaout_tiny); see the task's presets"
+        )
+    return dense_train(
+        argparse.Namespace(
+            command=_DENSE_COMMAND[args.task],
+            preset=args.preset if args.preset_given else None,
+            set=list(args.set or []),
+            resume=args.resume,
+            device=args.device,
+            quiet=args.quiet,
+            json=False,
+            list_presets=False,
+            data_root=args.data_root,
+            output=args.output,
+            name=args.name,
+            backbone=None,
+        )
+    )
 
 
 def cmd_eval(args):
@@ -69,15 +104,28 @@ def cmd_eval(args):
 def cmd_compare(args):
     from .compare import DEFAULT_MODELS, run
 
-    run(models=args.models or DEFAULT_MODELS, preset=args.preset, overrides=args.set, output=args.output,
-        data_root=args.data_root, epochs=args.epochs, device=args.device, quiet=args.quiet)
+    run(
+        models=args.models or DEFAULT_MODELS,
+        preset=args.preset,
+        overrides=args.set,
+        output=args.output,
+        data_root=args.data_root,
+        epochs=args.epochs,
+        device=args.device,
+        quiet=args.quiet,
+    )
     return 0
 
 
 def _add_shared(p):
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key (repeatable), e.g. --set optim.weight_decay=0.1; the value is "
-                   "parsed as the key's type")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key (repeatable), e.g. --set optim.weight_decay=0.1; the value is "
+        "parsed as the key's type",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -95,13 +143,19 @@ def _with_preset_default(cmd):
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a classifier (presets: imagenet, fashion_mnist, synthetic)",
-                              description="Train a classifier. Config = preset YAML, then the flags below, then "
-                              "--set overrides. Launch with torchrun for DDP on several GPUs/nodes.")
-    p.add_argument("--task", choices=["classification", "detection", "segmentation", "multitask"],
-                   default="classification", help="other tasks run the dense trainer (same as train-det/-seg)")
-    p.add_argument("--preset", help="preset name or path to a YAML file (default: imagenet; for --task X, X's "
-                   "default)")
+    p = subparsers.add_parser(
+        "train",
+        help="train a classifier (presets: imagenet, fashion_mnist, synthetic)",
+        description="Train a classifier. Config = preset YAML, then the flags below, then "
+        "--set overrides. Launch with torchrun for DDP on several GPUs/nodes.",
+    )
+    p.add_argument(
+        "--task",
+        choices=["classification", "detection", "segmentation", "multitask"],
+        default="classification",
+        help="other tasks run the dense trainer (same as train-det/-seg)",
+    )
+    p.add_argument("--preset", help="preset name or path to a YAML file (default: imagenet; for --task X, X's default)")
     p.add_argument("--model", help="a registered model name")
     p.add_argument("--dataset", choices=["imagefolder", "fashion_mnist", "synthetic"])
     p.add_argument("--data-root", help="dataset folder (ImageFolder root, or the Fashion-MNIST IDX folder)")
@@ -156,5 +210,3 @@ def register(subparsers) -> None:
     p.add_argument("--output", default="runs/compare")
     _add_shared(p)
     p.set_defaults(func=cmd_compare)
-
-

@@ -8,16 +8,17 @@ stride 2 so the stages see 16/8/4/2; on CPU a 1500-image subset, stride-4 stem, 
 model is not registered (or cannot be built), MambaOut is trained alone and the result says why.
 Prints a comparison table and writes ``<out>/compare_curves.png`` and ``<out>/compare.json``.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
-from ... import list_models
 from ...engine.logging import read_metrics
 from ...engine.plots import plot_curves
+from ...registry import list_models
 from ...utils.table import markdown_table
 from .task import build_model, resolve_config, train
 
@@ -25,9 +26,16 @@ log = logging.getLogger("mambaout")
 DEFAULT_MODELS = ("mambaout_femto", "mamba_femto")
 
 
-def run(models: Sequence[str] = DEFAULT_MODELS, preset: str = "fashion_mnist", overrides: Optional[List[str]] = None,
-        output: str = "runs/compare", data_root: Optional[str] = None, epochs: Optional[int] = None,
-        device: Optional[str] = None, quiet: bool = False) -> dict:
+def run(
+    models: Sequence[str] = DEFAULT_MODELS,
+    preset: str = "fashion_mnist",
+    overrides: list[str] | None = None,
+    output: str = "runs/compare",
+    data_root: str | None = None,
+    epochs: int | None = None,
+    device: str | None = None,
+    quiet: bool = False,
+) -> dict:
     """Train and evaluate each model with the same recipe; returns {'rows': [...], 'skipped': {...}, ...}."""
     overrides = list(overrides or [])
     flags = {k: v for k, v in (("data.root", data_root), ("sched.epochs", epochs)) if v}
@@ -36,11 +44,14 @@ def run(models: Sequence[str] = DEFAULT_MODELS, preset: str = "fashion_mnist", o
     for name in models:
         if name not in known:
             skipped[name] = "not registered in this build"
-            log.warning("%s is not registered yet: training %s alone", name,
-                        ", ".join(m for m in models if m in known))
+            log.warning("%s is not registered yet: training %s alone", name, ", ".join(m for m in models if m in known))
             continue
-        cfg = resolve_config(preset, overrides, dict(flags, **{"model.name": name, "train.output": output,
-                                                               "train.name": name}), device=device)
+        cfg = resolve_config(
+            preset,
+            overrides,
+            dict(flags, **{"model.name": name, "train.output": output, "train.name": name}),
+            device=device,
+        )
         try:  # a family that does not take an option of the recipe (e.g. stem_stride) is skipped
             build_model(cfg)
         except (TypeError, ValueError) as e:
@@ -49,25 +60,42 @@ def run(models: Sequence[str] = DEFAULT_MODELS, preset: str = "fashion_mnist", o
             continue
         summary = train(cfg, quiet=quiet)
         final = summary["final"] or {}
-        rows.append({"model": name, "params_m": summary["params_m"], "epochs": summary["epochs"],
-                     "top1": final.get("val_top1"), "top5": final.get("val_top5"),
-                     "best_top1": (summary["best"] or {}).get("value"), "wall_s": summary["wall_time_s"],
-                     "img_per_s": _mean_speed(summary["run_dir"])})
+        rows.append(
+            {
+                "model": name,
+                "params_m": summary["params_m"],
+                "epochs": summary["epochs"],
+                "top1": final.get("val_top1"),
+                "top5": final.get("val_top5"),
+                "best_top1": (summary["best"] or {}).get("value"),
+                "wall_s": summary["wall_time_s"],
+                "img_per_s": _mean_speed(summary["run_dir"]),
+            }
+        )
         runs[name] = read_metrics(summary["run_dir"])
         with open(os.path.join(output, "compare.json"), "w") as f:  # partial results survive a later failure
             json.dump({"rows": rows, "skipped": skipped}, f, indent=2)
     os.makedirs(output, exist_ok=True)
     curves = None
     if runs:
-        curves = plot_curves(runs, os.path.join(output, "compare_curves.png"),
-                             panels=(("train_loss",), ("val_top1",)), title="Fashion-MNIST")
+        curves = plot_curves(
+            runs,
+            os.path.join(output, "compare_curves.png"),
+            panels=(("train_loss",), ("val_top1",)),
+            title="Fashion-MNIST",
+        )
     result = {"rows": rows, "skipped": skipped, "curves": curves, "preset": preset, "overrides": overrides}
     with open(os.path.join(output, "compare.json"), "w") as f:
         json.dump(result, f, indent=2)
     print()
-    print(markdown_table(rows, ["model", "params_m", "epochs", "top1", "top5", "best_top1", "wall_s", "img_per_s"],
-                         ["model", "params (M)", "epochs", "test top-1 %", "top-5 %", "best top-1 %", "wall (s)",
-                          "train img/s"], digits=2))
+    print(
+        markdown_table(
+            rows,
+            ["model", "params_m", "epochs", "top1", "top5", "best_top1", "wall_s", "img_per_s"],
+            ["model", "params (M)", "epochs", "test top-1 %", "top-5 %", "best top-1 %", "wall (s)", "train img/s"],
+            digits=2,
+        )
+    )
     for name, why in skipped.items():
         print(f"note: {name} {why}; MambaOut was trained alone." if len(rows) == 1 else f"note: {name} {why}.")
     if curves:

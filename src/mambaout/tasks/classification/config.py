@@ -2,10 +2,11 @@
 
 Presets (``presets/classification/*.yaml``) fill it; docs/training.md explains every key.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Literal, Optional, Tuple, Union
+from typing import Literal
 
 from ...engine.recipe import OptimConfig, SchedConfig, TrainConfig
 from ...errors import ConfigError
@@ -14,13 +15,13 @@ from ...errors import ConfigError
 @dataclass
 class ModelConfig:
     name: str = "mambaout_tiny"
-    pretrained: Optional[str] = None        # weights (any supported format); the classifier is replaced if needed
-    drop_path: Optional[float] = None       # null: the variant's rate
-    drop_rate: float = 0.0                  # head dropout
+    pretrained: str | None = None  # weights (any supported format); the classifier is replaced if needed
+    drop_path: float | None = None  # null: the variant's rate
+    drop_rate: float = 0.0  # head dropout
     in_chans: int = 3
     stem_stride: int = 4
-    freeze_stages: int = 0                  # freeze the stem and the first N stages
-    backbone_lr_scale: float = 1.0          # lr multiplier for everything but the classifier head
+    freeze_stages: int = 0  # freeze the stem and the first N stages
+    backbone_lr_scale: float = 1.0  # lr multiplier for everything but the classifier head
     grad_checkpointing: bool = False
 
     def check(self):
@@ -33,22 +34,22 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     dataset: Literal["imagefolder", "fashion_mnist", "synthetic"] = "imagefolder"
-    root: Optional[str] = None              # ImageFolder root (train/<class>/*, val/<class>/*) or the IDX folder
+    root: str | None = None  # ImageFolder root (train/<class>/*, val/<class>/*) or the IDX folder
     train_split: str = "train"
     val_split: str = "val"
     num_classes: int = 1000
     img_size: int = 224
-    eval_img_size: Optional[int] = None     # null: img_size
-    crop_pct: float = 1.0                   # eval: resize to img_size / crop_pct, then centre-crop
+    eval_img_size: int | None = None  # null: img_size
+    crop_pct: float = 1.0  # eval: resize to img_size / crop_pct, then centre-crop
     interpolation: str = "bicubic"
-    mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    train_subset: Optional[int] = None      # the first N samples of a seeded shuffle
-    val_subset: Optional[int] = None
-    verify_images: bool = False             # decode every file up front and drop unreadable ones
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    train_subset: int | None = None  # the first N samples of a seeded shuffle
+    val_subset: int | None = None
+    verify_images: bool = False  # decode every file up front and drop unreadable ones
     num_workers: int = 8
-    gpu_prefetch: Union[bool, Literal["auto"]] = "auto"  # uint8 batches normalised on the GPU (timm PrefetchLoader)
-    synthetic_train: int = 256              # synthetic data: samples per split and noise level
+    gpu_prefetch: bool | Literal["auto"] = "auto"  # uint8 batches normalised on the GPU (timm PrefetchLoader)
+    synthetic_train: int = 256  # synthetic data: samples per split and noise level
     synthetic_val: int = 128
     synthetic_noise: float = 0.5
 
@@ -60,12 +61,12 @@ class DataConfig:
 
 @dataclass
 class AugConfig:
-    scale: Tuple[float, float] = (0.08, 1.0)
-    ratio: Tuple[float, float] = (0.75, 1.3333333)
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (0.75, 1.3333333)
     hflip: float = 0.5
-    color_jitter: Optional[float] = 0.4     # timm ignores it whenever auto_augment is set
-    auto_augment: Optional[str] = None      # e.g. rand-m9-mstd0.5-inc1
-    reprob: float = 0.0                     # random erasing
+    color_jitter: float | None = 0.4  # timm ignores it whenever auto_augment is set
+    auto_augment: str | None = None  # e.g. rand-m9-mstd0.5-inc1
+    reprob: float = 0.0  # random erasing
     remode: str = "pixel"
     recount: int = 1
     mixup: float = 0.0

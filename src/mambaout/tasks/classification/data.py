@@ -9,10 +9,10 @@ Two paths, chosen by ``data.gpu_prefetch`` (:func:`gpu_prefetch`):
   to the GPU on a side stream while the current one trains, then normalises and randomly erases it there. The
   workers skip the float conversion and normalisation, and a quarter of the bytes are pinned and copied.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import torch
 from timm.data import create_transform
@@ -40,20 +40,38 @@ def train_transform(cfg, uint8: bool = False):
     """uint8: end with uint8 CHW tensors, not normalised, no random erasing (the prefetcher does both)."""
     d, a = cfg.data, cfg.aug
     return create_transform(
-        input_size=_input_size(cfg, d.img_size), is_training=True, scale=tuple(a.scale), ratio=tuple(a.ratio),
-        hflip=a.hflip, color_jitter=a.color_jitter, auto_augment=a.auto_augment, interpolation=d.interpolation,
-        mean=tuple(d.mean), std=tuple(d.std), re_prob=a.reprob, re_mode=a.remode, re_count=a.recount,
-        use_prefetcher=uint8)
+        input_size=_input_size(cfg, d.img_size),
+        is_training=True,
+        scale=tuple(a.scale),
+        ratio=tuple(a.ratio),
+        hflip=a.hflip,
+        color_jitter=a.color_jitter,
+        auto_augment=a.auto_augment,
+        interpolation=d.interpolation,
+        mean=tuple(d.mean),
+        std=tuple(d.std),
+        re_prob=a.reprob,
+        re_mode=a.remode,
+        re_count=a.recount,
+        use_prefetcher=uint8,
+    )
 
 
-def eval_transform(cfg, img_size: Optional[int] = None, uint8: bool = False):
+def eval_transform(cfg, img_size: int | None = None, uint8: bool = False):
     d = cfg.data
     size = img_size or d.eval_img_size or d.img_size
-    return create_transform(input_size=_input_size(cfg, size), is_training=False, interpolation=d.interpolation,
-                            crop_pct=d.crop_pct, mean=tuple(d.mean), std=tuple(d.std), use_prefetcher=uint8)
+    return create_transform(
+        input_size=_input_size(cfg, size),
+        is_training=False,
+        interpolation=d.interpolation,
+        crop_pct=d.crop_pct,
+        mean=tuple(d.mean),
+        std=tuple(d.std),
+        use_prefetcher=uint8,
+    )
 
 
-def _subset(ds, n: Optional[int], seed: int):
+def _subset(ds, n: int | None, seed: int):
     """The first ``n`` samples of a seeded shuffle (keeps every class in expectation)."""
     if not n or n >= len(ds):
         return ds
@@ -65,33 +83,52 @@ def _subset(ds, n: Optional[int], seed: int):
     return sub
 
 
-def build_dataset(cfg, split: str, run_dir: Optional[str] = None, img_size: Optional[int] = None,
-                  classes=None, uint8: bool = False):
+def build_dataset(
+    cfg, split: str, run_dir: str | None = None, img_size: int | None = None, classes=None, uint8: bool = False
+):
     """split: 'train' or 'val'. Returns a dataset with ``num_classes`` (and ``classes`` for folders).
     uint8: samples are uint8 CHW images, not normalised (for the prefetcher, see :func:`gpu_prefetch`)."""
     d = cfg.data
     is_train = split == "train"
     if d.dataset == "synthetic":
         size = d.img_size if is_train else (img_size or d.eval_img_size or d.img_size)
-        ds = SyntheticClassification(d.synthetic_train if is_train else d.synthetic_val, d.num_classes, size,
-                                     cfg.model.in_chans, d.synthetic_noise, seed=cfg.train.seed, split=split,
-                                     uint8=uint8, mean=d.mean, std=d.std)
+        ds = SyntheticClassification(
+            d.synthetic_train if is_train else d.synthetic_val,
+            d.num_classes,
+            size,
+            cfg.model.in_chans,
+            d.synthetic_noise,
+            seed=cfg.train.seed,
+            split=split,
+            uint8=uint8,
+            mean=d.mean,
+            std=d.std,
+        )
     elif d.dataset == "fashion_mnist":
         tf = train_transform(cfg, uint8) if is_train else eval_transform(cfg, img_size, uint8)
         ds = FashionMNIST(d.root, "train" if is_train else "test", transform=tf, rgb=cfg.model.in_chans == 3)
     else:
         if not d.root:
-            raise DatasetError("data.root is not set: pass --data-root DIR (an ImageFolder with "
-                               "train/<class>/* and val/<class>/*)")
+            raise DatasetError(
+                "data.root is not set: pass --data-root DIR (an ImageFolder with train/<class>/* and val/<class>/*)"
+            )
         tf = train_transform(cfg, uint8) if is_train else eval_transform(cfg, img_size, uint8)
         log_path = os.path.join(run_dir, f"bad_images_{split}.txt") if run_dir else None
-        ds = RobustImageFolder(d.root, d.train_split if is_train else d.val_split, transform=tf,
-                               mode="RGB" if cfg.model.in_chans == 3 else "L", bad_files_log=log_path, classes=classes)
+        ds = RobustImageFolder(
+            d.root,
+            d.train_split if is_train else d.val_split,
+            transform=tf,
+            mode="RGB" if cfg.model.in_chans == 3 else "L",
+            bad_files_log=log_path,
+            classes=classes,
+        )
         if d.verify_images:
             ds.verify()
     if ds.num_classes != d.num_classes:
-        raise DatasetError(f"data.num_classes is {d.num_classes} but the {split} set has {ds.num_classes} "
-                           f"classes; pass --set data.num_classes={ds.num_classes}")
+        raise DatasetError(
+            f"data.num_classes is {d.num_classes} but the {split} set has {ds.num_classes} "
+            f"classes; pass --set data.num_classes={ds.num_classes}"
+        )
     return _subset(ds, d.train_subset if is_train else d.val_subset, cfg.train.seed)
 
 
@@ -100,7 +137,7 @@ def bad_files(ds):
     return list(getattr(base, "bad_files", []))
 
 
-def train_stream(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: Optional[torch.device] = None):
+def train_stream(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: torch.device | None = None):
     """The resumable training stream. prefetch_to: a device for timm's PrefetchLoader (``ds`` must then return
     uint8 images), which normalises and randomly erases there."""
     t, workers = cfg.train, cfg.data.num_workers
@@ -113,18 +150,32 @@ def train_stream(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: Optiona
         def wrap(loader):
             return _prefetcher(cfg, loader, prefetch_to, re_prob=re_prob, re_mode=a.remode, re_count=a.recount)
 
-    return BatchStream(ds, t.batch_size, seed=t.seed, rank=rank, world_size=world, num_workers=workers,
-                       collate=fast_collate if prefetch_to is not None else None, pin_memory=pin,
-                       accum_steps=t.accum_steps, wrap=wrap)
+    return BatchStream(
+        ds,
+        t.batch_size,
+        seed=t.seed,
+        rank=rank,
+        world_size=world,
+        num_workers=workers,
+        collate=fast_collate if prefetch_to is not None else None,
+        pin_memory=pin,
+        accum_steps=t.accum_steps,
+        wrap=wrap,
+    )
 
 
-def eval_loader(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: Optional[torch.device] = None):
+def eval_loader(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: torch.device | None = None):
     workers = cfg.data.num_workers
-    loader = DataLoader(ds, batch_size=cfg.train.eval_batch_size, sampler=ShardedEvalSampler(len(ds), world, rank),
-                        num_workers=workers, pin_memory=pin,
-                        persistent_workers=workers > 0,  # evaluated every epoch: no worker start-up each time
-                        generator=torch.Generator().manual_seed(0),
-                        **({"collate_fn": fast_collate} if prefetch_to is not None else {}))
+    loader = DataLoader(
+        ds,
+        batch_size=cfg.train.eval_batch_size,
+        sampler=ShardedEvalSampler(len(ds), world, rank),
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=workers > 0,  # evaluated every epoch: no worker start-up each time
+        generator=torch.Generator().manual_seed(0),
+        **({"collate_fn": fast_collate} if prefetch_to is not None else {}),
+    )
     # timm 1.0.29's PrefetchLoader fails on an empty loader (a rank with no validation samples): nothing to
     # normalise there anyway.
     return _prefetcher(cfg, loader, prefetch_to) if prefetch_to is not None and len(loader) else loader
@@ -132,8 +183,9 @@ def eval_loader(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: Optional
 
 def _prefetcher(cfg, loader, device, **erasing):
     d = cfg.data
-    return PrefetchLoader(loader, mean=tuple(d.mean), std=tuple(d.std), channels=cfg.model.in_chans, device=device,
-                          **erasing)
+    return PrefetchLoader(
+        loader, mean=tuple(d.mean), std=tuple(d.std), channels=cfg.model.in_chans, device=device, **erasing
+    )
 
 
 def to_device(images, targets, device: torch.device):

@@ -1,4 +1,5 @@
 """Top-1/top-5 evaluation (sharded over ranks, exact counts) and the `mambaout eval` command."""
+
 from __future__ import annotations
 
 import json
@@ -8,13 +9,13 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ... import create_model
 from ...engine import config as C
 from ...engine import distributed
 from ...engine.precision import autocast, effective_amp
 from ...engine.progress import progress
 from ...engine.state import load_state
 from ...errors import CheckpointError
+from ...registry import create_model
 from ...weights import load_state_dict_into, read_state_dict
 from . import data
 
@@ -36,9 +37,14 @@ def evaluate(model, loader, device, amp=None, channels_last=False, quiet=True, d
         k = min(5, logits.shape[1])
         top = logits.topk(k, dim=1).indices
         hit = top.eq(targets[:, None])
-        totals += torch.stack([F.cross_entropy(logits, targets, reduction="sum").double(),
-                               hit[:, :1].sum().double(), hit.sum().double(),
-                               torch.tensor(float(len(targets)), dtype=torch.float64, device=device)])
+        totals += torch.stack(
+            [
+                F.cross_entropy(logits, targets, reduction="sum").double(),
+                hit[:, :1].sum().double(),
+                hit.sum().double(),
+                torch.tensor(float(len(targets)), dtype=torch.float64, device=device),
+            ]
+        )
     distributed.all_reduce_sum(totals)
     loss, c1, c5, n = totals.tolist()
     n = max(n, 1.0)
@@ -46,6 +52,7 @@ def evaluate(model, loader, device, amp=None, channels_last=False, quiet=True, d
 
 
 # --- `mambaout eval` --------------------------------------------------------------------------------
+
 
 def _config_for_eval(args, flags):
     """(config, training state or None): a run's saved config (checkpoint or run folder), else a preset."""
@@ -55,8 +62,10 @@ def _config_for_eval(args, flags):
     if args.checkpoint and not args.checkpoint.endswith(".safetensors"):
         state = load_state(args.checkpoint)
         if "config" not in state or "model" not in state:
-            raise CheckpointError(f"{args.checkpoint!r} is not a training checkpoint of this project; "
-                                  "pass weights with --weights and the model with --model")
+            raise CheckpointError(
+                f"{args.checkpoint!r} is not a training checkpoint of this project; "
+                "pass weights with --weights and the model with --model"
+            )
         if state.get("format", 1) == 1:
             state = upgrade_state(state, args.checkpoint)
         cfg = C.from_dict(ClassificationConfig, state["config"])
@@ -74,9 +83,17 @@ def _config_for_eval(args, flags):
 
 
 def run_eval(args) -> dict:
-    flags = {k: v for k, v in (("data.root", args.data_root), ("model.name", args.model),
-                               ("train.eval_batch_size", args.batch_size), ("data.num_workers", args.num_workers),
-                               ("data.crop_pct", args.crop_pct)) if v is not None}
+    flags = {
+        k: v
+        for k, v in (
+            ("data.root", args.data_root),
+            ("model.name", args.model),
+            ("train.eval_batch_size", args.batch_size),
+            ("data.num_workers", args.num_workers),
+            ("data.crop_pct", args.crop_pct),
+        )
+        if v is not None
+    }
     cfg, state = _config_for_eval(args, flags)
     info = distributed.init(args.device or cfg.train.device)
     try:
@@ -89,8 +106,11 @@ def run_eval(args) -> dict:
             load_state_dict_into(model, state[key], source=args.checkpoint)
             src = args.checkpoint
         else:
-            src = args.weights or (os.path.join(args.run, "model_ema.safetensors" if args.ema else "model.safetensors")
-                                   if args.run else None)
+            src = args.weights or (
+                os.path.join(args.run, "model_ema.safetensors" if args.ema else "model.safetensors")
+                if args.run
+                else None
+            )
             if not src:
                 raise CheckpointError("nothing to evaluate: pass --checkpoint, --run or --weights")
             load_state_dict_into(model, read_state_dict(src), source=src)
@@ -99,16 +119,24 @@ def run_eval(args) -> dict:
             model.to(memory_format=torch.channels_last)
         prefetch = data.gpu_prefetch(cfg, info.device)  # as in training: uint8 images, normalised on the GPU
         ds = data.build_dataset(cfg, "val", img_size=args.img_size, uint8=prefetch)
-        loader = data.eval_loader(cfg, ds, info.rank, info.world_size, info.device.type == "cuda",
-                                  prefetch_to=info.device if prefetch else None)
+        loader = data.eval_loader(
+            cfg,
+            ds,
+            info.rank,
+            info.world_size,
+            info.device.type == "cuda",
+            prefetch_to=info.device if prefetch else None,
+        )
         amp = effective_amp(None if args.amp == "none" else (args.amp or cfg.train.amp), info.device)
         res = evaluate(model, loader, info.device, amp=amp, channels_last=args.channels_last, quiet=args.quiet)
         size = args.img_size or cfg.data.eval_img_size or cfg.data.img_size
         res.update(model=m.name, weights=src, img_size=size, crop_pct=cfg.data.crop_pct)
         if distributed.is_main():
-            print(f"{m.name} ({src}) at {size}x{size}, crop_pct {cfg.data.crop_pct}: "
-                  f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}  "
-                  f"({res['count']} images)")
+            print(
+                f"{m.name} ({src}) at {size}x{size}, crop_pct {cfg.data.crop_pct}: "
+                f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}  "
+                f"({res['count']} images)"
+            )
             if args.json:
                 print(json.dumps(res))
         return res

@@ -1,23 +1,25 @@
 """Image classification as a task of the engine: build, train step, evaluate.
 
-    from mambaout.tasks.classification import resolve_config, train
-    cfg = resolve_config("fashion_mnist", sets=["sched.epochs=5"])
-    summary = train(cfg)                          # or train(resume="runs/x/last.pt")
+from mambaout.tasks.classification import resolve_config, train
+cfg = resolve_config("fashion_mnist", sets=["sched.epochs=5"])
+summary = train(cfg)                          # or train(resume="runs/x/last.pt")
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from ... import create_model, model_info
 from ...engine import config as C
-from ...engine.state import FORMAT, load_for_resume
+from ...engine.state import FORMAT
 from ...engine.task import Parts, Task
-from ...engine.trainer import fit
+from ...engine.trainer import train as engine_train
 from ...errors import CheckpointError, ConfigError
+from ...registry import create_model, model_info
 from . import data
 from .config import ClassificationConfig
 from .evaluate import evaluate
@@ -26,8 +28,12 @@ log = logging.getLogger("mambaout")
 KIND = "classification"
 
 
-def resolve_config(preset: str = "fashion_mnist", sets: Optional[Iterable[str]] = None,
-                   flags: Optional[Mapping[str, Any]] = None, device: Optional[str] = None) -> ClassificationConfig:
+def resolve_config(
+    preset: str = "fashion_mnist",
+    sets: Iterable[str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+    device: str | None = None,
+) -> ClassificationConfig:
     """preset -> its bases -> its ``on_cpu``/``on_cuda`` section -> ``flags`` -> ``sets`` (``key=value``)."""
     cfg = C.resolve(ClassificationConfig, KIND, preset, flags, sets, device)
     cfg.validate()
@@ -37,12 +43,21 @@ def resolve_config(preset: str = "fashion_mnist", sets: Optional[Iterable[str]] 
 def build_model(cfg: ClassificationConfig) -> nn.Module:
     m = cfg.model
     drop_path = m.drop_path if m.drop_path is not None else model_info(m.name).train.get("drop_path", 0.0)
-    model = create_model(m.name, pretrained=m.pretrained, num_classes=cfg.data.num_classes, in_chans=m.in_chans,
-                         stem_stride=m.stem_stride, drop_path_rate=drop_path, drop_rate=m.drop_rate)
+    model = create_model(
+        m.name,
+        pretrained=m.pretrained,
+        num_classes=cfg.data.num_classes,
+        in_chans=m.in_chans,
+        stem_stride=m.stem_stride,
+        drop_path_rate=drop_path,
+        drop_rate=m.drop_rate,
+    )
     div = getattr(model, "size_divisor", 32)
     if cfg.data.img_size % div:
-        raise ConfigError(f"data.img_size {cfg.data.img_size} is not divisible by {m.name}'s size_divisor {div} "
-                          f"(stem_stride {m.stem_stride})")
+        raise ConfigError(
+            f"data.img_size {cfg.data.img_size} is not divisible by {m.name}'s size_divisor {div} "
+            f"(stem_stride {m.stem_stride})"
+        )
     if m.freeze_stages:
         freeze_stages(model, m.freeze_stages)
     if m.grad_checkpointing and hasattr(model, "set_grad_checkpointing"):
@@ -76,8 +91,15 @@ def build_mixup(cfg: ClassificationConfig):
         return None
     from timm.data import Mixup
 
-    return Mixup(mixup_alpha=a.mixup, cutmix_alpha=a.cutmix, prob=a.mixup_prob, switch_prob=a.mixup_switch_prob,
-                 mode=a.mixup_mode, label_smoothing=a.smoothing, num_classes=cfg.data.num_classes)
+    return Mixup(
+        mixup_alpha=a.mixup,
+        cutmix_alpha=a.cutmix,
+        prob=a.mixup_prob,
+        switch_prob=a.mixup_switch_prob,
+        mode=a.mixup_mode,
+        label_smoothing=a.smoothing,
+        num_classes=cfg.data.num_classes,
+    )
 
 
 class ClassificationTask(Task):
@@ -112,12 +134,22 @@ class ClassificationTask(Task):
                 example = example.contiguous(memory_format=torch.channels_last)
         if run.main and self.prefetch:
             log.info("data normalised on the GPU (data.gpu_prefetch)")
-        meta = {"model": cfg.model.name, "num_classes": cfg.data.num_classes, "in_chans": cfg.model.in_chans,
-                "stem_stride": cfg.model.stem_stride}
-        return Parts(model, stream, cfg.train.batch_size, backbone_lr_scale=cfg.model.backbone_lr_scale,
-                     graph_example=example, weights_metadata=meta)
+        meta = {
+            "model": cfg.model.name,
+            "num_classes": cfg.data.num_classes,
+            "in_chans": cfg.model.in_chans,
+            "stem_stride": cfg.model.stem_stride,
+        }
+        return Parts(
+            model,
+            stream,
+            cfg.train.batch_size,
+            backbone_lr_scale=cfg.model.backbone_lr_scale,
+            graph_example=example,
+            weights_metadata=meta,
+        )
 
-    def train_step(self, model, batch, run) -> Dict[str, torch.Tensor]:
+    def train_step(self, model, batch, run) -> dict[str, torch.Tensor]:
         images, targets = data.to_device(*batch, run.device)
         if self.mixup is not None:
             images, targets = self.mixup(images, targets)
@@ -125,23 +157,24 @@ class ClassificationTask(Task):
             images = images.contiguous(memory_format=torch.channels_last)
         return {"loss": self.criterion(model(images), targets)}
 
-    def evaluate(self, model, run) -> Dict[str, float]:
+    def evaluate(self, model, run) -> dict[str, float]:
         res = evaluate(model, self.val_loader, run.device, run.amp, self.cfg.train.channels_last, quiet=run.quiet)
         return {"loss": res["loss"], "top1": res["top1"], "top5": res["top5"]}
 
     def _bad_images(self) -> int:
         return len(data.bad_files(self.train_set)) + len(data.bad_files(self.val_set))
 
-    def row_extras(self, run) -> Dict[str, Any]:
+    def row_extras(self, run) -> dict[str, Any]:
         return {"bad_images": self._bad_images()} if self.cfg.data.dataset == "imagefolder" and run.main else {}
 
-    def summary_extras(self, run) -> Dict[str, Any]:
+    def summary_extras(self, run) -> dict[str, Any]:
         out = {"gpu_prefetch": self.prefetch}
         if self.cfg.data.dataset == "imagefolder":
             out["bad_images"] = bad = self._bad_images()
             if bad and run.main:
-                log.warning("%d unreadable images were skipped; their paths are in %s/bad_images_*.txt", bad,
-                            run.run_dir)
+                log.warning(
+                    "%d unreadable images were skipped; their paths are in %s/bad_images_*.txt", bad, run.run_dir
+                )
         return out
 
 
@@ -153,22 +186,32 @@ def upgrade_state(state: dict, path: str) -> dict:
     per_micro = max(int(cfg["train"]["batch_size"]), 1)
     stats = state.get("epoch_stats") or {"loss_sum": 0.0, "count": 0}
     best = state.get("best")
-    return dict(state, format=FORMAT, task=KIND, config=cfg, data=(int(state["epoch"]), int(state["batch_in_epoch"])),
-                meter={"keys": ["loss"], "sums": [float(stats["loss_sum"]) / per_micro],
-                       "count": int(stats["count"]) // per_micro},
-                best=None if not best else {"step": None, "epoch": best.get("epoch"), "metric": "val_top1",
-                                            "value": best.get("val_top1")})
+    return dict(
+        state,
+        format=FORMAT,
+        task=KIND,
+        config=cfg,
+        data=(int(state["epoch"]), int(state["batch_in_epoch"])),
+        meter={
+            "keys": ["loss"],
+            "sums": [float(stats["loss_sum"]) / per_micro],
+            "count": int(stats["count"]) // per_micro,
+        },
+        best=None
+        if not best
+        else {"step": None, "epoch": best.get("epoch"), "metric": "val_top1", "value": best.get("val_top1")},
+    )
 
 
-def train(cfg: Optional[ClassificationConfig] = None, resume: Optional[str] = None, quiet: bool = False,
-          sets: Optional[Iterable[str]] = None, flags: Optional[Mapping[str, Any]] = None) -> dict:
+def train(
+    cfg: ClassificationConfig | None = None,
+    resume: str | None = None,
+    quiet: bool = False,
+    sets: Iterable[str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> dict:
     """Train from ``cfg``, or continue the run saved in ``resume`` (``sets``/``flags`` may change its paths,
     workers, cadences or length); returns the run's summary."""
-    if resume:
-        if cfg is not None:
-            raise ConfigError("train(): pass a config or a checkpoint to resume, not both")
-        cfg, state = load_for_resume(resume, ClassificationConfig, flags, sets, convert=upgrade_state)
-        return fit(ClassificationTask(cfg), state=state, resume_path=resume, quiet=quiet)
-    if cfg is None:
-        raise ConfigError("train() needs a config or a checkpoint to resume from")
-    return fit(ClassificationTask(cfg), quiet=quiet)
+    return engine_train(
+        ClassificationTask, ClassificationConfig, cfg, resume, quiet, sets, flags, convert=upgrade_state
+    )

@@ -5,5 +5,6 @@
 
 See docs/dense.md.
 """
+
 from .config import DenseConfig  # noqa: F401
 from .task import DenseTask, resolve_config, train  # noqa: F401

@@ -1,12 +1,13 @@
 """Subcommands: train-det, train-seg, train-multitask, eval-det, eval-seg, complexity-dense, predict.
 
-    mambaout train-det --preset coco_maskrcnn_1x --data-root /data/coco --backbone mambaout_small
-    torchrun --nproc-per-node 8 -m mambaout train-seg --preset ade20k_upernet_160k --data-root /data/ADEChallengeData2016
-    mambaout train-seg --resume runs/<name>/last.pt
-    mambaout eval-seg runs/<name>/best.pt --multi-scale
-    mambaout complexity-dense mambaout_tiny --task detection
-    mambaout predict runs/<name>/best.pt photo.jpg -o photo_pred.png
+mambaout train-det --preset coco_maskrcnn_1x --data-root /data/coco --backbone mambaout_small
+torchrun --nproc-per-node 8 -m mambaout train-seg --preset ade20k_upernet_160k --data-root /data/ADEChallengeData2016
+mambaout train-seg --resume runs/<name>/last.pt
+mambaout eval-seg runs/<name>/best.pt --multi-scale
+mambaout complexity-dense mambaout_tiny --task detection
+mambaout predict runs/<name>/best.pt photo.jpg -o photo_pred.png
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,11 @@ from ...errors import UsageError
 log = logging.getLogger("mambaout")
 
 _TRAIN = {"train-det": "detection", "train-seg": "segmentation", "train-multitask": "multitask"}
-_DEFAULT_PRESET = {"detection": "coco_maskrcnn_1x", "segmentation": "ade20k_upernet_160k",
-                   "multitask": "synthetic_cls_seg_det"}
+_DEFAULT_PRESET = {
+    "detection": "coco_maskrcnn_1x",
+    "segmentation": "ade20k_upernet_160k",
+    "multitask": "synthetic_cls_seg_det",
+}
 
 
 def _rank() -> int:
@@ -34,9 +38,16 @@ def _print_json(obj):
 
 def _flags(args) -> dict:
     """Typed values of the flags given: the backbone, the (single) task's data root, the run folder."""
-    flags = {key: getattr(args, attr) for attr, key in (("backbone", "backbone.name"), ("output", "train.output"),
-                                                         ("name", "train.name"), ("device", "train.device"))
-             if getattr(args, attr, None) is not None}
+    flags = {
+        key: getattr(args, attr)
+        for attr, key in (
+            ("backbone", "backbone.name"),
+            ("output", "train.output"),
+            ("name", "train.name"),
+            ("device", "train.device"),
+        )
+        if getattr(args, attr, None) is not None
+    }
     if getattr(args, "data_root", None) is not None:
         task = _TRAIN.get(args.command)
         if task == "multitask":
@@ -62,7 +73,8 @@ def cmd_train(args):
         summary = train(cfg, quiet=args.quiet)
     if _rank() == 0:
         _print_json(summary) if args.json else print(
-            f"run {summary['run_dir']}: {summary['steps']} steps; best {summary['best']}")
+            f"run {summary['run_dir']}: {summary['steps']} steps; best {summary['best']}"
+        )
     return 0
 
 
@@ -101,16 +113,18 @@ def cmd_eval(args):
 
 
 def cmd_complexity_dense(args):
-    from ...cli import _size
+    from ...utils.args import img_size
     from .complexity import dense_complexity
 
-    size = _size(args.img_size) if args.img_size else None
+    size = img_size(args.img_size) if args.img_size else None
     r = dense_complexity(args.backbone, args.task, size, num_classes=args.num_classes, mode=args.mode)
     if args.json:
         _print_json(r)
         return 0
-    print(f"{r['model']} on {r['backbone']} at {r['height']}x{r['width']}: {r['params_m']:.2f} M params, "
-          f"{r['macs_g']:.1f} G MACs (fvcore convention; {r['convention']})")
+    print(
+        f"{r['model']} on {r['backbone']} at {r['height']}x{r['width']}: {r['params_m']:.2f} M params, "
+        f"{r['macs_g']:.1f} G MACs (fvcore convention; {r['convention']})"
+    )
     if r["paper"]:
         print(f"paper: {r['paper']['params_m']} M params, {r['paper']['macs_g']} G MACs")
     if r["macs_by_part_g"]:
@@ -136,8 +150,13 @@ def register(sub):
         what = {"detection": "Mask R-CNN", "segmentation": "UperNet", "multitask": "multi-task"}[task]
         p = sub.add_parser(name, help=f"train a {what} model from a preset (presets/{task}/)")
         p.add_argument("--preset", help=f"shipped preset name or a .yaml path (default {_DEFAULT_PRESET[task]})")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key, e.g. --set tasks.segmentation.data.root=DIR (parsed as its type)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key, e.g. --set tasks.segmentation.data.root=DIR (parsed as its type)",
+        )
         p.add_argument("--backbone", help="a registered model name (backbone.name)")
         p.add_argument("--data-root", help="the task's dataset folder (tasks.<task>.data.root)")
         p.add_argument("--output", help="runs folder (train.output)")
@@ -151,8 +170,13 @@ def register(sub):
     for name, task in (("eval-det", "COCO box/mask AP"), ("eval-seg", "mIoU")):
         p = sub.add_parser(name, help=f"evaluate a trained checkpoint ({task})")
         p.add_argument("checkpoint")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override the saved config (e.g. data.root=...)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override the saved config (e.g. data.root=...)",
+        )
         p.add_argument("--device", choices=["auto", "cpu", "cuda"])
         if name == "eval-seg":
             p.add_argument("--multi-scale", action="store_true", help="scales 0.5-1.75 with flip (mmseg aug test)")
@@ -162,11 +186,16 @@ def register(sub):
     p = sub.add_parser("complexity-dense", help="params and MACs of Mask R-CNN / UperNet on a backbone")
     p.add_argument("backbone")
     p.add_argument("--task", choices=["detection", "segmentation"], default="detection")
-    p.add_argument("--img-size", type=int, nargs="+", metavar="H W",
-                   help="default 800 1280 (detection) / 512 2048 (segmentation)")
+    p.add_argument(
+        "--img-size", type=int, nargs="+", metavar="H W", help="default 800 1280 (detection) / 512 2048 (segmentation)"
+    )
     p.add_argument("--num-classes", type=int, help="default 81 (COCO + bg) / 150 (ADE20K)")
-    p.add_argument("--mode", choices=["meta", "cpu"], default="meta",
-                   help="meta: mmdet-style fixed RoI counts (default); cpu: real forward on random weights")
+    p.add_argument(
+        "--mode",
+        choices=["meta", "cpu"],
+        default="meta",
+        help="meta: mmdet-style fixed RoI counts (default); cpu: real forward on random weights",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_complexity_dense)
     p = sub.add_parser("predict", help="draw a trained detector's/segmentor's output on an image (PNG)")

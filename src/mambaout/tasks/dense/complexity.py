@@ -9,9 +9,10 @@ Conventions (see docs/dense.md):
   decoding are free under fvcore's rules. ``mode='cpu'`` instead runs the real end-to-end eval forward
   on CPU (random weights, real proposal/detection counts) and counts whatever executes.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -32,7 +33,7 @@ def _params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_dense(backbone_name: str, task: str, num_classes: Optional[int] = None, device="meta", **kwargs):
+def build_dense(backbone_name: str, task: str, num_classes: int | None = None, device="meta", **kwargs):
     from ...models.mask_rcnn import build_mask_rcnn
     from ...models.upernet import build_upernet
 
@@ -64,8 +65,7 @@ def _detection_meta(model, h: int, w: int, box_rois: int, mask_rois: int) -> Mac
             ms = rh.mask_roi_pool.output_size
             ms = (ms, ms) if isinstance(ms, int) else tuple(ms)
             with MacCounter() as c:
-                rh.mask_predictor(rh.mask_head(torch.empty(mask_rois, model.backbone.out_channels, *ms,
-                                                           device="meta")))
+                rh.mask_predictor(rh.mask_head(torch.empty(mask_rois, model.backbone.out_channels, *ms, device="meta")))
             parts["mask_head"] = c.total
         with MacCounter() as c:  # the backbone alone (already inside backbone_fpn)
             model.backbone.body(x)
@@ -89,9 +89,15 @@ def _detection_cpu(model, h: int, w: int) -> MacCounter:
     return c
 
 
-def dense_complexity(backbone_name: str, task: str = "detection", img_size: Optional[Sequence[int]] = None,
-                     num_classes: Optional[int] = None, mode: str = "meta", box_rois: int = 1000,
-                     mask_rois: int = 100) -> dict:
+def dense_complexity(
+    backbone_name: str,
+    task: str = "detection",
+    img_size: Sequence[int] | None = None,
+    num_classes: int | None = None,
+    mode: str = "meta",
+    box_rois: int = 1000,
+    mask_rois: int = 100,
+) -> dict:
     """Params (M) and GMACs of Mask R-CNN ('detection') or UperNet ('segmentation') on ``backbone_name``."""
     if task not in DEFAULT_SIZE:
         raise InputError(f"task must be 'detection' or 'segmentation', got {task!r}")
@@ -124,13 +130,23 @@ def dense_complexity(backbone_name: str, task: str = "detection", img_size: Opti
         del feats
     paper = PAPER[task].get(backbone_name)
     return dict(
-        backbone=backbone_name, task=task, model="Mask R-CNN + FPN" if task == "detection" else "UperNet",
-        height=h, width=w, num_classes=num_classes or DEFAULT_CLASSES[task], mode=mode,
-        params_m=params / 1e6, backbone_params_m=backbone_params / 1e6, macs_g=counter.total / 1e9,
+        backbone=backbone_name,
+        task=task,
+        model="Mask R-CNN + FPN" if task == "detection" else "UperNet",
+        height=h,
+        width=w,
+        num_classes=num_classes or DEFAULT_CLASSES[task],
+        mode=mode,
+        params_m=params / 1e6,
+        backbone_params_m=backbone_params / 1e6,
+        macs_g=counter.total / 1e9,
         macs_by_part_g=by_part,
-        convention=(f"meta: backbone+FPN+RPN head, box head on {box_rois} RoIs, mask head on {mask_rois} RoIs"
-                    if task == "detection" and mode == "meta" else
-                    "cpu: real end-to-end eval forward" if task == "detection" else
-                    "inference forward (decode head only, no auxiliary head)"),
+        convention=(
+            f"meta: backbone+FPN+RPN head, box head on {box_rois} RoIs, mask head on {mask_rois} RoIs"
+            if task == "detection" and mode == "meta"
+            else "cpu: real end-to-end eval forward"
+            if task == "detection"
+            else "inference forward (decode head only, no auxiliary head)"
+        ),
         paper=dict(params_m=paper[0], macs_g=paper[1]) if paper else None,
     )

@@ -10,10 +10,11 @@
 A detection or segmentation run is the one-task case of this shape; a multi-task run lists several tasks and
 minimises sum_t weight_t * loss_t with one batch of each task per step.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Any, Literal
 
 from ...engine.recipe import OptimConfig, SchedConfig, TrainConfig
 from ...errors import ConfigError
@@ -22,47 +23,48 @@ from ...errors import ConfigError
 @dataclass
 class BackboneConfig:
     name: str = "mambaout_tiny"
-    pretrained: Optional[str] = None        # a classification checkpoint (its head is dropped)
-    drop_path: float = 0.3                  # tiny 0.3, small 0.3, base 0.6 (the paper's dense settings)
-    stage_norm: bool = True                 # LayerNorm on every stage output (the authors, MambaOut issue #251)
+    pretrained: str | None = None  # a classification checkpoint (its head is dropped)
+    drop_path: float = 0.3  # tiny 0.3, small 0.3, base 0.6 (the paper's dense settings)
+    stage_norm: bool = True  # LayerNorm on every stage output (the authors, MambaOut issue #251)
 
 
 # --- detection -------------------------------------------------------------------------------------------
 
+
 @dataclass
 class DetectionHead:
-    masks: bool = True                      # Mask R-CNN; false: Faster R-CNN
-    min_size: int = 800                     # shorter side (torchvision's GeneralizedRCNNTransform)
+    masks: bool = True  # Mask R-CNN; false: Faster R-CNN
+    min_size: int = 800  # shorter side (torchvision's GeneralizedRCNNTransform)
     max_size: int = 1333
-    rcnn: Dict[str, Any] = field(default_factory=dict)  # extra MaskRCNN kwargs (fpn_channels, rpn_*, box_*, ...)
+    rcnn: dict[str, Any] = field(default_factory=dict)  # extra MaskRCNN kwargs (fpn_channels, rpn_*, box_*, ...)
 
 
 @dataclass
 class DetectionData:
     format: Literal["coco", "voc"] = "coco"
-    root: Optional[str] = None
-    train_images: str = "train2017"         # coco: folders and annotation files under root
+    root: str | None = None
+    train_images: str = "train2017"  # coco: folders and annotation files under root
     train_ann: str = "annotations/instances_train2017.json"
     val_images: str = "val2017"
     val_ann: str = "annotations/instances_val2017.json"
-    train_split: str = "trainval"           # voc: ImageSets/Main/<split>.txt
+    train_split: str = "trainval"  # voc: ImageSets/Main/<split>.txt
     val_split: str = "test"
     hflip: float = 0.5
     num_workers: int = 4
-    class_names: Optional[List[str]] = None  # filled from the data when a run starts
+    class_names: list[str] | None = None  # filled from the data when a run starts
 
 
 @dataclass
 class DetectionEval:
     batch_size: int = 1
-    iou_types: List[Literal["bbox", "segm"]] = field(default_factory=lambda: ["bbox", "segm"])
+    iou_types: list[Literal["bbox", "segm"]] = field(default_factory=lambda: ["bbox", "segm"])
 
 
 @dataclass
 class DetectionTask:
-    weight: float = 1.0                     # loss weight (multi-task)
-    batch_size: Optional[int] = None        # per process; null: train.batch_size
-    num_classes: Optional[int] = None       # null: from the data (categories + background)
+    weight: float = 1.0  # loss weight (multi-task)
+    batch_size: int | None = None  # per process; null: train.batch_size
+    num_classes: int | None = None  # null: from the data (categories + background)
     head: DetectionHead = field(default_factory=DetectionHead)
     data: DetectionData = field(default_factory=DetectionData)
     eval: DetectionEval = field(default_factory=DetectionEval)
@@ -70,10 +72,11 @@ class DetectionTask:
 
 # --- segmentation ----------------------------------------------------------------------------------------
 
+
 @dataclass
 class SegmentationHead:
-    channels: int = 512                     # UPerHead width
-    aux: bool = True                        # FCN auxiliary head on stage 3 (training only)
+    channels: int = 512  # UPerHead width
+    aux: bool = True  # FCN auxiliary head on stage 3 (training only)
     aux_channels: int = 256
     aux_weight: float = 0.4
 
@@ -81,43 +84,44 @@ class SegmentationHead:
 @dataclass
 class SegmentationData:
     format: Literal["ade20k", "voc", "cityscapes"] = "ade20k"
-    root: Optional[str] = None              # .../ADEChallengeData2016, .../VOC2012 or the Cityscapes root
+    root: str | None = None  # .../ADEChallengeData2016, .../VOC2012 or the Cityscapes root
     train_split: str = "training"
     val_split: str = "validation"
-    reduce_zero_label: bool = True          # ade20k: label 0 ("other") ignored, 1..150 -> 0..149
-    num_classes: int = 150                  # label values the files may hold (ade20k)
-    crop_size: Tuple[int, int] = (512, 512)
-    scale: Tuple[int, int] = (2048, 512)    # random resize to scale x ratio, aspect kept
-    ratio_range: Tuple[float, float] = (0.5, 2.0)
+    reduce_zero_label: bool = True  # ade20k: label 0 ("other") ignored, 1..150 -> 0..149
+    num_classes: int = 150  # label values the files may hold (ade20k)
+    crop_size: tuple[int, int] = (512, 512)
+    scale: tuple[int, int] = (2048, 512)  # random resize to scale x ratio, aspect kept
+    ratio_range: tuple[float, float] = (0.5, 2.0)
     cat_max_ratio: float = 0.75
     hflip: float = 0.5
     photometric: bool = True
-    test_scale: Optional[Tuple[int, int]] = (2048, 512)  # test-time resize (null: data.scale)
+    test_scale: tuple[int, int] | None = (2048, 512)  # test-time resize (null: data.scale)
     on_bad_label: Literal["error", "ignore"] = "error"
     num_workers: int = 4
-    class_names: Optional[List[str]] = None
+    class_names: list[str] | None = None
 
 
 @dataclass
 class SegmentationEval:
     mode: Literal["slide", "whole"] = "slide"
-    crop: Tuple[int, int] = (512, 512)
-    stride: Tuple[int, int] = (341, 341)
-    ms_scales: List[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
+    crop: tuple[int, int] = (512, 512)
+    stride: tuple[int, int] = (341, 341)
+    ms_scales: list[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
     ms_flip: bool = True
 
 
 @dataclass
 class SegmentationTask:
     weight: float = 1.0
-    batch_size: Optional[int] = None
-    num_classes: Optional[int] = None       # null: from the data
+    batch_size: int | None = None
+    num_classes: int | None = None  # null: from the data
     head: SegmentationHead = field(default_factory=SegmentationHead)
     data: SegmentationData = field(default_factory=SegmentationData)
     eval: SegmentationEval = field(default_factory=SegmentationEval)
 
 
 # --- classification (a head of multi-task runs) ------------------------------------------------------------
+
 
 @dataclass
 class ClassificationData:
@@ -132,8 +136,8 @@ class ClassificationData:
 @dataclass
 class ClassificationTask:
     weight: float = 1.0
-    batch_size: Optional[int] = None
-    num_classes: Optional[int] = None
+    batch_size: int | None = None
+    num_classes: int | None = None
     data: ClassificationData = field(default_factory=ClassificationData)
 
 
@@ -141,11 +145,11 @@ class ClassificationTask:
 class Tasks:
     """The heads of the run, in this order (the first task's epochs are the run's epochs)."""
 
-    classification: Optional[ClassificationTask] = None
-    segmentation: Optional[SegmentationTask] = None
-    detection: Optional[DetectionTask] = None
+    classification: ClassificationTask | None = None
+    segmentation: SegmentationTask | None = None
+    detection: DetectionTask | None = None
 
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         return [k for k in ("classification", "segmentation", "detection") if getattr(self, k) is not None]
 
 
@@ -153,8 +157,9 @@ class Tasks:
 class DenseConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     tasks: Tasks = field(default_factory=Tasks)
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, bias_decay=True,
-                                                                  no_decay_keys=["pos_embed", "bias_table"]))
+    optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(lr=1e-4, bias_decay=True, no_decay_keys=["pos_embed", "bias_table"])
+    )
     sched: SchedConfig = field(default_factory=lambda: SchedConfig(sched="poly", max_iters=160000))
     train: TrainConfig = field(default_factory=TrainConfig)
 

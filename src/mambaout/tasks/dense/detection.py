@@ -1,8 +1,8 @@
 """The detection head of a dense run: COCO/VOC data, Mask R-CNN's losses, COCO box/mask AP."""
+
 from __future__ import annotations
 
 import os
-from typing import Dict
 
 import torch
 from torch.utils.data import DataLoader
@@ -13,7 +13,6 @@ from ...data.sampler import ShardedEvalSampler
 from ...engine import distributed
 from ...engine.precision import autocast
 from ...engine.progress import progress
-from ...errors import DatasetError
 from .config import DetectionTask
 from .metrics import coco_evaluate, predictions_to_coco
 
@@ -25,16 +24,19 @@ group_ids = aspect_groups  # batches of one aspect-ratio group (landscape / port
 def datasets(sec: DetectionTask, seed: int):
     """(train, val) datasets in the on-disk format of ``sec.data``."""
     d = sec.data
-    if d.root is None:
-        raise DatasetError(f"data.root is not set for the detection task (--data-root DIR, or --set "
-                           f"tasks.detection.data.root=/path/to/{d.format})")
     out = []
     for split, train in (("train", True), ("val", False)):
         tf = detection_transforms(train, d.hflip)
         if d.format == "coco":
-            out.append(CocoInstances(os.path.join(d.root, getattr(d, f"{split}_images")),
-                                     os.path.join(d.root, getattr(d, f"{split}_ann")), train=train, transforms=tf,
-                                     masks=sec.head.masks))
+            out.append(
+                CocoInstances(
+                    os.path.join(d.root, getattr(d, f"{split}_images")),
+                    os.path.join(d.root, getattr(d, f"{split}_ann")),
+                    train=train,
+                    transforms=tf,
+                    masks=sec.head.masks,
+                )
+            )
         else:
             out.append(VOCDetection(d.root, getattr(d, f"{split}_split"), train=train, transforms=tf))
     return tuple(out)
@@ -48,14 +50,16 @@ def head_kwargs(sec: DetectionTask) -> dict:
 def to_device(batch, device):
     images, targets = batch
     images = [im.to(device, non_blocking=True) for im in images]
-    targets = [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
-               for t in targets]
+    targets = [
+        {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets
+    ]
     return images, targets
 
 
 @torch.no_grad()
-def evaluate(model, dataset, device, batch_size: int = 1, amp=None, iou_types=("bbox", "segm"),
-             quiet: bool = True) -> Dict[str, float]:
+def evaluate(
+    model, dataset, device, batch_size: int = 1, amp=None, iou_types=("bbox", "segm"), quiet: bool = True
+) -> dict[str, float]:
     """COCO box (and mask) AP over ``dataset`` (sharded over ranks; rank 0 runs COCOeval; all get the result)."""
     model.eval()
     sampler = ShardedEvalSampler(len(dataset), distributed.world_size(), distributed.rank())
@@ -78,6 +82,8 @@ def evaluate(model, dataset, device, batch_size: int = 1, amp=None, iou_types=("
     return distributed.broadcast_object(metrics)
 
 
-def evaluate_task(model, dataset, sec: DetectionTask, run, multi_scale: bool = False) -> Dict[str, float]:
+def evaluate_task(model, dataset, sec: DetectionTask, run, multi_scale: bool = False) -> dict[str, float]:
     """``model``: the run's MultiTaskModel."""
-    return evaluate(model.heads["detection"], dataset, run.device, sec.eval.batch_size, run.amp, sec.eval.iou_types, run.quiet)
+    return evaluate(
+        model.heads["detection"], dataset, run.device, sec.eval.batch_size, run.amp, sec.eval.iou_types, run.quiet
+    )

@@ -4,18 +4,19 @@ mIoU (mmseg's IoUMetric): accumulate one confusion matrix over all evaluation im
 labelled ``ignore_index``; IoU_c = TP / (TP + FP + FN) over the whole set; mIoU = the NaN-aware mean over
 classes, so a class absent from both predictions and labels is left out (not counted as 0 or 1).
 """
+
 from __future__ import annotations
 
 import contextlib
 import io
 import math
-from typing import Dict, Iterable, List
+from collections.abc import Iterable
 
 import numpy as np
 import torch
 
-from ...errors import DependencyError
 from ...data.files import IGNORE_INDEX
+from ...errors import DependencyError
 
 
 class ConfusionMatrix:
@@ -43,7 +44,7 @@ class ConfusionMatrix:
             self.mat = t.cpu()
         return self
 
-    def compute(self) -> Dict[str, object]:
+    def compute(self) -> dict[str, object]:
         m = self.mat.double()
         tp = m.diag()
         union = m.sum(0) + m.sum(1) - tp
@@ -59,8 +60,9 @@ class ConfusionMatrix:
         )
 
 
-def miou(preds: Iterable[torch.Tensor], targets: Iterable[torch.Tensor], num_classes: int,
-         ignore_index: int = IGNORE_INDEX) -> float:
+def miou(
+    preds: Iterable[torch.Tensor], targets: Iterable[torch.Tensor], num_classes: int, ignore_index: int = IGNORE_INDEX
+) -> float:
     cm = ConfusionMatrix(num_classes, ignore_index)
     for p, t in zip(preds, targets):
         cm.update(p, t)
@@ -81,8 +83,9 @@ def _require_pycocotools():
     return COCO, COCOeval
 
 
-def predictions_to_coco(outputs: List[dict], image_ids: List, label_to_cat: Dict[int, int],
-                        mask_threshold: float = 0.5) -> List[dict]:
+def predictions_to_coco(
+    outputs: list[dict], image_ids: list, label_to_cat: dict[int, int], mask_threshold: float = 0.5
+) -> list[dict]:
     """torchvision detector outputs (on the original image size) -> COCO result dicts (bbox [+ RLE])."""
     from ...data.masks import encode_mask
 
@@ -94,15 +97,19 @@ def predictions_to_coco(outputs: List[dict], image_ids: List, label_to_cat: Dict
         if masks is not None:
             masks = (masks.detach().cpu()[:, 0] > mask_threshold).numpy() if masks.ndim == 4 else masks.cpu().numpy()
         for k, (b, s, lab) in enumerate(zip(boxes.tolist(), scores, labels)):
-            r = dict(image_id=img_id, category_id=int(label_to_cat.get(int(lab), lab)),
-                     bbox=[b[0], b[1], b[2] - b[0], b[3] - b[1]], score=float(s))
+            r = dict(
+                image_id=img_id,
+                category_id=int(label_to_cat.get(int(lab), lab)),
+                bbox=[b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                score=float(s),
+            )
             if masks is not None:
                 r["segmentation"] = encode_mask(masks[k])
             results.append(r)
     return results
 
 
-def coco_evaluate(gt: dict, results: List[dict], iou_types=("bbox", "segm"), verbose: bool = False) -> Dict[str, dict]:
+def coco_evaluate(gt: dict, results: list[dict], iou_types=("bbox", "segm"), verbose: bool = False) -> dict[str, dict]:
     """COCOeval over a COCO ground-truth dict and result dicts; returns {iou_type: {AP, AP50, ...}} in [0, 1].
 
     No result at all gives AP 0 (pycocotools would refuse an empty result list).
@@ -111,10 +118,11 @@ def coco_evaluate(gt: dict, results: List[dict], iou_types=("bbox", "segm"), ver
     gt = dict(gt)
     gt.setdefault("info", {})
     gt.setdefault("licenses", [])
-    gt["annotations"] = [dict(a, id=a.get("id", i + 1), area=a.get("area", a["bbox"][2] * a["bbox"][3]),
-                              iscrowd=a.get("iscrowd", 0))
-                         for i, a in enumerate(gt.get("annotations", []) or [])
-                         if isinstance(a, dict) and "bbox" in a and "category_id" in a and "image_id" in a]
+    gt["annotations"] = [
+        dict(a, id=a.get("id", i + 1), area=a.get("area", a["bbox"][2] * a["bbox"][3]), iscrowd=a.get("iscrowd", 0))
+        for i, a in enumerate(gt.get("annotations", []) or [])
+        if isinstance(a, dict) and "bbox" in a and "category_id" in a and "image_id" in a
+    ]
     out = {}
     sink = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with sink:
@@ -134,5 +142,7 @@ def coco_evaluate(gt: dict, results: List[dict], iou_types=("bbox", "segm"), ver
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
-            out[iou_type] = {k: max(float(v), 0.0) if v != -1 else float("nan") for k, v in zip(COCO_STAT_NAMES, ev.stats)}
+            out[iou_type] = {
+                k: max(float(v), 0.0) if v != -1 else float("nan") for k, v in zip(COCO_STAT_NAMES, ev.stats)
+            }
     return out

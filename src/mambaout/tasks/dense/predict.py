@@ -1,8 +1,9 @@
 """Draw a trained detector's boxes and masks, or a segmentor's class map, on a user's image (PNG out)."""
+
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -26,8 +27,9 @@ def palette(n: int) -> np.ndarray:
     return pal
 
 
-def draw_detections(image: Image.Image, boxes, labels, scores, masks=None, class_names: Optional[Sequence[str]] = None,
-                    alpha: float = 0.45) -> Image.Image:
+def draw_detections(
+    image: Image.Image, boxes, labels, scores, masks=None, class_names: Sequence[str] | None = None, alpha: float = 0.45
+) -> Image.Image:
     img = np.asarray(image.convert("RGB"), dtype=np.float32).copy()
     pal = palette(256)
     pal[0] = (255, 255, 0)
@@ -53,8 +55,14 @@ def draw_segmentation(image: Image.Image, classes: np.ndarray, alpha: float = 0.
 
 
 @torch.no_grad()
-def predict_image(checkpoint: str, image_path: str, output: Optional[str] = None, score_threshold: float = 0.5,
-                  task: Optional[str] = None, device: str = "cpu") -> dict:
+def predict_image(
+    checkpoint: str,
+    image_path: str,
+    output: str | None = None,
+    score_threshold: float = 0.5,
+    task: str | None = None,
+    device: str = "cpu",
+) -> dict:
     """Run the model of ``checkpoint`` on ``image_path``; write the drawing to ``output`` (PNG)."""
     from ...data.dense_transforms import MEAN, STD, SegTestResize
     from ...models.upernet import predict_logits
@@ -79,9 +87,18 @@ def predict_image(checkpoint: str, image_path: str, output: Optional[str] = None
         boxes, labels, scores = out["boxes"][keep].cpu(), out["labels"][keep].cpu(), out["scores"][keep].cpu()
         masks = (out["masks"][keep][:, 0] > 0.5).cpu().numpy() if "masks" in out else None
         drawn = draw_detections(pil, boxes.tolist(), labels.tolist(), scores.tolist(), masks, names)
-        result = dict(task=task, detections=[dict(box=b, label=int(lab), score=float(s),
-                                                  name=names[int(lab) - 1] if names and 0 < lab <= len(names) else None)
-                                             for b, lab, s in zip(boxes.tolist(), labels.tolist(), scores.tolist())])
+        result = dict(
+            task=task,
+            detections=[
+                dict(
+                    box=b,
+                    label=int(lab),
+                    score=float(s),
+                    name=names[int(lab) - 1] if names and 0 < lab <= len(names) else None,
+                )
+                for b, lab, s in zip(boxes.tolist(), labels.tolist(), scores.tolist())
+            ],
+        )
     else:
         ev, d = sec.eval, sec.data
         xs = (x - torch.tensor(MEAN, device=device).view(3, 1, 1)) / torch.tensor(STD, device=device).view(3, 1, 1)

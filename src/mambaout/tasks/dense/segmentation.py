@@ -1,7 +1,6 @@
 """The segmentation head of a dense run: ADE20K/VOC/Cityscapes data, UperNet's losses, mIoU."""
-from __future__ import annotations
 
-from typing import Dict
+from __future__ import annotations
 
 import torch
 
@@ -11,7 +10,6 @@ from ...data.segmentation import ADE20K, Cityscapes, VOCSegmentation
 from ...engine import distributed
 from ...engine.precision import autocast
 from ...engine.progress import progress
-from ...errors import DatasetError
 from ...models.upernet import predict_logits
 from .config import SegmentationTask
 from .metrics import ConfusionMatrix
@@ -23,18 +21,25 @@ group_ids = None
 
 def datasets(sec: SegmentationTask, seed: int):
     d = sec.data
-    if d.root is None:
-        raise DatasetError(f"data.root is not set for the segmentation task (--data-root DIR, or --set "
-                           f"tasks.segmentation.data.root=/path/to/{d.format})")
     out = []
     for split, train in (("train", True), ("val", False)):
-        tf = segmentation_transforms(train, crop_size=d.crop_size, scale=d.scale, ratio_range=d.ratio_range,
-                                     cat_max_ratio=d.cat_max_ratio, flip_prob=d.hflip, photometric=d.photometric,
-                                     test_scale=d.test_scale)
+        tf = segmentation_transforms(
+            train,
+            crop_size=d.crop_size,
+            scale=d.scale,
+            ratio_range=d.ratio_range,
+            cat_max_ratio=d.cat_max_ratio,
+            flip_prob=d.hflip,
+            photometric=d.photometric,
+            test_scale=d.test_scale,
+        )
         name = getattr(d, f"{split}_split")
         if d.format == "ade20k":
-            out.append(ADE20K(d.root, name, tf, d.on_bad_label, reduce_zero_label=d.reduce_zero_label,
-                              num_classes=d.num_classes))
+            out.append(
+                ADE20K(
+                    d.root, name, tf, d.on_bad_label, reduce_zero_label=d.reduce_zero_label, num_classes=d.num_classes
+                )
+            )
         elif d.format == "voc":
             out.append(VOCSegmentation(d.root, name, tf, d.on_bad_label))
         else:
@@ -44,8 +49,13 @@ def datasets(sec: SegmentationTask, seed: int):
 
 def head_kwargs(sec: SegmentationTask) -> dict:
     h = sec.head
-    return dict(num_classes=sec.num_classes, channels=h.channels, aux_channels=h.aux_channels,
-                aux_weight=h.aux_weight, aux=h.aux)
+    return dict(
+        num_classes=sec.num_classes,
+        channels=h.channels,
+        aux_channels=h.aux_channels,
+        aux_weight=h.aux_weight,
+        aux=h.aux,
+    )
 
 
 def to_device(batch, device):
@@ -54,8 +64,19 @@ def to_device(batch, device):
 
 
 @torch.no_grad()
-def evaluate(model, dataset, device, num_classes: int, mode: str = "slide", crop=(512, 512), stride=(341, 341),
-             scales=(1.0,), flip: bool = False, amp=None, quiet: bool = True) -> Dict[str, float]:
+def evaluate(
+    model,
+    dataset,
+    device,
+    num_classes: int,
+    mode: str = "slide",
+    crop=(512, 512),
+    stride=(341, 341),
+    scales=(1.0,),
+    flip: bool = False,
+    amp=None,
+    quiet: bool = True,
+) -> dict[str, float]:
     """mIoU / mAcc / aAcc from one confusion matrix over the dataset (all-reduced over ranks)."""
     model.eval()
     cm = ConfusionMatrix(num_classes)
@@ -72,9 +93,20 @@ def evaluate(model, dataset, device, num_classes: int, mode: str = "slide", crop
     return out
 
 
-def evaluate_task(model, dataset, sec: SegmentationTask, run, multi_scale: bool = False) -> Dict[str, float]:
+def evaluate_task(model, dataset, sec: SegmentationTask, run, multi_scale: bool = False) -> dict[str, float]:
     """``model``: the run's MultiTaskModel; ``multi_scale``: mmseg's aug test (scales, flip)."""
     ev = sec.eval
     scales = ev.ms_scales if multi_scale else [1.0]
-    return evaluate(model.heads["segmentation"], dataset, run.device, sec.num_classes, ev.mode, ev.crop, ev.stride, scales,
-                    bool(multi_scale and ev.ms_flip), run.amp, run.quiet)
+    return evaluate(
+        model.heads["segmentation"],
+        dataset,
+        run.device,
+        sec.num_classes,
+        ev.mode,
+        ev.crop,
+        ev.stride,
+        scales,
+        bool(multi_scale and ev.ms_flip),
+        run.amp,
+        run.quiet,
+    )

@@ -10,17 +10,19 @@ step (:class:`~mambaout.data.stream.MultiStream`) and the loss is sum_t weight_t
 segmentation run is the one-task case. The per-kind parts (data, losses, metrics) live in
 :mod:`.detection`, :mod:`.segmentation` and :mod:`.classification`.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ...data.stream import BatchStream, MultiStream
 from ...engine import config as C
-from ...engine.state import load_for_resume, load_state
+from ...engine.state import load_state
 from ...engine.task import Parts, Task
-from ...engine.trainer import fit
-from ...errors import CheckpointError, ConfigError
+from ...engine.trainer import train as engine_train
+from ...errors import CheckpointError, ConfigError, DatasetError
 from ...models.dense_backbone import DenseBackbone
 from ...models.multitask import MultiTaskModel
 from . import classification, detection, segmentation
@@ -31,8 +33,13 @@ KINDS = ("detection", "segmentation", "multitask")
 PARTS = {"classification": classification, "segmentation": segmentation, "detection": detection}
 
 
-def resolve_config(kind: str, preset: str, sets: Optional[Iterable[str]] = None,
-                   flags: Optional[Mapping[str, Any]] = None, device: Optional[str] = None) -> DenseConfig:
+def resolve_config(
+    kind: str,
+    preset: str,
+    sets: Iterable[str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+    device: str | None = None,
+) -> DenseConfig:
     """A ``presets/<kind>/`` preset -> its bases -> its device section -> ``flags`` -> ``sets``."""
     if kind not in KINDS:
         raise ConfigError(f"dense task must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -46,15 +53,20 @@ def resolve_config(kind: str, preset: str, sets: Optional[Iterable[str]] = None,
 def build_model(cfg: DenseConfig, pretrained: bool = True) -> MultiTaskModel:
     """The backbone and one head per task (class counts must be known: the data fills them when a run starts)."""
     b = cfg.backbone
-    backbone = DenseBackbone(b.name, drop_path_rate=b.drop_path, pretrained=b.pretrained if pretrained else None,
-                             stage_norm=b.stage_norm)
+    backbone = DenseBackbone(
+        b.name, drop_path_rate=b.drop_path, pretrained=b.pretrained if pretrained else None, stage_norm=b.stage_norm
+    )
     sections = {name: getattr(cfg.tasks, name) for name in cfg.tasks.names()}
-    return MultiTaskModel(backbone, {name: PARTS[name].head_kwargs(sec) for name, sec in sections.items()},
-                          {name: sec.weight for name, sec in sections.items()})
+    return MultiTaskModel(
+        backbone,
+        {name: PARTS[name].head_kwargs(sec) for name, sec in sections.items()},
+        {name: sec.weight for name, sec in sections.items()},
+    )
 
 
-def evaluate(cfg: DenseConfig, model: MultiTaskModel, val_sets: Dict[str, Any], run,
-             multi_scale: bool = False) -> Dict[str, Any]:
+def evaluate(
+    cfg: DenseConfig, model: MultiTaskModel, val_sets: dict[str, Any], run, multi_scale: bool = False
+) -> dict[str, Any]:
     """Every task's metrics on its validation set; keys carry the task's name when there are several."""
     names = list(val_sets)
     row = {}
@@ -82,6 +94,11 @@ class DenseTask(Task):
         pin = run.device.type == "cuda"
         for name in cfg.tasks.names():
             sec, part = getattr(cfg.tasks, name), PARTS[name]
+            if getattr(sec.data, "root", "") is None:
+                raise DatasetError(
+                    f"data.root is not set for the {name} task (--data-root DIR, or --set "
+                    f"tasks.{name}.data.root=/path/to/{sec.data.format})"
+                )
             train_set, self.val_sets[name] = part.datasets(sec, cfg.train.seed)
             n = getattr(train_set, "num_classes", None)
             if sec.num_classes is None:
@@ -93,43 +110,59 @@ class DenseTask(Task):
                 sec.data.class_names = list(names)
             batch = sec.batch_size or cfg.train.batch_size
             if name == "segmentation" and batch < 2 and not (info.distributed and run.device.type == "cuda"):
-                raise ConfigError("segmentation needs at least 2 images per batch per process: the PPM's 1x1 pooled "
-                                  "BatchNorm cannot train on one value per channel (SyncBN across GPUs lifts this)")
+                raise ConfigError(
+                    "segmentation needs at least 2 images per batch per process: the PPM's 1x1 pooled "
+                    "BatchNorm cannot train on one value per channel (SyncBN across GPUs lifts this)"
+                )
             groups = part.group_ids(train_set) if part.group_ids else None
-            streams[name] = BatchStream(train_set, batch, seed=cfg.train.seed, rank=info.rank,
-                                        world_size=info.world_size, num_workers=sec.data.num_workers,
-                                        collate=part.collate, pin_memory=pin, accum_steps=cfg.train.accum_steps,
-                                        group_ids=groups)
+            streams[name] = BatchStream(
+                train_set,
+                batch,
+                seed=cfg.train.seed,
+                rank=info.rank,
+                world_size=info.world_size,
+                num_workers=sec.data.num_workers,
+                collate=part.collate,
+                pin_memory=pin,
+                accum_steps=cfg.train.accum_steps,
+                group_ids=groups,
+            )
         model = build_model(cfg, pretrained=not run.resuming)
         batch_size = sum(s.batch_size for s in streams.values())
-        return Parts(model, MultiStream(streams), batch_size, ddp_find_unused=cfg.tasks.names() != ["segmentation"],
-                     sync_bn=True, weights_metadata={"backbone": cfg.backbone.name, "tasks": ",".join(streams)})
+        return Parts(
+            model,
+            MultiStream(streams),
+            batch_size,
+            ddp_find_unused=cfg.tasks.names() != ["segmentation"],
+            sync_bn=True,
+            weights_metadata={"backbone": cfg.backbone.name, "tasks": ",".join(streams)},
+        )
 
     def train_step(self, model, batch, run):
         return model({name: PARTS[name].to_device(b, run.device) for name, b in batch.items()})
 
-    def evaluate(self, model, run) -> Dict[str, Any]:
+    def evaluate(self, model, run) -> dict[str, Any]:
         return evaluate(self.cfg, model, self.val_sets, run)
 
 
 def upgrade_state(state: dict, path: str) -> dict:
-    raise CheckpointError(f"checkpoint {path!r} was written by the detection/segmentation loop that preceded the "
-                          "engine (state format 1); its model and configuration layout changed and it cannot be "
-                          "resumed or evaluated by this version: train it again")
+    raise CheckpointError(
+        f"checkpoint {path!r} was written by the detection/segmentation loop that preceded the "
+        "engine (state format 1); its model and configuration layout changed and it cannot be "
+        "resumed or evaluated by this version: train it again"
+    )
 
 
-def train(cfg: Optional[DenseConfig] = None, resume: Optional[str] = None, quiet: bool = False,
-          sets: Optional[Iterable[str]] = None, flags: Optional[Mapping[str, Any]] = None) -> dict:
-    """Train from ``cfg``, or continue the run saved in ``resume`` (``sets``/``flags`` may change its data
-    roots, workers, cadences or length); returns the run's summary."""
-    if resume:
-        if cfg is not None:
-            raise ConfigError("train(): pass a config or a checkpoint to resume, not both")
-        cfg, state = load_for_resume(resume, DenseConfig, flags, sets, convert=upgrade_state)
-        return fit(DenseTask(cfg), state=state, resume_path=resume, quiet=quiet)
-    if cfg is None:
-        raise ConfigError("train() needs a config or a checkpoint to resume from")
-    return fit(DenseTask(cfg), quiet=quiet)
+def train(
+    cfg: DenseConfig | None = None,
+    resume: str | None = None,
+    quiet: bool = False,
+    sets: Iterable[str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> dict:
+    """Train from ``cfg``, or continue the run saved in ``resume`` (``sets``/``flags`` may change its paths,
+    workers, cadences or length); returns the run's summary."""
+    return engine_train(DenseTask, DenseConfig, cfg, resume, quiet, sets, flags, convert=upgrade_state)
 
 
 def load_trained(path: str, device="cpu"):
