@@ -1,5 +1,5 @@
 # Two entry points (see README): `make demo` runs the main job, `make test` runs the test suite.
-# Each creates .venv on first use and is safe to run again.
+# Each creates .venv on first use and is safe to run again. `make lint` is what CI runs before the tests.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-all venv data clean
+.PHONY: demo test test-all lint venv data clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: $(STAMP) data
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not gpu"
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q

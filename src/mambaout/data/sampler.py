@@ -38,7 +38,7 @@ class EpochSampler(Sampler):
     ):
         """batch_size: per process; batches_multiple: the accumulation steps (an epoch ends on a full update)."""
         self.n, self.batch_size, self.world, self.rank = num_samples, batch_size, world_size, rank
-        self.seed, self.shuffle, self.multiple = seed, shuffle, batches_multiple
+        self.seed, self.shuffle = seed, shuffle
         self.epoch, self.start_batch, self.end_epoch = 0, 0, 1
         group = batch_size * world_size * batches_multiple
         self.batches_per_epoch = (num_samples // group) * batches_multiple  # per process

@@ -1,13 +1,19 @@
-"""What every training task shares (classification, detection, segmentation).
+"""The one engine under every task (classification, detection, segmentation, multi-task, what comes next).
 
-Modules (each small, plain and documented):
+A task supplies build, train step and evaluate (:mod:`.task`); the engine does the rest:
 
-* :mod:`.config`       -- YAML presets, ``a.b=value`` overrides, saving the resolved config.
+* :mod:`.trainer`      -- ``fit``/``train``: the loop, run folder, DDP, optimizer step, deferred finite check, rows,
+  checkpoints, exact resume, CUDA graphs.
+* :mod:`.config`       -- typed dataclass configs: presets with ``_base_``, device sections, flags, ``--set``.
+* :mod:`.recipe`       -- the sections every task shares: ``OptimConfig``, ``SchedConfig``, ``TrainConfig``.
+* :mod:`.optim`        -- weight-decay groups, timm optimizers, schedules (timm cosine; mmcv multistep/poly).
+* :mod:`.precision`    -- autocast and GradScaler, the same on every task and device.
+* :mod:`.state`        -- atomic training-state checkpoints, their format, what a resumed run may change.
 * :mod:`.distributed`  -- torchrun/DDP init and teardown, rank helpers, reductions.
-* :mod:`.checkpoint`   -- atomic ``save_state`` / ``load_state`` (weights_only=True) and keep-best/last.
 * :mod:`.rng`          -- capture / restore python, numpy, torch and CUDA RNG states as tensors.
-* :mod:`.sampler`      -- data order as a function of (seed, epoch), sharded per rank, resumable mid-epoch.
-* :mod:`.logging`      -- ``RunLogger``: per-epoch JSONL + CSV + optional TensorBoard scalars.
-* :mod:`.progress`     -- tqdm bars on rank 0 only when attached to a terminal.
-* :mod:`.plots`        -- ``plot_curves`` (matplotlib, Agg) for training curves.
+* :mod:`.cuda_graph`   -- replaying a model's training forward/backward as CUDA graphs.
+* :mod:`.logging`      -- ``RunLogger`` (JSONL + CSV + optional TensorBoard) and the run's ``train.log``.
+* :mod:`.progress`, :mod:`.plots` -- tqdm bars on rank 0; training curves as PNG.
+
+Data order and resumable batch streams live in :mod:`mambaout.data` (``sampler``, ``stream``).
 """

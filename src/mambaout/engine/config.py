@@ -274,11 +274,6 @@ def _item_type(tp):
     return None
 
 
-def get_value(cfg, key: str) -> Any:
-    parent, part, _, _ = _walk(cfg, key)
-    return getattr(parent, part) if dataclasses.is_dataclass(parent) else parent[part]
-
-
 def set_value(cfg, key: str, value: Any, text: bool = False, create: bool = False) -> None:
     """Set a dotted key of a config (dataclasses, and mappings inside them or on their own).
 

@@ -98,10 +98,6 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
-    return all_reduce_sum(t).div_(world_size())
-
-
 def broadcast_object(obj, src: int = 0):
     """Send a picklable object from ``src`` to every rank (e.g. a run name chosen on rank 0)."""
     if not is_dist():

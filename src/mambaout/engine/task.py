@@ -2,7 +2,7 @@
 
     class MyTask(Task):
         name = "pretraining"
-        best_metric = "val_loss"                 # the row key best.pt follows (higher is better)
+        best_metric = "val_knn_top1"             # the row key best.pt follows (higher is better)
         def build(self, run): ...               # -> Parts(model, data stream, ...)
         def train_step(self, model, batch, run): ...   # -> {"loss": tensor, ...}: no host sync here
         def evaluate(self, model, run): ...      # -> {"metric": float, ...}

@@ -73,12 +73,6 @@ class Run:
         return precision.autocast(self.device, self.amp)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module under DDP and torch.compile wrappers."""
-    model = model.module if isinstance(model, DDP) else model
-    return getattr(model, "_orig_mod", model)
-
-
 class Meter:
     """Training losses summed on the device between metrics rows (no host sync per step)."""
 

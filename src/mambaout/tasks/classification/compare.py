@@ -4,7 +4,7 @@
     result = compare.run()                       # CPU: a few minutes (subset); CUDA: full data
 
 Both models get the same preset (``fashion_mnist``: 28x28 resized to 32x32, one input channel, stem
-stride 2 so the stages see 16/8/4/2; on CPU a 1500-image subset, stride-4 stem, 2 epochs). If the SSM
+stride 2 so the stages see 16/8/4/2; on CPU a 1000-image subset, stride-4 stem, 2 epochs). If the SSM
 model is not registered (or cannot be built), MambaOut is trained alone and the result says why.
 Prints a comparison table and writes ``<out>/compare_curves.png`` and ``<out>/compare.json``.
 """

@@ -175,7 +175,7 @@ def register(sub):
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="override the saved config (e.g. data.root=...)",
+            help="override the saved config (e.g. tasks.segmentation.data.root=DIR)",
         )
         p.add_argument("--device", choices=["auto", "cpu", "cuda"])
         if name == "eval-seg":

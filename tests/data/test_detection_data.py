@@ -1,4 +1,4 @@
-"""Detection: COCO/VOC readers (real formats, malformed input), COCO AP hand cases, Mask R-CNN steps."""
+"""COCO instances and VOC XML read as they are on disk; malformed objects skipped and counted, bad files named."""
 
 import json
 import os
@@ -15,8 +15,6 @@ from mambaout.errors import MambaoutError
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools import mask as cocomask  # noqa: E402
-
-from mambaout.tasks.dense.metrics import coco_evaluate, predictions_to_coco  # noqa: E402
 
 
 def _img(path, w=64, h=48):
@@ -176,81 +174,3 @@ def test_voc_xml(tmp_path):
     (tmp_path / "VOC2007/Annotations/000001.xml").write_text("<annotation><size>")
     with pytest.raises(D.DatasetError, match="000001.xml.*malformed"):
         D.VOCDetection(root, "train")
-
-
-def _gt(boxes):
-    return dict(
-        images=[dict(id=1, width=100, height=100)],
-        annotations=[
-            dict(
-                id=i + 1,
-                image_id=1,
-                category_id=1,
-                bbox=b,
-                area=b[2] * b[3],
-                iscrowd=0,
-                segmentation=[[b[0], b[1], b[0] + b[2], b[1], b[0] + b[2], b[1] + b[3], b[0], b[1] + b[3]]],
-            )
-            for i, b in enumerate(boxes)
-        ],
-        categories=[dict(id=1, name="x")],
-    )
-
-
-def test_coco_ap_perfect_is_one_and_shifted_box_known():
-    gt = _gt([[10, 10, 20, 20], [50, 50, 30, 30]])
-    perfect = [dict(image_id=1, category_id=1, bbox=b, score=0.9) for b in ([10, 10, 20, 20], [50, 50, 30, 30])]
-    r = coco_evaluate(gt, perfect, ("bbox",))
-    assert r["bbox"]["AP"] == pytest.approx(1.0) and r["bbox"]["AP50"] == pytest.approx(1.0)
-    # one GT, prediction shifted by 3 px: IoU = 340/460 = 0.739 -> matched at thresholds 0.50..0.70 (5 of 10)
-    r = coco_evaluate(
-        _gt([[10, 10, 20, 20]]), [dict(image_id=1, category_id=1, bbox=[13, 10, 20, 20], score=0.9)], ("bbox",)
-    )
-    assert r["bbox"]["AP"] == pytest.approx(0.5) and r["bbox"]["AP50"] == pytest.approx(1.0)
-    assert r["bbox"]["AP75"] == pytest.approx(0.0)
-    assert coco_evaluate(gt, [], ("bbox",))["bbox"]["AP"] == 0.0
-
-
-def test_predictions_to_coco_masks_give_perfect_segm_ap():
-    gt = _gt([[10, 10, 20, 20]])
-    mask = torch.zeros(1, 1, 100, 100)
-    mask[0, 0, 10:30, 10:30] = 0.9
-    out = dict(
-        boxes=torch.tensor([[10.0, 10, 30, 30]]), scores=torch.tensor([0.8]), labels=torch.tensor([1]), masks=mask
-    )
-    res = predictions_to_coco([out], [1], {1: 1})
-    assert res[0]["bbox"] == [10.0, 10.0, 20.0, 20.0] and "counts" in res[0]["segmentation"]
-    r = coco_evaluate(gt, res, ("bbox", "segm"))
-    assert r["bbox"]["AP"] == pytest.approx(1.0) and r["segm"]["AP"] == pytest.approx(1.0)
-
-
-def test_mask_rcnn_train_and_eval_step(tmp_path):
-    from mambaout.data.shapes import write_coco_shapes
-    from mambaout.models.mask_rcnn import build_mask_rcnn
-    from mambaout.tasks.dense.detection import evaluate as evaluate_detection
-
-    root = write_coco_shapes(str(tmp_path / "coco"), 2, 2, (64, 64))
-    tr = D.CocoInstances(f"{root}/train", f"{root}/annotations/instances_train.json")
-    va = D.CocoInstances(f"{root}/val", f"{root}/annotations/instances_val.json", train=False)
-    model = build_mask_rcnn(
-        "mambaout_test",
-        tr.num_classes,
-        min_size=64,
-        max_size=64,
-        fpn_channels=16,
-        box_channels=32,
-        mask_channels=8,
-        rpn_post_nms_top_n_train=20,
-        rpn_post_nms_top_n_test=20,
-        box_batch_size_per_image=16,
-        rpn_batch_size_per_image=32,
-        box_detections_per_img=5,
-    )
-    images, targets = D.detection_collate([tr[0], tr[1]])
-    losses = model(list(images), list(targets))
-    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
-    sum(losses.values()).backward()
-    assert model.backbone.body.body.stem.conv1.weight.grad is not None
-    metrics = evaluate_detection(model, va, torch.device("cpu"), batch_size=2)
-    assert {"bbox_AP", "segm_AP", "bbox_AP50"} <= set(metrics)
-    assert 0.0 <= metrics["bbox_AP"] <= 1.0
