@@ -8,8 +8,8 @@ the Python side needs to issue the work). GPU times: CUDA events around the same
 Python functions that take the host time (top 25 by own time). With --kernels, the GPU time of every kernel of
 one call (torch.profiler, mean over 20 calls): which part of a forward+backward takes the time.
 """
+
 import argparse
-import ast
 import cProfile
 import os
 import pstats
@@ -20,7 +20,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_scan import DTYPES, SHAPES, cfgd, make_inputs  # noqa: E402
+from bench_scan import DTYPES, SHAPES, make_inputs, parse_tile  # noqa: E402
 
 from mambaout.ops.scan_triton import selective_scan_triton  # noqa: E402
 
@@ -39,8 +39,9 @@ def kernel_table(leaves, dout, calls=20):
         for _ in range(calls):
             one(leaves, dout)
         torch.cuda.synchronize()
-    rows = [(e.key, e.device_time_total / calls, e.count / calls) for e in prof.key_averages()
-            if e.device_time_total > 0]
+    rows = [
+        (e.key, e.device_time_total / calls, e.count / calls) for e in prof.key_averages() if e.device_time_total > 0
+    ]
     rows.sort(key=lambda r: -r[1])
     total = sum(r[1] for r in rows)
     lines = [f"   {'kernel':<60} {'us/call':>9} {'launches':>8}"]
@@ -65,9 +66,7 @@ def main():
     ap.add_argument("--fwd", help="forward tile, a bench_scan.py sweep tuple, e.g. \"(2, 256, 1, 'sn')\"")
     ap.add_argument("--bwd", help="backward tile, likewise")
     args = ap.parse_args()
-    for k in ("fwd", "bwd"):
-        if getattr(args, k):
-            CFG[k] = cfgd(ast.literal_eval(getattr(args, k)))
+    CFG.update(fwd=parse_tile(args.fwd), bwd=parse_tile(args.bwd))
     for name, dname in [(s, d) for s in args.shapes.split(",") for d in args.dtypes.split(",")]:
         inp = make_inputs(SHAPES[name], DTYPES[dname], "cuda")
         leaves = {k: v.clone().requires_grad_(True) for k, v in inp.items()}
@@ -92,8 +91,10 @@ def main():
             gpu.append(e0.elapsed_time(e1))
             for v in leaves.values():
                 v.grad = None
-        print(f"{name} {dname}: host fwd {statistics.median(host_f):.3f} ms, host bwd {statistics.median(host_b):.3f} ms, "
-              f"GPU f+b {statistics.median(gpu):.3f} ms (synchronised calls)")
+        print(
+            f"{name} {dname}: host fwd {statistics.median(host_f):.3f} ms, host bwd {statistics.median(host_b):.3f} ms, "
+            f"GPU f+b {statistics.median(gpu):.3f} ms (synchronised calls)"
+        )
         if args.kernels:
             print(kernel_table(leaves, dout), flush=True)
         if args.cprofile:

@@ -1,6 +1,6 @@
 """Triton selective scan == sequential reference on CUDA (forward and every input's gradient).
 
-Skips without CUDA/triton.  Outputs are poisoned with NaN before each kernel runs (scan_triton._POISON),
+Skips without CUDA/triton.  Outputs are poisoned with NaN before each kernel runs (scan_triton.launch._POISON),
 inputs are fresh random tensors, and the reference runs in float64 on the same (rounded) inputs.
 """
 
@@ -10,6 +10,7 @@ import torch
 from mambaout.ops import scan_triton, selective_scan
 from mambaout.ops.scan_reference import selective_scan_reference
 from mambaout.ops.scan_torch import selective_scan_torch
+from mambaout.ops.scan_triton import TileConfig, launch
 
 pytestmark = [
     pytest.mark.gpu,
@@ -18,10 +19,8 @@ pytestmark = [
 
 
 @pytest.fixture(autouse=True)
-def _poison():
-    scan_triton._POISON = True
-    yield
-    scan_triton._POISON = False
+def _poison(monkeypatch):
+    monkeypatch.setattr(launch, "_POISON", True)
 
 
 def make(b, d, L, n, groups, D, z, bias, dtype, seed, softplus=True):
@@ -79,7 +78,7 @@ CASES = [
     (1, 8, 5000, 1, 2, True, True, True, True, False),
     (2, 40, 197, 1, None, False, True, False, True, True),
     (1, 4, 77, 256, None, True, True, True, True, True),
-    # v9: the L >= 1024 d_state 16 forward runs two-warp programs of 16 channels; groups of 16 and of 8 channels
+    # the L >= 1024 d_state 16 forward runs two-warp programs of 16 channels; groups of 16 and of 8 channels
     # (the second narrows the tile to one warp)
     (2, 48, 1100, 16, 3, True, True, True, True, True),
     (1, 24, 1030, 16, 3, True, True, False, True, True),
@@ -112,33 +111,34 @@ def test_dispatch_auto_uses_triton_and_matches_torch():
     assert rel(a, b) < 1e-5
 
 
+def _tmw(bd, bt, nl, nw):
+    return TileConfig("tmw", bd, bt, nw, n_lanes=nl)
+
+
+# (forward, backward) tiles; None: the default
 TILE_CONFIGS = {
     16: (
-        {"BLOCK_D": 1, "BLOCK_T": 16},
-        {"BLOCK_D": 8, "BLOCK_T": 128, "num_warps": 8},
-        {"BLOCK_D": 4, "BLOCK_T": 32, "layout": "dm"},
-        {"BLOCK_D": 2, "BLOCK_T": 64, "num_warps": 2, "layout": "dm"},
-        # v4 backward (forward runs tm with the backward's BLOCK_T)
-        {"BLOCK_D": 8, "BLOCK_T": 4, "N_LANES": 4, "num_warps": 1, "layout": "tmw"},
-        {"BLOCK_D": 4, "BLOCK_T": 8, "N_LANES": 8, "num_warps": 1, "layout": "tmw"},
-        {"BLOCK_D": 8, "BLOCK_T": 8, "N_LANES": 8, "num_warps": 2, "layout": "tmw"},
-        {"BLOCK_D": 32, "BLOCK_T": 4, "N_LANES": 4, "num_warps": 4, "layout": "tmw"},
-        {"BLOCK_D": 8, "BLOCK_T": 2, "N_LANES": 4, "num_warps": 1, "layout": "tmw"},
+        (TileConfig("tm", 1, 16, 4), None),  # tm forward (autograd: at the backward's block_t)
+        (TileConfig("tm", 8, 128, 8), _tmw(8, 8, 8, 2)),
+        (_tmw(8, 4, 4, 1), _tmw(8, 4, 4, 1)),
+        (_tmw(4, 8, 8, 1), _tmw(4, 8, 8, 1)),
+        (_tmw(8, 8, 8, 2), _tmw(8, 8, 8, 2)),
+        (_tmw(32, 4, 4, 4), _tmw(32, 4, 4, 4)),
+        (_tmw(8, 2, 4, 1), _tmw(8, 2, 4, 1)),
     ),
     1: (
-        {"BLOCK_D": 16, "BLOCK_T": 64, "layout": "dm"},
-        {"BLOCK_D": 32, "BLOCK_T": 8, "N_LANES": 1, "num_warps": 1, "layout": "tmw"},
-        {"BLOCK_D": 32, "BLOCK_T": 32, "N_LANES": 1, "num_warps": 1, "layout": "tmw"},
-        {"BLOCK_D": 128, "BLOCK_T": 8, "N_LANES": 1, "num_warps": 4, "layout": "tmw"},
-        # v5 small-N layout (forward and backward)
-        {"BLOCK_D": 4, "BLOCK_T": 128, "num_warps": 1, "layout": "sn"},
-        {"BLOCK_D": 2, "BLOCK_T": 256, "num_warps": 1, "layout": "sn"},
-        {"BLOCK_D": 8, "BLOCK_T": 128, "num_warps": 4, "layout": "sn"},
+        (TileConfig("tm", 16, 64, 4), _tmw(32, 8, 1, 1)),
+        (_tmw(32, 8, 1, 1), _tmw(32, 8, 1, 1)),
+        (_tmw(32, 32, 1, 1), _tmw(32, 32, 1, 1)),
+        (_tmw(128, 8, 1, 4), _tmw(128, 8, 1, 4)),
+        (TileConfig("sn", 4, 128, 1),) * 2,
+        (TileConfig("sn", 2, 256, 1),) * 2,
+        (TileConfig("sn", 8, 128, 4),) * 2,
     ),
     2: (
-        {"BLOCK_D": 16, "BLOCK_T": 64, "layout": "dm"},
-        {"BLOCK_D": 4, "BLOCK_T": 128, "num_warps": 1, "layout": "sn"},
-        {"BLOCK_D": 2, "BLOCK_T": 256, "num_warps": 1, "layout": "sn"},
+        (TileConfig("tm", 16, 64, 4), _tmw(16, 8, 2, 1)),
+        (TileConfig("sn", 4, 128, 1),) * 2,
+        (TileConfig("sn", 2, 256, 1),) * 2,
     ),
 }
 
@@ -147,21 +147,23 @@ TILE_CONFIGS = {
 def test_tile_configs_agree(n):
     inp = make(2, 256, 333, n, 4, True, True, True, torch.float32, seed=9)
     ref = run(selective_scan_torch, inp, True, True)
-    for cfg in TILE_CONFIGS[n]:
-        got = run(scan_triton.selective_scan_triton, inp, True, True, fwd_config=cfg, bwd_config=cfg)
+    for fwd, bwd in TILE_CONFIGS[n]:
+        got = run(scan_triton.selective_scan_triton, inp, True, True, fwd_config=fwd, bwd_config=bwd)
         for k in ref:
-            assert rel(got[k], ref[k]) < 1e-4, (cfg, k)
+            assert rel(got[k], ref[k]) < 1e-4, (fwd, bwd, k)
 
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_sn_bf16_matches_reference(n):
-    # v5 "sn": bf16 loads give its tiles another register layout (8 steps a thread, 16 lanes) than fp32
+    # "sn": bf16 loads give its tiles another register layout (8 steps a thread, 16 lanes) than fp32
     inp = make(2, 64, 333, n, 2, True, True, True, torch.bfloat16, seed=11)
     ref = run(selective_scan_reference, as64(inp), True, True)
-    for cfg in TILE_CONFIGS[2][1:]:
-        got = run(scan_triton.selective_scan_triton, inp, True, True, fwd_config=cfg, bwd_config=cfg)
+    for fwd, bwd in TILE_CONFIGS[2]:
+        if fwd.layout != "sn":
+            continue
+        got = run(scan_triton.selective_scan_triton, inp, True, True, fwd_config=fwd, bwd_config=bwd)
         for k in ref:
-            assert rel(got[k], ref[k]) <= 1e-2, (cfg, k)
+            assert rel(got[k], ref[k]) <= 1e-2, (fwd, k)
 
 
 def test_large_steps_long_sequence_finite():
@@ -177,7 +179,7 @@ def test_large_steps_long_sequence_finite():
 
 @pytest.mark.parametrize("n", [16, 1])
 def test_deterministic_mode_sums_partials(n):
-    # v7: dB/dC are atomic adds by default; under torch.use_deterministic_algorithms the backward writes
+    # dB/dC are atomic adds by default; under torch.use_deterministic_algorithms the backward writes
     # per-program partials and sums them: bitwise reproducible, and equal to the atomic result up to rounding
     inp = make(2, 64, 300, n, 2, True, True, True, torch.float32, seed=13)
     fast = run(scan_triton.selective_scan_triton, inp, True, True)
@@ -194,7 +196,7 @@ def test_deterministic_mode_sums_partials(n):
 
 
 def test_many_channel_blocks_match_torch():
-    # v7: with > 256 channel blocks per group the backward switches from atomic adds to partials (contention)
+    # with > 256 channel blocks per group the backward switches from atomic adds to partials (contention)
     inp = make(2, 4096, 50, 1, 4, True, True, True, torch.float32, seed=17)
     got = run(scan_triton.selective_scan_triton, inp, True, True)
     ref = run(selective_scan_torch, inp, True, True)

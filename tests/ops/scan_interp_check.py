@@ -3,8 +3,8 @@ sequential reference, values and the gradients of every input."""
 
 import torch
 
-from mambaout.ops import scan_triton
 from mambaout.ops.scan_reference import selective_scan_reference as ref
+from mambaout.ops.scan_triton import launch
 from mambaout.ops.scan_triton import selective_scan_triton as tri
 
 
@@ -13,14 +13,21 @@ def compare_to_reference(cases, variants, tol=1e-5, seed=0):
     ``selective_scan_triton`` keyword sets to run at d_state n.  Every output, last state and gradient must be
     within ``tol`` (relative L2) of the reference's; outputs start as NaN, so an unwritten element fails.
     Prints ``WORST`` and the largest error."""
-    scan_triton._POISON = True
+    launch._POISON = True
     torch.manual_seed(seed)
     worst = 0.0
     for b, d, L, n, G, sp, (hd, hz, hb) in cases:
         bc = (b, n, L) if G is None else (b, G, n, L)
-        inp = dict(u=torch.randn(b, d, L), delta=torch.rand(b, d, L) * 0.5, A=-torch.exp(torch.randn(d, n)),
-                   B=torch.randn(*bc), C=torch.randn(*bc), D=torch.randn(d) if hd else None,
-                   z=torch.randn(b, d, L) if hz else None, delta_bias=torch.randn(d) * 0.5 if hb else None)
+        inp = dict(
+            u=torch.randn(b, d, L),
+            delta=torch.rand(b, d, L) * 0.5,
+            A=-torch.exp(torch.randn(d, n)),
+            B=torch.randn(*bc),
+            C=torch.randn(*bc),
+            D=torch.randn(d) if hd else None,
+            z=torch.randn(b, d, L) if hz else None,
+            delta_bias=torch.randn(d) * 0.5 if hb else None,
+        )
         w = torch.randn(b, d, L)
         res = []
         kws = variants(n)

@@ -1,5 +1,5 @@
-"""v6b: the tmw backward with register double-buffering of the next tile's loads (``PREFETCH``),
-checked against the sequential reference in the Triton interpreter (CPU, TRITON_INTERPRET=1)."""
+"""The tmw backward with and without register double-buffering of the next tile's loads (``prefetch``), checked
+against the sequential reference in the Triton interpreter (CPU, TRITON_INTERPRET=1)."""
 
 import textwrap
 
@@ -8,11 +8,12 @@ import pytest
 SCRIPT = textwrap.dedent(
     """
     from scan_interp_check import compare_to_reference
-    # (b, d, L, n, groups, softplus, (has_D, has_z, has_bias)); L never a multiple of BLOCK_T
+    from mambaout.ops.scan_triton import TileConfig
+    # (b, d, L, n, groups, softplus, (has_D, has_z, has_bias)); L never a multiple of block_t
     cases = [(2, 8, 37, 16, None, True, (1, 1, 1)), (2, 8, 42, 5, 2, False, (0, 0, 0)),
              (1, 16, 23, 16, 2, True, (1, 0, 1)), (2, 4, 1, 16, None, True, (0, 1, 0)),
              (1, 8, 9, 5, None, False, (1, 1, 0))]
-    cfgs = [dict(BLOCK_D=bd, BLOCK_T=bt, N_LANES=nl, num_warps=nw, layout="tmw", PREFETCH=pf)
+    cfgs = [TileConfig("tmw", bd, bt, nw, n_lanes=nl, prefetch=pf)
             for bd, bt, nl, nw in ((8, 4, 4, 1), (4, 8, 8, 1), (16, 4, 4, 2), (4, 2, 2, 1))
             for pf in (True, False)]
     compare_to_reference(cases, lambda n: [dict(bwd_config=c) for c in cfgs])

@@ -1,29 +1,29 @@
-"""v6a forward kernels (tm with the opaque 16-bit upcast, new "tmw" forward) in the Triton interpreter (CPU).
+"""The tm and tmw forward kernels in the Triton interpreter (CPU).
 
 Runs in a subprocess with TRITON_INTERPRET=1, compares against selective_scan_reference (fp32, relative max error
-< 1e-5): L not a multiple of BLOCK_T, grouped B/C, N = 16 and N = 5, with/without D/z/bias, return_last_state, and
-the autograd forward (tmw, at the default backward's BLOCK_T) feeding the default backward; v8's prefetching tmw.
+< 1e-5): L not a multiple of block_t, grouped B/C, N = 16 and N = 5, with/without D/z/bias, return_last_state, and
+the autograd forward (tmw at its own or the default backward's block_t) feeding the default backward; tmw with and
+without prefetch.
 """
 
 import pytest
 
 SCRIPT = r"""
 import torch
-from mambaout.ops.scan_triton import selective_scan_triton
+from mambaout.ops.scan_triton import TileConfig, launch, selective_scan_triton
 from mambaout.ops.scan_reference import selective_scan_reference
-import mambaout.ops.scan_triton as S
-S._POISON = True
+launch._POISON = True
 torch.manual_seed(0)
 def rel(a, b):
     return ((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-30)).item()
 worst = 0.0
-CASES = [  # b, d, L, n, groups, (BLOCK_D, BLOCK_T, warps, layout, N_LANES), opt
+CASES = [  # b, d, L, n, groups, sweep tuple (block_d, block_t, warps, layout[, n_lanes][, flags]), opt
     (2, 8, 37, 16, 1, (8, 8, 1, "tmw", 4), True),
     (1, 8, 21, 5, 2, (4, 4, 1, "tmw", 8), False),
     (2, 16, 19, 16, 2, (16, 8, 2, "tmw", 4), True),
     (1, 4, 9, 16, 1, (2, 4, 1, "tmw", 16), False),
     (1, 8, 35, 16, 1, (4, 16, 1, "tmw", 8), True),
-    (2, 8, 37, 16, 1, (8, 16, 1, "tmw", 4, "prefetch"), True),  # v8: next tile's loads issued early
+    (2, 8, 37, 16, 1, (8, 16, 1, "tmw", 4, "prefetch"), True),
     (1, 16, 21, 5, 2, (16, 8, 1, "tmw", 2, "prefetch"), False),
     (2, 16, 32, 16, 2, (8, 16, 1, "tmw", 4, "prefetch"), True),  # every tile full: the prefetch past the end is masked
     (2, 8, 37, 16, 2, (8, 16, 4, "tm"), True),
@@ -36,10 +36,7 @@ for b, d, L, n, G, c, opt in CASES:
     Dv = torch.randn(d) if opt else None
     z = torch.randn(b, d, L) if opt else None
     bias = torch.randn(d) * 0.1 if opt else None
-    cfg = {"BLOCK_D": c[0], "BLOCK_T": c[1], "num_warps": c[2], "layout": c[3]}
-    if len(c) > 4:
-        cfg["N_LANES"] = c[4]
-    cfg["PREFETCH"] = "prefetch" in c
+    cfg = TileConfig.from_tuple(c)
     ref, rl = selective_scan_reference(u, dl, A, Bm, Cm, Dv, z, bias, delta_softplus=True, return_last_state=True)
     out, last = selective_scan_triton(u, dl, A, Bm, Cm, Dv, z, bias, delta_softplus=True, return_last_state=True,
                                       fwd_config=cfg)
@@ -65,5 +62,5 @@ print("WORST", worst)
 
 
 @pytest.mark.slow
-def test_v6a_forward_kernels_in_interpreter(run_triton_interpreted):
+def test_forward_kernels_in_interpreter(run_triton_interpreted):
     run_triton_interpreted(SCRIPT)

@@ -88,7 +88,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "b{}d{}L{}n{}g{}_D{:d}z{:d}bias{:d}sp{:d}last{:d}_cs{}".format(*c))
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda c: "b{}d{}L{}n{}g{}_D{:d}z{:d}bias{:d}sp{:d}last{:d}_cs{}".format(*c)
+)
 def test_torch_matches_reference_fp32(case):
     b, d, L, n, groups, D, z, bias, sp, last, cs = case
     inp = make_inputs(b, d, L, n, groups, D=D, z=z, bias=bias, softplus=sp, seed=sum(map(hash, case)) % 10_000)
@@ -197,8 +199,9 @@ def test_scan_macs_convention():
 
 
 def test_counted_op_hook(monkeypatch):
-    macs_mod = pytest.importorskip("mambaout.analysis.macs")
     import contextlib
+
+    import mambaout.ops as ops
 
     seen = []
 
@@ -207,7 +210,7 @@ def test_counted_op_hook(monkeypatch):
         seen.append((macs, name))
         yield
 
-    monkeypatch.setattr(macs_mod, "counted_op", fake)
+    monkeypatch.setattr(ops, "counted_op", fake)
     inp = make_inputs(2, 4, 9, 4, z=False, seed=2)
     selective_scan(**inp)
     assert seen == [(scan_macs(2, 9, 4, 4, with_D=True, with_z=False), "selective_scan")]
@@ -216,29 +219,26 @@ def test_counted_op_hook(monkeypatch):
 TRITON_INTERP_SCRIPT = textwrap.dedent(
     """
     from scan_interp_check import compare_to_reference
+    from mambaout.ops.scan_triton import TileConfig as T
     cases = [(2, 4, 1, 1, None, True, (1, 1, 1)), (2, 4, 37, 16, None, True, (1, 1, 1)),
              (2, 8, 42, 5, 2, False, (0, 0, 0)), (1, 8, 35, 1, 4, True, (1, 0, 1)),
              (2, 8, 150, 2, 2, False, (0, 1, 0))]
 
-    # ATOMIC_BC False: dB/dC as per-program partials (the deterministic path), else atomic adds
+    # atomic_bc False: dB/dC as per-program partials (the deterministic path), True: atomic adds
     def variants(n):
-        return [
-            dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout=lay),
-                 bwd_config=dict(BLOCK_D=4, BLOCK_T=16, layout=lay, ATOMIC_BC=lay == "tm"))
-            for lay in ("tm", "dm")
-        ] + [  # v4 backward "tmw": N split over lanes x in-thread; BLOCK_T 4, 8 and 64 (the time flip's
-            # deepest level; L is not a multiple of any)
-            dict(bwd_config=dict(BLOCK_D=bd, BLOCK_T=bt, N_LANES=nl, num_warps=nw, layout="tmw", ATOMIC_BC=bt != 8))
+        return [  # the tm forward (d_state > 16 by default) feeding a tmw backward of the same block_t
+            dict(fwd_config=T("tm", 2, 16, 4), bwd_config=T("tmw", 8, 16, 1, n_lanes=4, atomic_bc=True)),
+        ] + [  # tmw backward: n over lanes x in-thread; block_t 4, 8 and 64 (the time flip's deepest level; L is
+            # not a multiple of any)
+            dict(bwd_config=T("tmw", bd, bt, nw, n_lanes=nl, atomic_bc=bt != 8))
             for bd, bt, nl, nw in ((8, 4, 4, 1), (4, 8, 2, 2), (4, 64, 1, 1))
-        ] + ([  # v7: a tmw forward with a 16-step tile saving the states of the backward's 4-step tiles
-            dict(fwd_config=dict(BLOCK_D=4, BLOCK_T=16, N_LANES=8, num_warps=1, layout="tmw"),
-                 bwd_config=dict(BLOCK_D=8, BLOCK_T=4, N_LANES=4, num_warps=1, layout="tmw")),
-        ] if n > 2 else []) + ([  # v5 "sn" (d_state <= 2): backward alone (the autograd forward follows it), both
-            # with their own tiles, and an sn forward's saved states feeding a dm backward
-            dict(bwd_config=dict(BLOCK_D=2, BLOCK_T=32, num_warps=1, layout="sn", ATOMIC_BC=False)),
-            dict(fwd_config=dict(BLOCK_D=4, BLOCK_T=16, num_warps=2, layout="sn"),
-                 bwd_config=dict(BLOCK_D=4, BLOCK_T=128, num_warps=2, layout="sn")),
-            dict(fwd_config=dict(BLOCK_D=2, BLOCK_T=16, layout="sn"), bwd_config=dict(BLOCK_D=4, BLOCK_T=64, layout="dm")),
+        ] + ([  # a tmw forward with a 16-step tile saving the states of the backward's 4-step tiles
+            dict(fwd_config=T("tmw", 4, 16, 1, n_lanes=8), bwd_config=T("tmw", 8, 4, 1, n_lanes=4)),
+        ] if n > 2 else []) + ([  # "sn" (d_state <= 2): backward alone (the autograd forward follows it), both
+            # with their own tiles, and an sn forward's saved states feeding a tmw backward
+            dict(bwd_config=T("sn", 2, 32, 1, atomic_bc=False)),
+            dict(fwd_config=T("sn", 4, 16, 2), bwd_config=T("sn", 4, 128, 2)),
+            dict(fwd_config=T("sn", 2, 16, 1), bwd_config=T("tmw", 32, 16, 1, n_lanes=1)),
         ] if n <= 2 else [])
 
     compare_to_reference(cases, variants)

@@ -11,13 +11,11 @@ dispatch mode (works on the meta device, so a 100M-parameter model is counted in
 - scaled-dot-product attention: Lq*Lk*(d_qk + d_v) per batch-head (what fvcore counts for the two matmuls);
 - everything else (activations, elementwise, softmax, reductions) is free.
 
-Custom kernels (the selective scan) declare their own count with :func:`counted_op`; the aten ops they
-run inside are then not counted.
+Custom kernels (the selective scan) declare their own count with :func:`counted_op` (defined in
+:mod:`mambaout.ops.counting`, re-exported here); the aten ops they run inside are then not counted.
 """
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections import defaultdict
 from math import prod
 from typing import Dict, Optional
@@ -25,27 +23,10 @@ from typing import Dict, Optional
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from mambaout.ops.counting import active_counters, counting_suspended
+from mambaout.ops.counting import counted_op as counted_op  # re-exported: callers import it from here too
+
 aten = torch.ops.aten
-_state = threading.local()
-
-
-def _active() -> list:
-    if not hasattr(_state, "counters"):
-        _state.counters, _state.suspended = [], 0
-    return _state.counters
-
-
-@contextlib.contextmanager
-def counted_op(macs: int, name: str = "custom"):
-    """Run a custom op: add ``macs`` to every active counter and ignore the aten ops run inside."""
-    counters = _active()
-    for c in counters:
-        c.add(name, macs)
-    _state.suspended += 1
-    try:
-        yield
-    finally:
-        _state.suspended -= 1
 
 
 def _shape(t) -> tuple:
@@ -144,17 +125,17 @@ class MacCounter(TorchDispatchMode):
         self.by_op[name] += int(macs)
 
     def __enter__(self):
-        _active().append(self)
+        active_counters().append(self)
         return super().__enter__()
 
     def __exit__(self, *exc):
-        _active().remove(self)
+        active_counters().remove(self)
         return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         rule = _RULES.get(func._overloadpacket)
-        if rule is not None and not _state.suspended:
+        if rule is not None and not counting_suspended():
             self.add(func._overloadpacket.__name__, rule(args, out))
         return out
 

@@ -21,20 +21,19 @@ Backends
 ``"mamba_ssm"``  ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` if importable
                  (never required; only when asked for explicitly).
 
-MAC counting: the call runs inside ``mambaout.analysis.macs.counted_op(scan_macs(...))`` when that
-module exists, so MAC counters charge the VMamba convention instead of the aten ops inside.
+MAC counting: the call runs inside :func:`.counting.counted_op` with :func:`scan_macs`'s count, so MAC counters
+(:mod:`mambaout.analysis.macs`) charge the VMamba convention instead of the aten ops inside.
 """
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
+from . import scan_triton
 from ._common import check_scan_args
+from .counting import counted_op
 from .scan_reference import selective_scan_reference
 from .scan_torch import selective_scan_torch
-from . import scan_triton
 
 __all__ = [
     "selective_scan",
@@ -105,9 +104,9 @@ def selective_scan(
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
-    D: Optional[torch.Tensor] = None,
-    z: Optional[torch.Tensor] = None,
-    delta_bias: Optional[torch.Tensor] = None,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
     backend: str = "auto",
@@ -116,11 +115,5 @@ def selective_scan(
     if backend not in BACKENDS:
         raise ValueError(f"selective_scan: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     bsz, dim, L, N, _ = check_scan_args(u, delta, A, B, C, D, z, delta_bias)
-    try:
-        from mambaout.analysis.macs import counted_op
-    except ImportError:
-        counted_op = None
-    if counted_op is None:
-        return _run(backend, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     with counted_op(scan_macs(bsz, L, dim, N, with_D=D is not None, with_z=z is not None), "selective_scan"):
         return _run(backend, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
