@@ -1,4 +1,5 @@
 """MAC counting reproduces the paper's (fvcore) figures and counts custom ops once."""
+
 import pytest
 import torch
 from torch import nn
@@ -7,8 +8,13 @@ from mambaout.analysis.complexity import build_meta, complexity, param_count
 from mambaout.analysis.macs import MacCounter, count_macs, counted_op
 
 # fvcore's totals for the official models at 224 (reference: downstream.md section 6).
-FVCORE = {"mambaout_femto": 1.16, "mambaout_kobe": 1.52, "mambaout_tiny": 4.486, "mambaout_small": 8.96,
-          "mambaout_base": 15.83}
+FVCORE = {
+    "mambaout_femto": 1.16,
+    "mambaout_kobe": 1.52,
+    "mambaout_tiny": 4.486,
+    "mambaout_small": 8.96,
+    "mambaout_base": 15.83,
+}
 
 
 @pytest.mark.parametrize("name", sorted(FVCORE))
@@ -26,10 +32,10 @@ def test_tiny_breakdown_matches_fvcore():
 
 def test_counting_rules_on_hand_computed_ops():
     with MacCounter() as c:
-        nn.Linear(8, 4)(torch.randn(3, 8))                      # 3*8*4 = 96
+        nn.Linear(8, 4)(torch.randn(3, 8))  # 3*8*4 = 96
         nn.Conv2d(2, 6, 3, padding=1)(torch.randn(1, 2, 5, 5))  # 6*2*9 * 25 = 2700
-        nn.LayerNorm(10)(torch.randn(4, 10))                    # 5 * 40 = 200
-        torch.relu(torch.randn(100))                            # free
+        nn.LayerNorm(10)(torch.randn(4, 10))  # 5 * 40 = 200
+        torch.relu(torch.randn(100))  # free
     assert c.total == 96 + 2700 + 200
 
 

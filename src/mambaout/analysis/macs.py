@@ -14,11 +14,11 @@ dispatch mode (works on the meta device, so a 100M-parameter model is counted in
 Custom kernels (the selective scan) declare their own count with :func:`counted_op` (defined in
 :mod:`mambaout.ops.counting`, re-exported here); the aten ops they run inside are then not counted.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
 from math import prod
-from typing import Dict, Optional
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -101,13 +101,22 @@ _register(["baddbmm"], lambda a, o: _bmm(a[1:3], o))
 _register(["convolution", "_convolution"], _conv)
 _register(["native_layer_norm"], _norm(2))
 _register(["native_group_norm"], _norm(1))
-_register(["native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
-           "cudnn_batch_norm"], _batch_norm)
+_register(
+    ["native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training", "cudnn_batch_norm"],
+    _batch_norm,
+)
 _register(["upsample_bilinear2d"], _per_output(4))
 _register(["upsample_nearest2d"], _per_output(1))
 _register(["_adaptive_avg_pool2d"], _per_input(1))
-_register(["_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
-           "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_cudnn_attention"], _sdpa)
+_register(
+    [
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_cudnn_attention",
+    ],
+    _sdpa,
+)
 
 
 class MacCounter(TorchDispatchMode):
@@ -115,7 +124,7 @@ class MacCounter(TorchDispatchMode):
 
     def __init__(self):
         super().__init__()
-        self.by_op: Dict[str, int] = defaultdict(int)
+        self.by_op: dict[str, int] = defaultdict(int)
 
     @property
     def total(self) -> int:
@@ -140,8 +149,9 @@ class MacCounter(TorchDispatchMode):
         return out
 
 
-def count_macs(model: torch.nn.Module, input_size=(224, 224), in_chans: Optional[int] = None,
-               device: str = "meta") -> MacCounter:
+def count_macs(
+    model: torch.nn.Module, input_size=(224, 224), in_chans: int | None = None, device: str = "meta"
+) -> MacCounter:
     """MACs of one forward pass of ``model`` on a (1, C, H, W) input.
 
     By default the model is copied to the meta device (shapes only, no arithmetic); pass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 
@@ -25,9 +25,9 @@ def check_scan_args(
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
-    D: Optional[torch.Tensor] = None,
-    z: Optional[torch.Tensor] = None,
-    delta_bias: Optional[torch.Tensor] = None,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
 ) -> ScanShape:
     """Validate the shapes of a selective-scan call; raise ``ValueError`` with a clear message.
 
@@ -84,6 +84,6 @@ def check_scan_args(
     return ScanShape(batch, dim, length, d_state, groups)
 
 
-def compute_dtype(*tensors: Optional[torch.Tensor]) -> torch.dtype:
+def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
     """fp32, or fp64 when any input is fp64 (state arithmetic is never below fp32)."""
     return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else torch.float32

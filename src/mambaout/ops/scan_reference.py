@@ -14,8 +14,6 @@ Slow (L steps) and memory-hungry (materialises (B, D, L, N)); use it for tests o
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 
@@ -35,9 +33,9 @@ def selective_scan_reference(
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
-    D: Optional[torch.Tensor] = None,
-    z: Optional[torch.Tensor] = None,
-    delta_bias: Optional[torch.Tensor] = None,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
 ):

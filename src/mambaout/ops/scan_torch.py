@@ -33,7 +33,6 @@ Inputs in fp16/bf16 are upcast to fp32; fp64 inputs run in fp64 (useful for test
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -127,7 +126,7 @@ def _shift_next(x: torch.Tensor, last) -> torch.Tensor:
     return y
 
 
-def _plan(L: int, T: int, sub: Optional[int]):
+def _plan(L: int, T: int, sub: int | None):
     """Yield (t0, t1, nc, q) for blocks of T steps."""
     for t0 in range(0, L, T):
         t1 = min(L, t0 + T)
@@ -229,14 +228,14 @@ def selective_scan_torch(
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
-    D: Optional[torch.Tensor] = None,
-    z: Optional[torch.Tensor] = None,
-    delta_bias: Optional[torch.Tensor] = None,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
     *,
-    chunk_size: Optional[int] = None,
-    sub_chunk: Optional[int] = None,
+    chunk_size: int | None = None,
+    sub_chunk: int | None = None,
 ):
     """Chunked, memory-bounded S6 scan in pure PyTorch (see module docstring); same API as the reference.
 
