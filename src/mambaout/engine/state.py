@@ -113,6 +113,32 @@ def _flat(d: Mapping, prefix: str = "") -> dict:
     return out
 
 
+def read_training_state(
+    path: str,
+    cls,
+    convert: Callable[[dict, str], dict] | None = None,
+    tasks: Iterable[str] | None = None,
+    hint: str = "",
+):
+    """(config, state) of a training checkpoint of this project, in today's format: ``convert(state, path)``
+    upgrades an older format (or raises CheckpointError saying why it cannot); ``tasks``: the task names the
+    caller can use. ``hint`` ends the message for a file that is not a training checkpoint."""
+    state = load_state(path)
+    if "config" not in state or "model" not in state:
+        raise CheckpointError(f"checkpoint {path!r}: not a training checkpoint of this project (no config/model){hint}")
+    version = state.get("format", 1)
+    if version != FORMAT:
+        if convert is None or version > FORMAT:
+            raise CheckpointError(
+                f"checkpoint {path!r}: training-state format {version} cannot be resumed by this version "
+                f"(format {FORMAT})"
+            )
+        state = convert(state, path)
+    if tasks is not None and state.get("task") not in tasks:
+        raise CheckpointError(f"checkpoint {path!r}: a {state.get('task')} checkpoint, not {' or '.join(tasks)}")
+    return C.from_dict(cls, state["config"]), state
+
+
 def load_for_resume(
     path: str,
     cls,
@@ -121,19 +147,8 @@ def load_for_resume(
     convert: Callable[[dict, str], dict] | None = None,
 ):
     """(config, state) to continue the run saved in ``path``: the saved configuration with ``flags`` and ``sets``
-    on top, which may only change the keys in :data:`RESUMABLE`. ``convert(state, path)`` upgrades a state of
-    an older format (or raises CheckpointError saying why it cannot)."""
-    state = load_state(path)
-    if "config" not in state or "model" not in state:
-        raise CheckpointError(f"checkpoint {path!r}: not a training checkpoint of this project (no config/model)")
-    if state.get("format", 1) != FORMAT:
-        if convert is None or state.get("format", 1) > FORMAT:
-            raise CheckpointError(
-                f"checkpoint {path!r}: training-state format {state.get('format', 1)} cannot be "
-                f"resumed by this version (format {FORMAT})"
-            )
-        state = convert(state, path)
-    cfg = C.from_dict(cls, state["config"])
+    on top, which may only change the keys in :data:`RESUMABLE` (``convert``: see :func:`read_training_state`)."""
+    cfg, state = read_training_state(path, cls, convert)
     before = _flat(C.to_dict(cfg))
     for key, value in (flags or {}).items():
         C.set_value(cfg, key, value)

@@ -13,7 +13,7 @@ from ...engine import config as C
 from ...engine import distributed
 from ...engine.precision import autocast, effective_amp
 from ...engine.progress import progress
-from ...engine.state import load_state
+from ...engine.state import read_training_state
 from ...errors import CheckpointError
 from ...registry import create_model
 from ...weights import load_state_dict_into, read_state_dict
@@ -60,15 +60,13 @@ def _config_for_eval(args, flags):
     from .task import resolve_config, upgrade_state
 
     if args.checkpoint and not args.checkpoint.endswith(".safetensors"):
-        state = load_state(args.checkpoint)
-        if "config" not in state or "model" not in state:
-            raise CheckpointError(
-                f"{args.checkpoint!r} is not a training checkpoint of this project; "
-                "pass weights with --weights and the model with --model"
-            )
-        if state.get("format", 1) == 1:
-            state = upgrade_state(state, args.checkpoint)
-        cfg = C.from_dict(ClassificationConfig, state["config"])
+        cfg, state = read_training_state(
+            args.checkpoint,
+            ClassificationConfig,
+            upgrade_state,
+            ("classification",),
+            hint="; pass weights with --weights and the model with --model",
+        )
     elif args.run:
         path = os.path.join(args.run, "config.yaml")
         if not os.path.isfile(path):

@@ -19,7 +19,7 @@ from typing import Any
 
 from ...data.stream import BatchStream, MultiStream
 from ...engine import config as C
-from ...engine.state import load_state
+from ...engine.state import read_training_state
 from ...engine.task import Parts, Task
 from ...engine.trainer import train as engine_train
 from ...errors import CheckpointError, ConfigError, DatasetError
@@ -146,6 +146,8 @@ class DenseTask(Task):
 
 
 def upgrade_state(state: dict, path: str) -> dict:
+    if "loaders" not in state:
+        raise CheckpointError(f"{path!r} is not a detection/segmentation checkpoint of this project")
     raise CheckpointError(
         f"checkpoint {path!r} was written by the detection/segmentation loop that preceded the "
         "engine (state format 1); its model and configuration layout changed and it cannot be "
@@ -167,12 +169,7 @@ def train(
 
 def load_trained(path: str, device="cpu"):
     """(model in eval mode, config) from a dense training checkpoint (``last.pt``/``best.pt``)."""
-    state = load_state(path)
-    if "config" not in state or "model" not in state or state.get("task") not in KINDS:
-        if state.get("format", 1) == 1 and "loaders" in state:
-            upgrade_state(state, path)
-        raise CheckpointError(f"{path!r} is not a detection/segmentation checkpoint of this project")
-    cfg = C.from_dict(DenseConfig, state["config"])
+    cfg, state = read_training_state(path, DenseConfig, upgrade_state, KINDS)
     model = build_model(cfg, pretrained=False)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), cfg
