@@ -15,6 +15,7 @@ from .config import SegmentationTask
 from .metrics import ConfusionMatrix
 
 MAIN_METRIC = "mIoU"
+MIN_BATCH = (2, "the PPM's 1x1 pooled BatchNorm cannot train on one value per channel (SyncBN across GPUs lifts this)")
 collate = None
 group_ids = None
 

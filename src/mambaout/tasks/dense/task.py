@@ -109,11 +109,9 @@ class DenseTask(Task):
             if names is not None and hasattr(sec.data, "class_names"):
                 sec.data.class_names = list(names)
             batch = sec.batch_size or cfg.train.batch_size
-            if name == "segmentation" and batch < 2 and not (info.distributed and run.device.type == "cuda"):
-                raise ConfigError(
-                    "segmentation needs at least 2 images per batch per process: the PPM's 1x1 pooled "
-                    "BatchNorm cannot train on one value per channel (SyncBN across GPUs lifts this)"
-                )
+            min_batch, why = getattr(part, "MIN_BATCH", (1, ""))
+            if batch < min_batch and not (info.distributed and run.device.type == "cuda"):  # SyncBN lifts it
+                raise ConfigError(f"{name} needs at least {min_batch} images per batch per process: {why}")
             groups = part.group_ids(train_set) if part.group_ids else None
             streams[name] = BatchStream(
                 train_set,
