@@ -55,28 +55,12 @@ class SpanBatchSampler(Sampler):
             yield from self.epoch_batches(epoch)[self.start if epoch == self.epoch else 0 :]
 
 
-class BatchStream:
-    def __init__(
-        self,
-        dataset,
-        batch_size: int,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        num_workers: int = 0,
-        collate: Callable | None = None,
-        pin_memory: bool = False,
-        accum_steps: int = 1,
-        group_ids: Sequence[int] | None = None,
-        wrap: Callable | None = None,
-    ):
-        """batch_size: per process; accum_steps: an epoch ends on a full optimizer step."""
-        self.dataset = SeededDataset(dataset)
-        self.sampler = EpochSampler(len(dataset), batch_size, world_size, rank, seed, batches_multiple=accum_steps)
-        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
-        self.collate, self.pin_memory, self.group_ids, self.wrap = collate, pin_memory, group_ids, wrap
+class StreamPosition:
+    """Where a stream is: (epoch, batches of it consumed), from its ``sampler``'s batches per epoch."""
+
+    def __init__(self, sampler: EpochSampler):
+        self.sampler = sampler
         self.epoch, self.batch = 0, 0
-        self._it = None
 
     @property
     def batches_per_epoch(self) -> int:
@@ -92,6 +76,32 @@ class BatchStream:
 
     def seek(self, position) -> None:
         self.epoch, self.batch = int(position[0]), int(position[1])
+
+
+class BatchStream(StreamPosition):
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+        collate: Callable | None = None,
+        pin_memory: bool = False,
+        accum_steps: int = 1,
+        group_ids: Sequence[int] | None = None,
+        wrap: Callable | None = None,
+    ):
+        """batch_size: per process; accum_steps: an epoch ends on a full optimizer step."""
+        super().__init__(EpochSampler(len(dataset), batch_size, world_size, rank, seed, batches_multiple=accum_steps))
+        self.dataset = SeededDataset(dataset)
+        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+        self.collate, self.pin_memory, self.group_ids, self.wrap = collate, pin_memory, group_ids, wrap
+        self._it = None
+
+    def seek(self, position) -> None:
+        super().seek(position)
         self._it = None
 
     def _start(self):

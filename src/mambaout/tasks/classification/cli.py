@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ...errors import UsageError
 
 # flag -> typed config field (applied after the preset and its device section, before --set)
@@ -198,6 +200,11 @@ def register(subparsers) -> None:
     p.add_argument("--amp", choices=["none", "bf16", "fp16"])
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--ema", action="store_true", help="evaluate the EMA weights")
+    p.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        help="test-time mirroring: average each image's and its mirror's probabilities (default: train.eval_flip)",
+    )
     p.add_argument("--json", action="store_true")
     _add_shared(p)
     p.set_defaults(func=cmd_eval)

@@ -46,9 +46,11 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     train_subset: int | None = None  # the first N samples of a seeded shuffle
     val_subset: int | None = None
+    holdout: int = 0  # >0: validate on this many training images (fixed shuffle); the test split stays unused
     verify_images: bool = False  # decode every file up front and drop unreadable ones
     num_workers: int = 8
     gpu_prefetch: bool | Literal["auto"] = "auto"  # uint8 batches normalised on the GPU (timm PrefetchLoader)
+    device_augment: bool = False  # images held on the device, augmented a batch at a time (Fashion-MNIST)
     synthetic_train: int = 256  # synthetic data: samples per split and noise level
     synthetic_val: int = 128
     synthetic_noise: float = 0.5
@@ -57,6 +59,8 @@ class DataConfig:
         for k in ("num_classes", "img_size"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"data.{k} must be positive, got {getattr(self, k)}")
+        if self.holdout < 0:
+            raise ConfigError(f"data.holdout must not be negative, got {self.holdout}")
 
 
 @dataclass
@@ -81,6 +85,7 @@ class AugConfig:
 class ClassificationTrainConfig(TrainConfig):
     eval_batch_size: int = 128
     channels_last: bool = False
+    eval_flip: bool = False  # evaluation averages the probabilities of each image and its mirror image
 
 
 @dataclass
@@ -99,5 +104,14 @@ class ClassificationConfig:
         model_info(self.model.name)  # an unknown model: one line with a suggestion
         if (self.aug.mixup > 0 or self.aug.cutmix > 0) and self.train.batch_size % 2:
             raise ConfigError("mixup/cutmix need an even train.batch_size")
+        if self.data.device_augment:
+            if self.data.dataset != "fashion_mnist":
+                raise ConfigError("data.device_augment needs an in-memory data set (data.dataset: fashion_mnist)")
+            a = self.aug
+            if a.auto_augment or a.color_jitter or a.remode != "pixel" or a.recount != 1 or self.data.crop_pct != 1:
+                raise ConfigError(
+                    "data.device_augment does crop, flip and one-rectangle pixel erasing only: set "
+                    "aug.auto_augment and aug.color_jitter to null, aug.remode pixel, aug.recount 1, data.crop_pct 1"
+                )
         if len(self.data.mean) != self.model.in_chans or len(self.data.std) != self.model.in_chans:
             raise ConfigError(f"data.mean/std need {self.model.in_chans} values (model.in_chans)")

@@ -1,6 +1,11 @@
 """Datasets, transforms, the training stream and evaluation loaders for classification (``data``/``aug``).
 
-Two paths, chosen by ``data.gpu_prefetch`` (:func:`gpu_prefetch`):
+Three paths:
+
+* ``data.device_augment`` (in-memory data sets): the images live on the device and whole batches are
+  augmented there (:mod:`mambaout.data.on_device`); no workers;
+
+and otherwise, chosen by ``data.gpu_prefetch`` (:func:`gpu_prefetch`):
 
 * off (CPU runs): the workers return normalised float images (random erasing included), the loop copies
   each batch to the device;
@@ -20,9 +25,12 @@ from timm.data.loader import PrefetchLoader, fast_collate
 from torch.utils.data import DataLoader, Subset
 
 from ...data import FashionMNIST, RobustImageFolder, SyntheticClassification
+from ...data.on_device import BatchAugment, TensorBatches, TensorStream, resize_normalize
 from ...data.sampler import ShardedEvalSampler
 from ...data.stream import BatchStream
-from ...errors import DatasetError
+from ...errors import ConfigError, DatasetError
+
+HOLDOUT_SEED = 20240513  # the held-out validation images are the same for every training seed
 
 
 def _input_size(cfg, size: int):
@@ -71,13 +79,38 @@ def eval_transform(cfg, img_size: int | None = None, uint8: bool = False):
     )
 
 
-def _subset(ds, n: int | None, seed: int):
-    """The first ``n`` samples of a seeded shuffle (keeps every class in expectation)."""
-    if not n or n >= len(ds):
+def source_split(cfg, split: str) -> str:
+    """The split a split's images come from: with ``data.holdout`` the validation images are training ones."""
+    return "train" if split == "train" or cfg.data.holdout else "val"
+
+
+def split_indices(cfg, split: str, n: int) -> list[int] | None:
+    """Indices of ``split``'s samples among the ``n`` of its source split (None: all of them).
+
+    ``data.holdout`` k: a fixed shuffle (the same for every seed) of the training split gives k validation
+    images and the rest train. ``data.train_subset``/``val_subset`` then keep the first N of a seeded shuffle
+    (every class in expectation)."""
+    d = cfg.data
+    pool = None
+    if d.holdout:
+        if d.holdout >= n:
+            raise ConfigError(f"data.holdout {d.holdout} leaves no training images (the split has {n})")
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(HOLDOUT_SEED))
+        pool = (perm[d.holdout :] if split == "train" else perm[: d.holdout]).sort().values.tolist()
+    limit = d.train_subset if split == "train" else d.val_subset
+    size = n if pool is None else len(pool)
+    if limit and limit < size:
+        g = torch.Generator().manual_seed(cfg.train.seed + 12345)
+        keep = torch.randperm(size, generator=g)[:limit].sort().values.tolist()
+        pool = keep if pool is None else [pool[i] for i in keep]
+    return pool
+
+
+def _select(cfg, split: str, ds):
+    idx = split_indices(cfg, split, len(ds))
+    if idx is None:
         return ds
-    g = torch.Generator().manual_seed(seed + 12345)
-    keep = torch.randperm(len(ds), generator=g)[:n].sort().values.tolist()
-    sub = Subset(ds, keep)
+    sub = Subset(ds, idx)
     sub.num_classes = ds.num_classes
     sub.base = ds
     return sub
@@ -90,23 +123,24 @@ def build_dataset(
     uint8: samples are uint8 CHW images, not normalised (for the prefetcher, see :func:`gpu_prefetch`)."""
     d = cfg.data
     is_train = split == "train"
+    from_train = source_split(cfg, split) == "train"
     if d.dataset == "synthetic":
         size = d.img_size if is_train else (img_size or d.eval_img_size or d.img_size)
         ds = SyntheticClassification(
-            d.synthetic_train if is_train else d.synthetic_val,
+            d.synthetic_train if from_train else d.synthetic_val,
             d.num_classes,
             size,
             cfg.model.in_chans,
             d.synthetic_noise,
             seed=cfg.train.seed,
-            split=split,
+            split="train" if from_train else "val",
             uint8=uint8,
             mean=d.mean,
             std=d.std,
         )
     elif d.dataset == "fashion_mnist":
         tf = train_transform(cfg, uint8) if is_train else eval_transform(cfg, img_size, uint8)
-        ds = FashionMNIST(d.root, "train" if is_train else "test", transform=tf, rgb=cfg.model.in_chans == 3)
+        ds = FashionMNIST(d.root, "train" if from_train else "test", transform=tf, rgb=cfg.model.in_chans == 3)
     else:
         if not d.root:
             raise DatasetError(
@@ -116,7 +150,7 @@ def build_dataset(
         log_path = os.path.join(run_dir, f"bad_images_{split}.txt") if run_dir else None
         ds = RobustImageFolder(
             d.root,
-            d.train_split if is_train else d.val_split,
+            d.train_split if from_train else d.val_split,
             transform=tf,
             mode="RGB" if cfg.model.in_chans == 3 else "L",
             bad_files_log=log_path,
@@ -129,7 +163,7 @@ def build_dataset(
             f"data.num_classes is {d.num_classes} but the {split} set has {ds.num_classes} "
             f"classes; pass --set data.num_classes={ds.num_classes}"
         )
-    return _subset(ds, d.train_subset if is_train else d.val_subset, cfg.train.seed)
+    return _select(cfg, split, ds)
 
 
 def bad_files(ds):
@@ -199,3 +233,31 @@ def to_device(images, targets, device: torch.device):
         targets.record_stream(stream)
         return images, targets
     return images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+
+
+# --- data.device_augment: the images on the device, augmented a batch at a time there ------------------
+
+
+def _device_tensors(cfg, split: str, device: torch.device):
+    """uint8 (N, C, H, W) images and int64 labels of ``split`` on ``device`` (Fashion-MNIST)."""
+    ds = FashionMNIST(cfg.data.root, "train" if source_split(cfg, split) == "train" else "test")
+    images, targets = torch.from_numpy(ds.images.copy()), ds.targets
+    idx = split_indices(cfg, split, len(ds))
+    if idx is not None:
+        images, targets = images[idx], targets[idx]
+    images = images.unsqueeze(1).expand(-1, cfg.model.in_chans, -1, -1).contiguous()
+    return images.to(device), targets.to(device)
+
+
+def device_train_stream(cfg, device: torch.device, rank: int, world: int) -> TensorStream:
+    d, a, t = cfg.data, cfg.aug, cfg.train
+    images, targets = _device_tensors(cfg, "train", device)
+    augment = BatchAugment(d.img_size, d.mean, d.std, a.scale, a.ratio, a.hflip, a.reprob)
+    return TensorStream(images, targets, t.batch_size, augment, t.seed, rank, world, t.accum_steps)
+
+
+def device_eval_batches(cfg, device: torch.device, rank: int, world: int, img_size: int | None = None):
+    d = cfg.data
+    images, targets = _device_tensors(cfg, "val", device)
+    images = resize_normalize(images, img_size or d.eval_img_size or d.img_size, d.mean, d.std)
+    return TensorBatches(images, targets, cfg.train.eval_batch_size, rank, world)

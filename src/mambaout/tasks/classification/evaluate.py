@@ -23,17 +23,24 @@ log = logging.getLogger("mambaout")
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, amp=None, channels_last=False, quiet=True, desc="eval") -> dict:
-    """Loss, top-1 and top-5 (in %) over the whole loader; sums are all-reduced across processes."""
+def evaluate(model, loader, device, amp=None, channels_last=False, quiet=True, desc="eval", flip=False) -> dict:
+    """Loss, top-1 and top-5 (in %) over the whole loader; sums are all-reduced across processes.
+
+    flip: test-time mirroring -- the scores are the log of the mean of the softmax of each image and of its
+    mirror image; ``top1_single`` then gives the plain top-1 of the same pass."""
     model.eval()
-    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss_sum, correct1, correct5, count
+    totals = torch.zeros(5, dtype=torch.float64, device=device)  # loss_sum, correct1, correct5, count, single1
     for images, targets in progress(loader, desc=desc, quiet=quiet):
         images, targets = data.to_device(images, targets, device)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
             logits = model(images)
-        logits = logits.float()
+            mirrored = model(images.flip(-1)) if flip else None
+        single = logits = logits.float()
+        if flip:
+            probs = logits.softmax(1) + mirrored.float().softmax(1)
+            logits = (probs / 2).clamp_min(1e-12).log()
         k = min(5, logits.shape[1])
         top = logits.topk(k, dim=1).indices
         hit = top.eq(targets[:, None])
@@ -43,12 +50,16 @@ def evaluate(model, loader, device, amp=None, channels_last=False, quiet=True, d
                 hit[:, :1].sum().double(),
                 hit.sum().double(),
                 torch.tensor(float(len(targets)), dtype=torch.float64, device=device),
+                single.argmax(1).eq(targets).sum().double(),
             ]
         )
     distributed.all_reduce_sum(totals)
-    loss, c1, c5, n = totals.tolist()
+    loss, c1, c5, n, s1 = totals.tolist()
     n = max(n, 1.0)
-    return {"loss": loss / n, "top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "count": int(n)}
+    out = {"loss": loss / n, "top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "count": int(n)}
+    if flip:
+        out["top1_single"] = 100.0 * s1 / n
+    return out
 
 
 # --- `mambaout eval` --------------------------------------------------------------------------------
@@ -115,23 +126,29 @@ def run_eval(args) -> dict:
         model.to(info.device)
         if args.channels_last:
             model.to(memory_format=torch.channels_last)
-        prefetch = data.gpu_prefetch(cfg, info.device)  # as in training: uint8 images, normalised on the GPU
-        ds = data.build_dataset(cfg, "val", img_size=args.img_size, uint8=prefetch)
-        loader = data.eval_loader(
-            cfg,
-            ds,
-            info.rank,
-            info.world_size,
-            info.device.type == "cuda",
-            prefetch_to=info.device if prefetch else None,
-        )
+        if cfg.data.device_augment:  # as in training: the same resize on the device
+            loader = data.device_eval_batches(cfg, info.device, info.rank, info.world_size, args.img_size)
+        else:
+            prefetch = data.gpu_prefetch(cfg, info.device)  # as in training: uint8 images, normalised on the GPU
+            ds = data.build_dataset(cfg, "val", img_size=args.img_size, uint8=prefetch)
+            loader = data.eval_loader(
+                cfg,
+                ds,
+                info.rank,
+                info.world_size,
+                info.device.type == "cuda",
+                prefetch_to=info.device if prefetch else None,
+            )
         amp = effective_amp(None if args.amp == "none" else (args.amp or cfg.train.amp), info.device)
-        res = evaluate(model, loader, info.device, amp=amp, channels_last=args.channels_last, quiet=args.quiet)
+        flip = cfg.train.eval_flip if args.flip is None else args.flip
+        res = evaluate(
+            model, loader, info.device, amp=amp, channels_last=args.channels_last, quiet=args.quiet, flip=flip
+        )
         size = args.img_size or cfg.data.eval_img_size or cfg.data.img_size
-        res.update(model=m.name, weights=src, img_size=size, crop_pct=cfg.data.crop_pct)
+        res.update(model=m.name, weights=src, img_size=size, crop_pct=cfg.data.crop_pct, flip=flip)
         if distributed.is_main():
             print(
-                f"{m.name} ({src}) at {size}x{size}, crop_pct {cfg.data.crop_pct}: "
+                f"{m.name} ({src}) at {size}x{size}, crop_pct {cfg.data.crop_pct}{', flip' if flip else ''}: "
                 f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}  "
                 f"({res['count']} images)"
             )

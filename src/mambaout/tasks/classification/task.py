@@ -112,15 +112,20 @@ class ClassificationTask(Task):
 
     def build(self, run) -> Parts:
         cfg, info = self.cfg, run.info
-        self.prefetch = data.gpu_prefetch(cfg, run.device)  # uint8 images, normalised on the GPU
-        main_dir = run.run_dir if run.main else None
-        self.train_set = data.build_dataset(cfg, "train", main_dir, uint8=self.prefetch)
-        base = getattr(self.train_set, "base", self.train_set)
-        classes = getattr(base, "classes", None) if cfg.data.dataset == "imagefolder" else None
-        self.val_set = data.build_dataset(cfg, "val", main_dir, classes=classes, uint8=self.prefetch)
-        pin, to = run.device.type == "cuda", run.device if self.prefetch else None
-        stream = data.train_stream(cfg, self.train_set, info.rank, info.world_size, pin, to)
-        self.val_loader = data.eval_loader(cfg, self.val_set, info.rank, info.world_size, pin, to)
+        if cfg.data.device_augment:  # the images on the device, whole batches augmented there
+            self.prefetch = False
+            stream = data.device_train_stream(cfg, run.device, info.rank, info.world_size)
+            self.val_loader = data.device_eval_batches(cfg, run.device, info.rank, info.world_size)
+        else:
+            self.prefetch = data.gpu_prefetch(cfg, run.device)  # uint8 images, normalised on the GPU
+            main_dir = run.run_dir if run.main else None
+            self.train_set = data.build_dataset(cfg, "train", main_dir, uint8=self.prefetch)
+            base = getattr(self.train_set, "base", self.train_set)
+            classes = getattr(base, "classes", None) if cfg.data.dataset == "imagefolder" else None
+            self.val_set = data.build_dataset(cfg, "val", main_dir, classes=classes, uint8=self.prefetch)
+            pin, to = run.device.type == "cuda", run.device if self.prefetch else None
+            stream = data.train_stream(cfg, self.train_set, info.rank, info.world_size, pin, to)
+            self.val_loader = data.eval_loader(cfg, self.val_set, info.rank, info.world_size, pin, to)
         model = build_model(cfg)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -158,8 +163,10 @@ class ClassificationTask(Task):
         return {"loss": self.criterion(model(images), targets)}
 
     def evaluate(self, model, run) -> dict[str, float]:
-        res = evaluate(model, self.val_loader, run.device, run.amp, self.cfg.train.channels_last, quiet=run.quiet)
-        return {"loss": res["loss"], "top1": res["top1"], "top5": res["top5"]}
+        t = self.cfg.train
+        res = evaluate(model, self.val_loader, run.device, run.amp, t.channels_last, quiet=run.quiet, flip=t.eval_flip)
+        res.pop("count")
+        return res
 
     def _bad_images(self) -> int:
         return len(data.bad_files(self.train_set)) + len(data.bad_files(self.val_set))
@@ -168,7 +175,7 @@ class ClassificationTask(Task):
         return {"bad_images": self._bad_images()} if self.cfg.data.dataset == "imagefolder" and run.main else {}
 
     def summary_extras(self, run) -> dict[str, Any]:
-        out = {"gpu_prefetch": self.prefetch}
+        out = {"gpu_prefetch": self.prefetch, "device_augment": self.cfg.data.device_augment}
         if self.cfg.data.dataset == "imagefolder":
             out["bad_images"] = bad = self._bad_images()
             if bad and run.main:
