@@ -82,7 +82,7 @@ import datetime, json, sys
 import torch, timm
 work, out, det_s, seg_s = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 det, seg, ms = (json.load(open(f"{work}/{n}.json")) for n in ("det_summary", "seg_summary", "seg_ms"))
-d, s = det["last_eval"], seg["last_eval"]
+d, s = (x.get("final") or x.get("last_eval") for x in (det, seg))  # "final" since the shared engine
 res = dict(
     date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     card=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",

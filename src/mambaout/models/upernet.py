@@ -9,6 +9,7 @@ dropout 0.1, 1x1 classifier, loss weight 0.4 (training only). Upsampling is bili
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 from .dense_backbone import DenseBackbone
 
 IGNORE_INDEX = 255
+log = logging.getLogger("mambaout")
 
 
 class ConvUnit(nn.Sequential):
@@ -149,6 +151,23 @@ def build_upernet(
 
 
 # --- inference ------------------------------------------------------------------------------------
+#
+# Numerics: only the network's forward runs under autocast (``amp_dtype``); its logits are cast to fp32
+# at once and every later step (window averaging, resizing, softmax, the sum over augmentations) runs in
+# fp32 with autocast off, whatever the caller's context and device (CUDA and CPU autocast cast
+# interpolate/softmax differently). A half-precision forward that overflows (inf/NaN logits) is run again
+# in fp32 instead of letting NaN probabilities reach the argmax (NaN wins it: an all-NaN pixel is class 0).
+
+
+def aug_size(h: int, w: int, ratio: float) -> tuple[int, int]:
+    """The input size at test ratio ``ratio``: mmcv's keep-ratio rescale rounds (``int(x * r + 0.5)``)."""
+    return max(int(h * ratio + 0.5), 1), max(int(w * ratio + 0.5), 1)
+
+
+def _autocast(device_type: str, amp_dtype: torch.dtype | None):
+    if amp_dtype is None:
+        return torch.autocast(device_type, enabled=False)
+    return torch.autocast(device_type, dtype=amp_dtype)
 
 
 def _pad_to(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -156,34 +175,49 @@ def _pad_to(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
 
 
-def _forward_padded(model, x: torch.Tensor) -> torch.Tensor:
-    """Logits for x of any size: pad to the size divisor, predict, crop."""
+def _forward_padded(model, x: torch.Tensor, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """fp32 logits for x of any size: pad (bottom/right, zeros) to the size divisor, predict, crop the padding off.
+
+    The forward runs under autocast to ``amp_dtype`` (None: fp32); non-finite half-precision logits are
+    recomputed in fp32 (with a warning)."""
     d = getattr(model, "size_divisor", 32)
     h, w = x.shape[-2:]
     hp, wp = -(-h // d) * d, -(-w // d) * d
-    return model(_pad_to(x, hp, wp))[..., :h, :w]
+    xp = _pad_to(x, hp, wp)
+    with _autocast(x.device.type, amp_dtype):
+        logit = model(xp)
+    logit = logit[..., :h, :w].float()
+    if amp_dtype is not None and not bool(torch.isfinite(logit).all()):
+        log.warning("non-finite %s logits on a %dx%d input: recomputed in fp32", amp_dtype, hp, wp)
+        with _autocast(x.device.type, None):
+            logit = model(xp.float())[..., :h, :w].float()
+    return logit
 
 
 @torch.no_grad()
 def slide_inference(
-    model, x: torch.Tensor, crop: Sequence[int] = (512, 512), stride: Sequence[int] = (341, 341)
+    model,
+    x: torch.Tensor,
+    crop: Sequence[int] = (512, 512),
+    stride: Sequence[int] = (341, 341),
+    amp_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """mmseg 'slide' mode: overlapping crop windows, logits averaged where they overlap."""
+    """mmseg 'slide' mode: overlapping crop windows, fp32 logits averaged where they overlap."""
     ch, cw = crop
     sh, sw = stride
     b, _, h, w = x.shape
     gh = max(h - ch + sh - 1, 0) // sh + 1
     gw = max(w - cw + sw - 1, 0) // sw + 1
     out = None
-    count = x.new_zeros((b, 1, h, w))
+    count = torch.zeros((b, 1, h, w), dtype=torch.float32, device=x.device)
     for i in range(gh):
         for j in range(gw):
             y1, x1 = i * sh, j * sw
             y2, x2 = min(y1 + ch, h), min(x1 + cw, w)
             y1, x1 = max(y2 - ch, 0), max(x2 - cw, 0)
-            logit = _forward_padded(model, x[:, :, y1:y2, x1:x2])
+            logit = _forward_padded(model, x[:, :, y1:y2, x1:x2], amp_dtype)
             if out is None:
-                out = x.new_zeros((b, logit.shape[1], h, w))
+                out = torch.zeros((b, logit.shape[1], h, w), dtype=torch.float32, device=x.device)
             out[:, :, y1:y2, x1:x2] += logit
             count[:, :, y1:y2, x1:x2] += 1
     return out / count
@@ -198,16 +232,36 @@ def predict_logits(
     stride=(341, 341),
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
+    amp_dtype: torch.dtype | None = None,
+    out_size: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """Softmax scores at x's size; several ``scales`` and/or ``flip`` average the softmax (mmseg's aug test)."""
+    """Mean softmax probabilities (fp32) at ``out_size`` (default x's size) over ``scales`` x ``flip``.
+
+    mmseg's aug test: for each ratio the image is resized (bilinear, keep ratio, sizes rounded as mmcv) and
+    predicted ('slide' windows or 'whole', each window padded to the size divisor and cropped back); a
+    flipped prediction is flipped back; each prediction's logits are resized to ``out_size`` and soft-maxed
+    there, and the probabilities are averaged. Only the forward runs under ``amp_dtype`` autocast.
+    """
     h, w = x.shape[-2:]
-    total = None
+    out_size = (h, w) if out_size is None else (int(out_size[0]), int(out_size[1]))
+    device_type = x.device.type
+    x = x.float()
+    total, n = None, 0
     for s in scales:
-        xs = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+        size = aug_size(h, w, s)
+        with _autocast(device_type, None):
+            xs = x if size == (h, w) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         for flipped in (False, True) if flip else (False,):
             xi = xs.flip(-1) if flipped else xs
-            logit = slide_inference(model, xi, crop, stride) if mode == "slide" else _forward_padded(model, xi)
-            logit = logit.flip(-1) if flipped else logit
-            prob = _resize(logit, (h, w)).softmax(1)
-            total = prob if total is None else total + prob
-    return total
+            if mode == "slide":
+                logit = slide_inference(model, xi, crop, stride, amp_dtype)
+            else:
+                logit = _forward_padded(model, xi, amp_dtype)
+            with _autocast(device_type, None):
+                logit = logit.flip(-1) if flipped else logit
+                if tuple(logit.shape[-2:]) != out_size:
+                    logit = _resize(logit, out_size)
+                prob = logit.float().softmax(1)
+            total = prob if total is None else total.add_(prob)
+            n += 1
+    return total / n

@@ -102,9 +102,8 @@ def predict_image(
     else:
         ev, d = sec.eval, sec.data
         xs = (x - torch.tensor(MEAN, device=device).view(3, 1, 1)) / torch.tensor(STD, device=device).view(3, 1, 1)
-        xs, _ = SegTestResize(d.test_scale)(xs, None)
-        prob = predict_logits(net, xs[None], ev.mode, ev.crop, ev.stride)
-        prob = torch.nn.functional.interpolate(prob, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        xs, _ = SegTestResize(d.test_scale if d.test_scale is not None else d.scale)(xs, None)  # as the val set
+        prob = predict_logits(net, xs[None], ev.mode, ev.crop, ev.stride, out_size=x.shape[-2:])
         classes = prob.argmax(1)[0].cpu().numpy()
         drawn = draw_segmentation(pil, classes)
         counts = np.bincount(classes.reshape(-1), minlength=1)

@@ -8,7 +8,7 @@ from ...data.dense_transforms import segmentation_transforms
 from ...data.sampler import ShardedEvalSampler
 from ...data.segmentation import ADE20K, Cityscapes, VOCSegmentation
 from ...engine import distributed
-from ...engine.precision import autocast
+from ...engine.precision import AMP_DTYPES
 from ...engine.progress import progress
 from ...models.upernet import predict_logits
 from .config import SegmentationTask
@@ -78,15 +78,20 @@ def evaluate(
     amp=None,
     quiet: bool = True,
 ) -> dict[str, float]:
-    """mIoU / mAcc / aAcc from one confusion matrix over the dataset (all-reduced over ranks)."""
+    """mIoU / mAcc / aAcc from one confusion matrix over the dataset (all-reduced over ranks).
+
+    Each image's prediction is the mean softmax (fp32) over ``scales`` x ``flip`` at the label's size
+    (:func:`~mambaout.models.upernet.predict_logits`); ``amp`` ('bf16'/'fp16'/None) applies to the
+    network's forward only."""
     model.eval()
+    amp_dtype = AMP_DTYPES[amp] if amp else None
     cm = ConfusionMatrix(num_classes)
     sampler = ShardedEvalSampler(len(dataset), distributed.world_size(), distributed.rank())
     for i in progress(list(sampler), desc="eval", quiet=quiet):
         image, label = dataset[i]
-        with autocast(device, amp):
-            prob = predict_logits(model, image[None].to(device), mode, crop, stride, scales, flip)
-        prob = torch.nn.functional.interpolate(prob.float(), size=label.shape, mode="bilinear", align_corners=False)
+        prob = predict_logits(
+            model, image[None].to(device), mode, crop, stride, scales, flip, amp_dtype=amp_dtype, out_size=label.shape
+        )
         cm.update(prob.argmax(1)[0], label)
     cm.all_reduce()
     out = cm.compute()
