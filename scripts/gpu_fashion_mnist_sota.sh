@@ -5,6 +5,7 @@
 #   PHASE=ablate OUT=/tmp/out bash scripts/gpu_fashion_mnist_sota.sh [FASHION_MNIST_DIR]
 #       one row per recipe change, validated on 5000 held-out training images (data.holdout; the test set
 #       is not read), EPOCHS epochs each (default 20); ROWS picks rows (default: all)
+#   PHASE=solo ROWS="b256 pil256 b1k" EPOCHS=2 ...: the same rows one after another (throughput alone on the GPU)
 #   PHASE=final OUT=/tmp/out bash scripts/gpu_fashion_mnist_sota.sh [FASHION_MNIST_DIR]
 #       preset fashion_mnist_sota for MODELS x SEEDS on the full 60k training images; the test set is read
 #       once, after the last epoch
@@ -28,12 +29,13 @@ launch() {  # name preset args...
   shift 2
   timeout -s INT "$BUDGET_S" $PY -m mambaout train --preset "$preset" --device "$DEVICE" --data-root "$FM" \
     --quiet --output "$WORK" --name "$name" "$@" >"$WORK/$name.log" 2>&1 &
+  if [ "$PHASE" = solo ]; then wait; fi
 }
 
 date -u +"%Y-%m-%dT%H:%M:%SZ" | tee "$OUT/$PHASE.log"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee -a "$OUT/$PHASE.log"
 start=$(date +%s)
-if [ "$PHASE" = ablate ]; then
+if [ "$PHASE" = ablate ] || [ "$PHASE" = solo ]; then
   # the recipe every row shares: images on the device, 5000 held out, EMA, mirror test, CUDA graphs
   common=(--set data.device_augment=true --set data.holdout=5000 --set train.eval_flip=true --set train.ema=true
     --set train.ema_decay=0.999 --set sched.epochs="$EPOCHS" --set train.eval_every=5 --set train.cuda_graph=auto)
@@ -53,6 +55,7 @@ if [ "$PHASE" = ablate ]; then
     [b1k]="$B1K"
     [b1k_re50]="$B1K --set aug.reprob=0.5"
     [b1k_mamba]="$B1K --set model.name=mamba_femto"
+    [pil256]="--set train.ema=false --set data.device_augment=false --set data.num_workers=8"
   )
   ROWS=${ROWS:-pil base re50 mix kobe tiny s1 e2x mamba}  # round 2: ROWS="b256 b1k b1k_re50 b1k_mamba" EPOCHS=40
   for r in $ROWS; do

@@ -87,3 +87,21 @@ def test_device_augment_with_cuda_graphs_trains_and_resumes_exactly(tmp_path, mo
     assert res["top1"] == pytest.approx(rows[-1]["val_top1"]) and res["top1_single"] == pytest.approx(
         rows[-1]["val_top1_single"]
     )
+
+
+def test_stream_batches_do_not_sync_the_host():
+    """A host sync per batch would stop the CPU from queueing the next step while the GPU works."""
+    from mambaout.data.on_device import BatchAugment, TensorStream
+
+    images = torch.randint(0, 256, (512, 1, 28, 28), dtype=torch.uint8, device="cuda")
+    targets = torch.randint(0, 10, (512,), device="cuda")
+    stream = TensorStream(images, targets, 64, BatchAugment(32, [0.3], [0.35], (0.6, 1.0), reprob=0.5))
+    stream.next()  # the epoch's order is copied to the device once (one sync per epoch)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            x, y = stream.next()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert x.shape == (64, 1, 32, 32) and x.dtype == torch.float32

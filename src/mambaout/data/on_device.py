@@ -34,9 +34,11 @@ def resize_normalize(images: torch.Tensor, size: int, mean: Sequence[float], std
 
 
 def _normalize(x, mean, std):
-    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    return (x - m) / s
+    """mean/std: sequences or (1, C, 1, 1) tensors already on x's device (no copy, no host sync)."""
+    if not isinstance(mean, torch.Tensor):
+        mean = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1).to(x.device)
+        std = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1).to(x.device)
+    return (x - mean) / std
 
 
 def _uniform(n, lo, hi, g, device):
@@ -62,6 +64,14 @@ class BatchAugment:
         self.scale, self.log_ratio = tuple(scale), (math.log(ratio[0]), math.log(ratio[1]))
         self.hflip, self.reprob = hflip, reprob
         self.erase_area, self.erase_log_aspect = tuple(erase_area), (math.log(erase_aspect), -math.log(erase_aspect))
+        self._stats = {}  # device -> (mean, std) tensors: a blocking copy per batch would stall the host
+
+    def _mean_std(self, device: torch.device):
+        if device not in self._stats:
+            self._stats[device] = tuple(
+                torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1).to(device) for v in (self.mean, self.std)
+            )
+        return self._stats[device]
 
     def crop_flip(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """x float (B, C, H, W) in [0, 1] -> (B, C, size, size): one affine resampling per image."""
@@ -101,7 +111,7 @@ class BatchAugment:
 
     def __call__(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         x = self.crop_flip(images.float().div_(255), g)
-        x = _normalize(x, self.mean, self.std)
+        x = _normalize(x, *self._mean_std(x.device))
         return self.erase(x, g) if self.reprob > 0 else x
 
 
