@@ -157,6 +157,7 @@ def build_dataset(
             mode="RGB" if cfg.model.in_chans == 3 else "L",
             bad_files_log=log_path,
             classes=classes,
+            training=is_train,
         )
         if d.verify_images:
             ds.verify()
