@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import DatasetError
-from .files import image_to_tensor, load_rgb, report_skipped
+from .files import image_size, image_to_tensor, load_rgb, report_skipped
 from .masks import MaskFormatError, decode_segmentation
 
 
@@ -39,6 +39,17 @@ def _clip_box(bbox, w: int, h: int):
     if x2 - x1 < 1e-3 or y2 - y1 < 1e-3:
         return "box_outside_image"
     return [x1, y1, x2, y2]
+
+
+def _require_objects(records, n_objects: int, skipped: Counter, train: bool, path: str):
+    """One line, not an empty data set failing later (training) or AP of nothing (evaluation)."""
+    if any(objs for _, objs in records):
+        return
+    purpose = "nothing to train on" if train else "nothing to evaluate against"
+    if not n_objects:
+        raise DatasetError(f"no objects in the annotations: {purpose}", path)
+    why = ", ".join(f"{v} {k}" for k, v in sorted(skipped.items()) if k != "empty_image")
+    raise DatasetError(f"none of its {n_objects} objects can be used ({why}): {purpose}", path)
 
 
 class CocoInstances(torch.utils.data.Dataset):
@@ -90,6 +101,13 @@ class CocoInstances(torch.utils.data.Dataset):
             if not isinstance(im, dict) or not all(k in im for k in ("id", "file_name", "width", "height")):
                 self.skipped["image_missing_keys"] += 1
                 continue
+            try:
+                sized = int(im["width"]) > 0 and int(im["height"]) > 0
+            except (TypeError, ValueError):
+                sized = False
+            if not sized:
+                self.skipped["image_bad_size"] += 1
+                continue
             images[im["id"]] = im
         anns = defaultdict(list)
         for a in data.get("annotations", []) or []:
@@ -108,6 +126,7 @@ class CocoInstances(torch.utils.data.Dataset):
                 continue
             self.records.append((im, objs))
         report_skipped("COCO", self.ann_file, self.skipped)
+        _require_objects(self.records, len(data.get("annotations", []) or []), self.skipped, train, self.ann_file)
 
     def _valid_objects(self, im: dict, anns: list[dict]) -> list[dict]:
         w, h = int(im["width"]), int(im["height"])
@@ -157,13 +176,24 @@ class CocoInstances(torch.utils.data.Dataset):
     def aspect_ratios(self) -> list[float]:
         return [float(im["width"]) / float(im["height"]) for im, _ in self.records]
 
+    def _check_size(self, im: dict, size: tuple[int, int], path: str):
+        w, h = int(im["width"]), int(im["height"])
+        if size != (w, h):
+            raise DatasetError(f"image is {size[0]}x{size[1]} but the annotations say {w}x{h}", path)
+
+    def check_item(self, idx: int) -> None:
+        """Raise :class:`DatasetError` if item ``idx``'s image is missing, unreadable or of another size
+        (the header only: quick enough for a pass over the whole set, see :mod:`.check`)."""
+        im = self.records[idx][0]
+        path = os.path.join(self.image_dir, im["file_name"])
+        self._check_size(im, image_size(path), path)
+
     def __getitem__(self, idx: int):
         im, objs = self.records[idx]
         path = os.path.join(self.image_dir, im["file_name"])
         img = load_rgb(path)
         w, h = int(im["width"]), int(im["height"])
-        if img.size != (w, h):
-            raise DatasetError(f"image is {img.size[0]}x{img.size[1]} but the annotations say {w}x{h}", path)
+        self._check_size(im, img.size, path)
         target = dict(
             boxes=torch.tensor([o["box"] for o in objs], dtype=torch.float32).reshape(-1, 4),
             labels=torch.tensor([o["label"] for o in objs], dtype=torch.int64),
@@ -234,6 +264,7 @@ class VOCDetection(torch.utils.data.Dataset):
         name_to_label = {n: i + 1 for i, n in enumerate(classes)}
         self.records = []
         images, annotations = [], []
+        n_objects = 0
         for n, img_id in enumerate(ids):
             xml_path = os.path.join(self.root, "Annotations", f"{img_id}.xml")
             try:
@@ -246,6 +277,7 @@ class VOCDetection(torch.utils.data.Dataset):
                 raise DatasetError(f"malformed VOC XML ({e})", xml_path) from None
             objs = []
             for obj in tree.findall("object"):
+                n_objects += 1
                 label = name_to_label.get((obj.findtext("name") or "").strip())
                 if label is None:
                     self.skipped["unknown_category"] += 1
@@ -282,6 +314,7 @@ class VOCDetection(torch.utils.data.Dataset):
             im = dict(id=n, file_name=os.path.join("JPEGImages", f"{img_id}.jpg"), width=w, height=h)
             images.append(im)
             self.records.append((im, objs))
+        _require_objects(self.records, n_objects, self.skipped, train, split_file)
         self.coco_gt = dict(
             images=images, annotations=annotations, categories=[dict(id=i + 1, name=c) for i, c in enumerate(classes)]
         )
@@ -292,6 +325,10 @@ class VOCDetection(torch.utils.data.Dataset):
 
     def aspect_ratios(self) -> list[float]:
         return [im["width"] / im["height"] for im, _ in self.records]
+
+    def check_item(self, idx: int) -> None:
+        """Raise :class:`DatasetError` if item ``idx``'s image is missing or unreadable (header only)."""
+        image_size(os.path.join(self.root, self.records[idx][0]["file_name"]))
 
     def __getitem__(self, idx):
         im, objs = self.records[idx]

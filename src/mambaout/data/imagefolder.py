@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from ..errors import DatasetError
+from .files import open_image
 
 log = logging.getLogger("mambaout")
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -29,7 +30,7 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 def load_image(path: str, mode: str = "RGB") -> Image.Image:
     """Open and fully decode ``path`` as ``mode`` ('RGB' or 'L'); raises OSError/ValueError if unreadable."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False
-    with Image.open(path) as img:
+    with open_image(path) as img:
         img.load()
         if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
             arr = np.asarray(img, dtype=np.float64)
