@@ -143,9 +143,9 @@ class RobustImageFolder:
             )
         if empty:
             log.warning(
-                "%s: %d class folders hold no images (%s): %s",
+                "%s: %s no images (%s): %s",
                 folder,
-                len(empty),
+                f"{len(empty)} class folders hold" if len(empty) > 1 else "1 class folder holds",
                 ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""),
                 "the model keeps an output for each but never learns them"
                 if training
