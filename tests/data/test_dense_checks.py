@@ -87,6 +87,55 @@ def test_coco_file_without_a_usable_object_is_one_line(tmp_path):
         D.CocoInstances(img_dir, ann)
 
 
+GOOD = dict(id=1, image_id=1, category_id=1, bbox=[1, 1, 5, 5], segmentation=[[1, 1, 5, 1, 5, 5]])
+IMAGE = dict(id=1, file_name="1.png", width=32, height=24)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(categories=[dict(id="abc")]), "category id 'abc' is not an integer"),
+        (dict(categories=[dict(id=None)]), "category id None is not an integer"),
+        (dict(annotations={"a": 1}), "'annotations' must be a list"),
+        (dict(images=[dict(IMAGE, id=[1])]), r"1 image_bad_entry, 1 unknown_image_id"),
+        (dict(images=[dict(IMAGE, file_name=5)]), r"1 image_bad_entry, 1 unknown_image_id"),
+        (dict(annotations=[dict(GOOD, image_id=[1])]), r"\(1 unknown_image_id\)"),
+        (dict(annotations=[dict(GOOD, area="big")]), None),  # the box's area instead
+    ],
+)
+def test_malformed_coco_entries_are_one_line_or_skipped(tmp_path, change, message):
+    img_dir, ann = _coco(tmp_path, [GOOD])
+    with open(ann) as f:
+        data = json.load(f)
+    data.update(change)
+    with open(ann, "w") as f:
+        json.dump(data, f)
+    for train in (True, False):
+        if message is None:
+            ds = D.CocoInstances(img_dir, ann, train=train)
+            assert ds[0][1]["area"].tolist() == [25.0]
+        else:
+            with pytest.raises(DatasetError, match=message):
+                D.CocoInstances(img_dir, ann, train=train)
+
+
+def test_coco_image_larger_than_any_decodable_file_is_skipped(tmp_path):
+    """A 10^9 x 10^9 image entry made pycocotools rasterise its polygon on that canvas: a segfault."""
+    import subprocess
+    import sys
+
+    img_dir, ann = _coco(tmp_path, [GOOD])
+    with open(ann) as f:
+        data = json.load(f)
+    data["images"][0].update(width=10**9, height=10**9)
+    with open(ann, "w") as f:
+        json.dump(data, f)
+    code = f"from mambaout.data.detection import CocoInstances\nCocoInstances({img_dir!r}, {ann!r})"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 1 and "image_too_large" in r.stderr and "none of its 1 objects" in r.stderr
+
+
 def test_voc_split_without_a_usable_object_is_one_line(tmp_path):
     for d in ("Annotations", "ImageSets/Main"):
         os.makedirs(tmp_path / d)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import DatasetError
 from .files import image_size, image_to_tensor, load_rgb, report_skipped
@@ -39,6 +40,29 @@ def _clip_box(bbox, w: int, h: int):
     if x2 - x1 < 1e-3 or y2 - y1 < 1e-3:
         return "box_outside_image"
     return [x1, y1, x2, y2]
+
+
+def coco_image_size(im: dict) -> tuple[int, int] | str:
+    """A COCO image entry's (width, height), or why it cannot be used. Sizes past twice Pillow's
+    decompression-bomb limit are refused: no such file would be decoded, and pycocotools crashes (segfault)
+    rasterising a polygon onto a 10^9 x 10^9 canvas."""
+    try:
+        w, h = int(im["width"]), int(im["height"])
+    except (TypeError, ValueError):
+        return "image_bad_size"
+    if w <= 0 or h <= 0:
+        return "image_bad_size"
+    limit = Image.MAX_IMAGE_PIXELS
+    return (w, h) if w * h <= (2 * limit if limit else 2**31 - 1) else "image_too_large"
+
+
+def object_area(a: dict, fallback: float) -> float:
+    """The object's ``area`` when it is a finite number >= 0, else ``fallback`` (its box's area)."""
+    try:
+        area = float(a.get("area", fallback))
+    except (TypeError, ValueError):
+        return float(fallback)
+    return area if math.isfinite(area) and area >= 0 else float(fallback)
 
 
 def _require_objects(records, n_objects: int, skipped: Counter, train: bool, path: str):
@@ -82,16 +106,20 @@ class CocoInstances(torch.utils.data.Dataset):
             raise DatasetError(f"not valid JSON ({e})", self.ann_file) from None
         if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
             raise DatasetError("not a COCO instances file (needs 'images' and 'categories' lists)", self.ann_file)
-        cat_ids = sorted(int(c["id"]) for c in data["categories"] if isinstance(c, dict) and "id" in c)
-        if categories is not None:
-            cat_ids = [int(c) for c in categories]
+        if not isinstance(data.get("annotations", []), list):
+            raise DatasetError("not a COCO instances file ('annotations' must be a list)", self.ann_file)
+        names = {}
+        for c in data["categories"]:
+            if isinstance(c, dict) and "id" in c:
+                try:
+                    names[int(c["id"])] = str(c.get("name", c["id"]))
+                except (TypeError, ValueError):
+                    raise DatasetError(f"category id {c['id']!r} is not an integer", self.ann_file) from None
+        cat_ids = sorted(names) if categories is None else [int(c) for c in categories]
         if not cat_ids:
             raise DatasetError("no categories", self.ann_file)
         self.cat_to_label = {c: i + 1 for i, c in enumerate(cat_ids)}
         self.label_to_cat = {v: k for k, v in self.cat_to_label.items()}
-        names = {
-            int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"] if isinstance(c, dict) and "id" in c
-        }
         self.class_names = [names.get(c, str(c)) for c in cat_ids]
         self.num_classes = len(cat_ids) + 1
         self.coco_gt = data  # the original annotations, evaluated against as they are
@@ -101,12 +129,12 @@ class CocoInstances(torch.utils.data.Dataset):
             if not isinstance(im, dict) or not all(k in im for k in ("id", "file_name", "width", "height")):
                 self.skipped["image_missing_keys"] += 1
                 continue
-            try:
-                sized = int(im["width"]) > 0 and int(im["height"]) > 0
-            except (TypeError, ValueError):
-                sized = False
-            if not sized:
-                self.skipped["image_bad_size"] += 1
+            if not isinstance(im["id"], int | str) or not isinstance(im["file_name"], str):
+                self.skipped["image_bad_entry"] += 1
+                continue
+            size = coco_image_size(im)
+            if isinstance(size, str):
+                self.skipped[size] += 1
                 continue
             images[im["id"]] = im
         anns = defaultdict(list)
@@ -114,7 +142,7 @@ class CocoInstances(torch.utils.data.Dataset):
             if not isinstance(a, dict) or not all(k in a for k in ("image_id", "bbox", "category_id")):
                 self.skipped["missing_keys"] += 1
                 continue
-            if a["image_id"] not in images:
+            if not isinstance(a["image_id"], int | str) or a["image_id"] not in images:
                 self.skipped["unknown_image_id"] += 1
                 continue
             anns[a["image_id"]].append(a)
@@ -165,7 +193,7 @@ class CocoInstances(torch.utils.data.Dataset):
                     label=label,
                     seg=a.get("segmentation"),
                     crowd=crowd,
-                    area=float(a.get("area", (box[2] - box[0]) * (box[3] - box[1]))),
+                    area=object_area(a, (box[2] - box[0]) * (box[3] - box[1])),
                 )
             )
         return out

@@ -114,25 +114,26 @@ def _gt_objects(gt: dict, iou_type: str) -> list[dict]:
     would fail on: an object without a usable box (or image) is left out; for mask AP an object without a
     usable mask (none, malformed, empty) becomes an ignore region -- its box, as a crowd object -- so a
     prediction on it is neither a hit nor a false positive."""
-    from ...data.detection import _clip_box
+    from ...data.detection import _clip_box, coco_image_size, object_area
     from ...data.masks import MaskFormatError, decode_segmentation
 
-    sizes = {
-        im["id"]: (int(im["height"]), int(im["width"]))
-        for im in gt.get("images", []) or []
-        if isinstance(im, dict) and all(k in im for k in ("id", "height", "width"))
-    }
+    sizes = {}
+    for im in gt.get("images", []) or []:
+        if isinstance(im, dict) and all(k in im for k in ("id", "height", "width")) and isinstance(im["id"], int | str):
+            size = coco_image_size(im)
+            if not isinstance(size, str):
+                sizes[im["id"]] = size
     out = []
     for i, a in enumerate(gt.get("annotations", []) or []):
         if not isinstance(a, dict) or not all(k in a for k in ("bbox", "category_id", "image_id")):
             continue
-        if a["image_id"] not in sizes:
+        if not isinstance(a["image_id"], int | str) or a["image_id"] not in sizes:
             continue
-        h, w = sizes[a["image_id"]]
+        w, h = sizes[a["image_id"]]
         if isinstance(_clip_box(a["bbox"], w, h), str):
             continue
         x, y, bw, bh = (float(v) for v in a["bbox"])
-        obj = dict(a, id=a.get("id", i + 1), area=a.get("area", bw * bh), iscrowd=int(bool(a.get("iscrowd", 0))))
+        obj = dict(a, id=a.get("id", i + 1), area=object_area(a, bw * bh), iscrowd=int(bool(a.get("iscrowd", 0))))
         if iou_type == "segm":
             try:
                 usable = bool(decode_segmentation(a["segmentation"], h, w).any())
