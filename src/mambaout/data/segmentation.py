@@ -212,6 +212,8 @@ class Cityscapes(SegmentationDataset):
             raise DatasetError("image folder not found (expected the Cityscapes layout)", img_root)
         pairs = []
         for city in sorted(os.listdir(img_root)):
+            if not os.path.isdir(os.path.join(img_root, city)):  # a stray file (README, .DS_Store) is no city
+                continue
             for name in sorted(os.listdir(os.path.join(img_root, city))):
                 if not name.endswith("_leftImg8bit.png"):
                     continue
