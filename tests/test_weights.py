@@ -111,3 +111,20 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, container):
     with pytest.raises(CheckpointError, match=expected):
         mambaout.create_model("mambaout_test", pretrained=str(path))
     assert not marker.exists()
+
+
+def test_classifier_warning_only_when_class_counts_differ(weights, tmp_path, caplog):
+    """Same class count, another width (another model): no 'replacing the classifier' before the mismatch error."""
+    path = tmp_path / "ck.pth"
+    torch.save(mambaout.create_model("mambaout_femto", num_classes=10).state_dict(), path)
+    with caplog.at_level(logging.WARNING, logger="mambaout"), pytest.raises(CheckpointError, match="head.fc.weight"):
+        mambaout.create_model("mambaout_tiny", num_classes=10, pretrained=str(path))
+    assert "classifier" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mambaout"):
+        mambaout.create_model("mambaout_femto", num_classes=10, pretrained=str(path))
+    assert caplog.text == ""
+    with caplog.at_level(logging.WARNING, logger="mambaout"):
+        mambaout.create_model("mambaout_femto", num_classes=0, pretrained=str(path))  # a headless model
+    assert "dropping the classifier (checkpoint has 10 classes, model has 0)" in caplog.text
+    assert "freshly initialised" not in caplog.text

@@ -124,15 +124,15 @@ def load_state_dict_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor
     state_dict = to_native(state_dict)
     own = model.state_dict()
     classifier = [k for k in ("head.fc.weight", "head.fc.bias") if k in state_dict]
-    if classifier and (
-        any(k not in own for k in classifier) or any(own[k].shape != state_dict[k].shape for k in classifier)
-    ):
-        got = state_dict["head.fc.weight"].shape[0] if "head.fc.weight" in state_dict else "?"
-        want = own["head.fc.weight"].shape[0] if "head.fc.weight" in own else 0
+    got = state_dict["head.fc.weight"].shape[0] if "head.fc.weight" in state_dict else None
+    want = own["head.fc.weight"].shape[0] if "head.fc.weight" in own else 0
+    # only another class count replaces it: a classifier of another width (another model) is a mismatch below
+    if classifier and got != want:
         log.warning(
-            "%s: replacing the classifier (checkpoint has %s classes, model has %s); head.fc is freshly initialised",
+            "%s: %s (checkpoint has %s classes, model has %s)",
             source,
-            got,
+            "replacing the classifier; head.fc is freshly initialised" if want else "dropping the classifier",
+            "?" if got is None else got,
             want,
         )
         state_dict = {k: v for k, v in state_dict.items() if k not in classifier}

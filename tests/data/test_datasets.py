@@ -1,4 +1,6 @@
+import logging
 import os
+import socket
 
 import numpy as np
 import pytest
@@ -81,3 +83,81 @@ def test_synthetic_is_deterministic():
     a, b = SyntheticClassification(8, 4, 16, seed=1), SyntheticClassification(8, 4, 16, seed=1)
     assert (a[3][0] == b[3][0]).all() and a[3][1] == 3 and a[3][0].shape == (3, 16, 16)
     assert not (a[3][0] == SyntheticClassification(8, 4, 16, seed=1, split="val")[3][0]).all()
+
+
+def _tiny_png(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.full((4, 4, 3), 100, np.uint8)).save(path)
+
+
+def test_imagefolder_needs_two_classes_with_images(tmp_path):
+    _tiny_png(str(tmp_path / "train" / "only" / "x.png"))
+    with pytest.raises(DatasetError, match=r"only 1 class folder holds images \('only'\).*at least 2"):
+        RobustImageFolder(str(tmp_path), "train")
+    os.makedirs(tmp_path / "train" / "empty")  # a second folder, but without images: still one class to learn
+    with pytest.raises(DatasetError, match="only 1 class folder holds images"):
+        RobustImageFolder(str(tmp_path), "train", training=True)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_imagefolder_empty_class_warns_once(tmp_path, caplog, training):
+    for c in ("a", "b"):
+        _tiny_png(str(tmp_path / "train" / c / "x.png"))
+    os.makedirs(tmp_path / "train" / "c_empty")
+    with caplog.at_level(logging.WARNING, logger="mambaout"):
+        ds = RobustImageFolder(str(tmp_path), "train", training=training)
+    assert ds.num_classes == 3 and len(ds) == 2
+    warnings = [r.getMessage() for r in caplog.records if "no images (" in r.getMessage()]
+    assert len(warnings) == 1 and "c_empty" in warnings[0]
+    assert ("never learns them" if training else "not measured") in warnings[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_imagefolder_skips_special_files(tmp_path, caplog):
+    """A FIFO named like an image would block the reader forever; a socket is no image either."""
+    for c in ("a", "b"):
+        _tiny_png(str(tmp_path / "train" / c / "x.png"))
+    os.mkfifo(tmp_path / "train" / "a" / "fifo.jpg")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(tmp_path / "train" / "b" / "sock.png"))
+        with caplog.at_level(logging.WARNING, logger="mambaout"):
+            ds = RobustImageFolder(str(tmp_path), "train")
+    finally:
+        sock.close()
+    assert sorted(os.path.basename(p) for p, _ in ds.samples) == ["x.png", "x.png"]
+    assert [img.size for img, _ in (ds[0], ds[1])] == [(4, 4), (4, 4)]
+    warnings = [r.getMessage() for r in caplog.records if "special files" in r.getMessage()]
+    assert len(warnings) == 1 and "skipped 2 special files" in warnings[0]
+
+
+def test_imagefolder_symlink_loop_is_not_followed(tmp_path, caplog):
+    for c in ("a", "b"):
+        _tiny_png(str(tmp_path / "train" / c / "x.png"))
+    os.symlink("..", tmp_path / "train" / "a" / "up")  # a -> a/up -> train (holds a and b) -> ...
+    os.symlink(str(tmp_path / "train" / "b"), tmp_path / "train" / "a" / "b_again")  # not a loop: followed
+    with caplog.at_level(logging.WARNING, logger="mambaout"):
+        ds = RobustImageFolder(str(tmp_path), "train")
+    # a/x.png, a/b_again/x.png and, through a/up, train/b/x.png (a/up/a is a loop: not entered)
+    assert sorted(os.path.relpath(p, tmp_path / "train") for p, _ in ds.samples) == [
+        "a/b_again/x.png",
+        "a/up/b/x.png",
+        "a/x.png",
+        "b/x.png",
+    ]
+    warnings = [r.getMessage() for r in caplog.records if "symlink" in r.getMessage()]
+    assert len(warnings) == 1 and "not followed" in warnings[0]
+
+
+def test_imagefolder_keeps_the_old_sample_order(tmp_path):
+    """Run folders and resumed runs index samples by position: the scan lists them as os.walk did."""
+    rng = np.random.default_rng(0)
+    for k in range(30):
+        parts = [f"c{k % 3}"] + [f"d{int(v)}" for v in rng.integers(0, 3, int(rng.integers(0, 3)))]
+        _tiny_png(str(tmp_path.joinpath("train", *parts, f"{k % 7}_{k}.png")))
+    ds = RobustImageFolder(str(tmp_path), "train")
+    old = []
+    for c in ds.classes:
+        for dirpath, _, files in sorted(os.walk(tmp_path / "train" / c, followlinks=True)):
+            old += [os.path.join(dirpath, n) for n in sorted(files)]
+    assert [p for p, _ in ds.samples] == old

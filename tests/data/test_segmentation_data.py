@@ -72,6 +72,7 @@ def test_cityscapes_label_ids_to_train_ids(tmp_path):
     _rgb(img_dir / "aachen_000000_000019_leftImg8bit.png", 2, 4)
     ids = np.array([[7, 8, 26, 33], [0, 1, 255, 24]], np.uint8)
     Image.fromarray(ids).save(gt_dir / "aachen_000000_000019_gtFine_labelIds.png")
+    (tmp_path / "leftImg8bit/train/README").write_text("a stray file beside the cities: not a city folder")
     ds = D.Cityscapes(str(tmp_path), "train")
     assert ds[0][1].tolist() == [[0, 1, 13, 18], [255, 255, 255, 11]]
     ids[0, 0] = 40

@@ -1,10 +1,12 @@
 """The resumable training stream: positions, exact continuation, epochs back to back, grouped batches."""
 
+import pytest
 import torch
 from torch.utils.data import Dataset
 
 from mambaout.data.sampler import EpochSampler
 from mambaout.data.stream import BatchStream, MultiStream, SpanBatchSampler
+from mambaout.errors import DatasetError
 
 
 class Noisy(Dataset):
@@ -62,3 +64,10 @@ def test_grouped_batches_keep_groups_and_counts():
     batches = [[i for i, _ in b] for b in spans.epoch_batches(0)]
     assert len(batches) == 4 and sorted(i for b in batches for i in b) == list(range(8))
     assert all(len({groups[i] for i in b}) == 1 for b in batches[:3])  # leftovers share the last batch
+
+
+def test_data_set_smaller_than_one_update_is_a_user_error():
+    """A traceback (ValueError) before; the CLI prints a MambaoutError as one line and exits with code 2."""
+    with pytest.raises(DatasetError, match=r"has 5 samples, fewer than one optimizer step takes \(8 = batch 4 x 1"):
+        EpochSampler(5, 4, batches_multiple=2)
+    assert EpochSampler(8, 4, batches_multiple=2).batches_per_epoch == 2

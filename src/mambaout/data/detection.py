@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import DatasetError
-from .files import image_to_tensor, load_rgb, report_skipped
+from .files import image_size, image_to_tensor, load_rgb, report_skipped
 from .masks import MaskFormatError, decode_segmentation
 
 
@@ -39,6 +40,40 @@ def _clip_box(bbox, w: int, h: int):
     if x2 - x1 < 1e-3 or y2 - y1 < 1e-3:
         return "box_outside_image"
     return [x1, y1, x2, y2]
+
+
+def coco_image_size(im: dict) -> tuple[int, int] | str:
+    """A COCO image entry's (width, height), or why it cannot be used. Sizes past twice Pillow's
+    decompression-bomb limit are refused: no such file would be decoded, and pycocotools crashes (segfault)
+    rasterising a polygon onto a 10^9 x 10^9 canvas."""
+    try:
+        w, h = int(im["width"]), int(im["height"])
+    except (TypeError, ValueError):
+        return "image_bad_size"
+    if w <= 0 or h <= 0:
+        return "image_bad_size"
+    limit = Image.MAX_IMAGE_PIXELS
+    return (w, h) if w * h <= (2 * limit if limit else 2**31 - 1) else "image_too_large"
+
+
+def object_area(a: dict, fallback: float) -> float:
+    """The object's ``area`` when it is a finite number >= 0, else ``fallback`` (its box's area)."""
+    try:
+        area = float(a.get("area", fallback))
+    except (TypeError, ValueError):
+        return float(fallback)
+    return area if math.isfinite(area) and area >= 0 else float(fallback)
+
+
+def _require_objects(records, n_objects: int, skipped: Counter, train: bool, path: str):
+    """One line, not an empty data set failing later (training) or AP of nothing (evaluation)."""
+    if any(objs for _, objs in records):
+        return
+    purpose = "nothing to train on" if train else "nothing to evaluate against"
+    if not n_objects:
+        raise DatasetError(f"no objects in the annotations: {purpose}", path)
+    why = ", ".join(f"{v} {k}" for k, v in sorted(skipped.items()) if k != "empty_image")
+    raise DatasetError(f"none of its {n_objects} objects can be used ({why}): {purpose}", path)
 
 
 class CocoInstances(torch.utils.data.Dataset):
@@ -71,16 +106,20 @@ class CocoInstances(torch.utils.data.Dataset):
             raise DatasetError(f"not valid JSON ({e})", self.ann_file) from None
         if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
             raise DatasetError("not a COCO instances file (needs 'images' and 'categories' lists)", self.ann_file)
-        cat_ids = sorted(int(c["id"]) for c in data["categories"] if isinstance(c, dict) and "id" in c)
-        if categories is not None:
-            cat_ids = [int(c) for c in categories]
+        if not isinstance(data.get("annotations", []), list):
+            raise DatasetError("not a COCO instances file ('annotations' must be a list)", self.ann_file)
+        names = {}
+        for c in data["categories"]:
+            if isinstance(c, dict) and "id" in c:
+                try:
+                    names[int(c["id"])] = str(c.get("name", c["id"]))
+                except (TypeError, ValueError):
+                    raise DatasetError(f"category id {c['id']!r} is not an integer", self.ann_file) from None
+        cat_ids = sorted(names) if categories is None else [int(c) for c in categories]
         if not cat_ids:
             raise DatasetError("no categories", self.ann_file)
         self.cat_to_label = {c: i + 1 for i, c in enumerate(cat_ids)}
         self.label_to_cat = {v: k for k, v in self.cat_to_label.items()}
-        names = {
-            int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"] if isinstance(c, dict) and "id" in c
-        }
         self.class_names = [names.get(c, str(c)) for c in cat_ids]
         self.num_classes = len(cat_ids) + 1
         self.coco_gt = data  # the original annotations, evaluated against as they are
@@ -90,13 +129,20 @@ class CocoInstances(torch.utils.data.Dataset):
             if not isinstance(im, dict) or not all(k in im for k in ("id", "file_name", "width", "height")):
                 self.skipped["image_missing_keys"] += 1
                 continue
+            if not isinstance(im["id"], int | str) or not isinstance(im["file_name"], str):
+                self.skipped["image_bad_entry"] += 1
+                continue
+            size = coco_image_size(im)
+            if isinstance(size, str):
+                self.skipped[size] += 1
+                continue
             images[im["id"]] = im
         anns = defaultdict(list)
         for a in data.get("annotations", []) or []:
             if not isinstance(a, dict) or not all(k in a for k in ("image_id", "bbox", "category_id")):
                 self.skipped["missing_keys"] += 1
                 continue
-            if a["image_id"] not in images:
+            if not isinstance(a["image_id"], int | str) or a["image_id"] not in images:
                 self.skipped["unknown_image_id"] += 1
                 continue
             anns[a["image_id"]].append(a)
@@ -108,6 +154,7 @@ class CocoInstances(torch.utils.data.Dataset):
                 continue
             self.records.append((im, objs))
         report_skipped("COCO", self.ann_file, self.skipped)
+        _require_objects(self.records, len(data.get("annotations", []) or []), self.skipped, train, self.ann_file)
 
     def _valid_objects(self, im: dict, anns: list[dict]) -> list[dict]:
         w, h = int(im["width"]), int(im["height"])
@@ -146,7 +193,7 @@ class CocoInstances(torch.utils.data.Dataset):
                     label=label,
                     seg=a.get("segmentation"),
                     crowd=crowd,
-                    area=float(a.get("area", (box[2] - box[0]) * (box[3] - box[1]))),
+                    area=object_area(a, (box[2] - box[0]) * (box[3] - box[1])),
                 )
             )
         return out
@@ -157,13 +204,24 @@ class CocoInstances(torch.utils.data.Dataset):
     def aspect_ratios(self) -> list[float]:
         return [float(im["width"]) / float(im["height"]) for im, _ in self.records]
 
+    def _check_size(self, im: dict, size: tuple[int, int], path: str):
+        w, h = int(im["width"]), int(im["height"])
+        if size != (w, h):
+            raise DatasetError(f"image is {size[0]}x{size[1]} but the annotations say {w}x{h}", path)
+
+    def check_item(self, idx: int) -> None:
+        """Raise :class:`DatasetError` if item ``idx``'s image is missing, unreadable or of another size
+        (the header only: quick enough for a pass over the whole set, see :mod:`.check`)."""
+        im = self.records[idx][0]
+        path = os.path.join(self.image_dir, im["file_name"])
+        self._check_size(im, image_size(path), path)
+
     def __getitem__(self, idx: int):
         im, objs = self.records[idx]
         path = os.path.join(self.image_dir, im["file_name"])
         img = load_rgb(path)
         w, h = int(im["width"]), int(im["height"])
-        if img.size != (w, h):
-            raise DatasetError(f"image is {img.size[0]}x{img.size[1]} but the annotations say {w}x{h}", path)
+        self._check_size(im, img.size, path)
         target = dict(
             boxes=torch.tensor([o["box"] for o in objs], dtype=torch.float32).reshape(-1, 4),
             labels=torch.tensor([o["label"] for o in objs], dtype=torch.int64),
@@ -234,6 +292,7 @@ class VOCDetection(torch.utils.data.Dataset):
         name_to_label = {n: i + 1 for i, n in enumerate(classes)}
         self.records = []
         images, annotations = [], []
+        n_objects = 0
         for n, img_id in enumerate(ids):
             xml_path = os.path.join(self.root, "Annotations", f"{img_id}.xml")
             try:
@@ -246,6 +305,7 @@ class VOCDetection(torch.utils.data.Dataset):
                 raise DatasetError(f"malformed VOC XML ({e})", xml_path) from None
             objs = []
             for obj in tree.findall("object"):
+                n_objects += 1
                 label = name_to_label.get((obj.findtext("name") or "").strip())
                 if label is None:
                     self.skipped["unknown_category"] += 1
@@ -282,6 +342,7 @@ class VOCDetection(torch.utils.data.Dataset):
             im = dict(id=n, file_name=os.path.join("JPEGImages", f"{img_id}.jpg"), width=w, height=h)
             images.append(im)
             self.records.append((im, objs))
+        _require_objects(self.records, n_objects, self.skipped, train, split_file)
         self.coco_gt = dict(
             images=images, annotations=annotations, categories=[dict(id=i + 1, name=c) for i, c in enumerate(classes)]
         )
@@ -292,6 +353,10 @@ class VOCDetection(torch.utils.data.Dataset):
 
     def aspect_ratios(self) -> list[float]:
         return [im["width"] / im["height"] for im, _ in self.records]
+
+    def check_item(self, idx: int) -> None:
+        """Raise :class:`DatasetError` if item ``idx``'s image is missing or unreadable (header only)."""
+        image_size(os.path.join(self.root, self.records[idx][0]["file_name"]))
 
     def __getitem__(self, idx):
         im, objs = self.records[idx]

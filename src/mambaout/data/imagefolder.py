@@ -5,6 +5,10 @@ Images are converted to RGB (or L): grayscale, CMYK, RGBA/LA (composited on whit
 16-bit/32-bit integer or float images all load. An unreadable (corrupt/truncated) file is skipped: the
 sample is replaced by the next readable one, its path is logged once and appended to ``bad_files_log``
 (one path a line; works across DataLoader workers) and counted in ``bad_files``.
+
+The scan follows symlinks but not a symlink loop, and takes only regular files: a FIFO named ``x.jpg`` would
+block the worker that opens it forever. Each is skipped with one warning. A split with fewer than two classes
+that hold images is refused; an empty class folder is a warning (the class is never seen).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from ..errors import DatasetError
+from .files import open_image
 
 log = logging.getLogger("mambaout")
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -25,7 +30,7 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 def load_image(path: str, mode: str = "RGB") -> Image.Image:
     """Open and fully decode ``path`` as ``mode`` ('RGB' or 'L'); raises OSError/ValueError if unreadable."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False
-    with Image.open(path) as img:
+    with open_image(path) as img:
         img.load()
         if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
             arr = np.asarray(img, dtype=np.float64)
@@ -38,6 +43,40 @@ def load_image(path: str, mode: str = "RGB") -> Image.Image:
         return img.convert(mode)
 
 
+def _scan(top: str, special: list[str], loops: list[str]) -> list[tuple[str, list[str]]]:
+    """(folder, sorted image names) under ``top``, sorted by folder (``sorted(os.walk(top, followlinks=True))``'s
+    order), without special files (appended to ``special``) or symlinks back to an ancestor (to ``loops``)."""
+    found = []
+
+    def visit(path: str, ancestors: frozenset):
+        try:
+            entries = list(os.scandir(path))
+        except OSError:  # unreadable folder: skipped, as os.walk did
+            return
+        names = []
+        for e in entries:
+            if e.is_dir():  # follows symlinks
+                try:
+                    st = e.stat()
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) in ancestors:
+                    loops.append(e.path)
+                else:
+                    visit(e.path, ancestors | {(st.st_dev, st.st_ino)})
+            elif e.name.lower().endswith(IMG_EXTENSIONS):
+                # a broken symlink stays a sample: it is reported as unreadable when read, as any bad file
+                if e.is_file() or (e.is_symlink() and not os.path.exists(e.path)):
+                    names.append(e.name)
+                else:
+                    special.append(e.path)
+        found.append((path, sorted(names)))
+
+    st = os.stat(top)
+    visit(top, frozenset({(st.st_dev, st.st_ino)}))
+    return sorted(found)
+
+
 class RobustImageFolder:
     def __init__(
         self,
@@ -47,7 +86,10 @@ class RobustImageFolder:
         mode: str = "RGB",
         bad_files_log: str | None = None,
         classes: list[str] | None = None,
+        training: bool = False,
     ):
+        """classes: the training set's class names (a validation set must have the same folders).
+        training: the set trains a model, so at least two of its classes must hold images."""
         folder = os.path.join(root, split) if split else root
         if not os.path.isdir(root):
             raise DatasetError(
@@ -68,13 +110,47 @@ class RobustImageFolder:
             )
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
         self.samples: list[tuple[str, int]] = []
+        special, loops, empty = [], [], []
         for c in self.classes:
-            for dirpath, _, files in sorted(os.walk(os.path.join(folder, c), followlinks=True)):
-                for name in sorted(files):
-                    if name.lower().endswith(IMG_EXTENSIONS):
-                        self.samples.append((os.path.join(dirpath, name), self.class_to_idx[c]))
+            n = len(self.samples)
+            for dirpath, names in _scan(os.path.join(folder, c), special, loops):
+                self.samples += [(os.path.join(dirpath, name), self.class_to_idx[c]) for name in names]
+            if len(self.samples) == n:
+                empty.append(c)
+        if special:
+            log.warning(
+                "%s: skipped %d special files with image names (FIFOs, sockets, devices; e.g. %s): only regular "
+                "files are read",
+                folder,
+                len(special),
+                special[0],
+            )
+        if loops:
+            log.warning(
+                "%s: %d symlinks point back to a folder that contains them (e.g. %s): not followed, so no image is "
+                "read twice",
+                folder,
+                len(loops),
+                loops[0],
+            )
         if not self.samples:
             raise DatasetError(f"{folder!r}: no images found (extensions {', '.join(IMG_EXTENSIONS)})")
+        held = [c for c in self.classes if c not in empty]
+        if len(self.classes) < 2 or (training and len(held) < 2):  # one class: nothing to tell apart
+            raise DatasetError(
+                f"{folder!r}: only {len(held)} class folder holds images ({held[0]!r}): a classifier needs at least "
+                f"2 (one folder per class: {folder}/<class>/*.jpg)"
+            )
+        if empty:
+            log.warning(
+                "%s: %s no images (%s): %s",
+                folder,
+                f"{len(empty)} class folders hold" if len(empty) > 1 else "1 class folder holds",
+                ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""),
+                "the model keeps an output for each but never learns them"
+                if training
+                else "they are not measured (0 images each)",
+            )
         self.targets = [t for _, t in self.samples]
         self.num_classes = len(self.classes)
         self.transform, self.mode, self.bad_files_log = transform, mode, bad_files_log

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, get_worker_info
 
+from ..errors import DatasetError
+
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + 1) * 1_000_000_007 + index & 0x7FFF_FFFF_FFFF_FFFF
@@ -42,10 +44,11 @@ class EpochSampler(Sampler):
         self.epoch, self.start_batch, self.end_epoch = 0, 0, 1
         group = batch_size * world_size * batches_multiple
         self.batches_per_epoch = (num_samples // group) * batches_multiple  # per process
-        if self.batches_per_epoch == 0:
-            raise ValueError(
-                f"{num_samples} samples are fewer than one update "
-                f"(batch {batch_size} x {world_size} processes x {batches_multiple} accumulation)"
+        if self.batches_per_epoch == 0:  # a user's data set or batch size, not a bug: one line
+            raise DatasetError(
+                f"the training set has {num_samples} samples, fewer than one optimizer step takes ({group} = batch "
+                f"{batch_size} x {world_size} processes x {batches_multiple} accumulation steps): lower the batch "
+                "size or the accumulation steps, or add data"
             )
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:

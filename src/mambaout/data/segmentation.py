@@ -17,7 +17,7 @@ import torch
 
 from ..errors import DatasetError
 from .detection import VOC_CLASSES
-from .files import IGNORE_INDEX, image_to_tensor, load_label, load_rgb
+from .files import IGNORE_INDEX, image_size, image_to_tensor, load_label, load_rgb
 
 
 class SegmentationDataset(torch.utils.data.Dataset):
@@ -46,24 +46,37 @@ class SegmentationDataset(torch.utils.data.Dataset):
     def map_label(self, lab: np.ndarray) -> np.ndarray:
         return lab
 
+    def read_label(self, idx: int, size: tuple[int, int]):
+        """(label mapped to training ids, mask of its out-of-range pixels, their raw values) for an image of
+        ``size`` (w, h); a missing, unreadable or wrongly sized label file raises :class:`DatasetError`."""
+        lab_path = self.pairs[idx][1]
+        raw = load_label(lab_path, self.palette_labels)
+        lab = self.map_label(raw)
+        if lab.shape != (size[1], size[0]):
+            raise DatasetError(f"label is {lab.shape[1]}x{lab.shape[0]} but the image is {size[0]}x{size[1]}", lab_path)
+        bad = (lab != IGNORE_INDEX) & ((lab < 0) | (lab >= self.num_classes))
+        return lab, bad, (np.unique(raw[bad]).tolist()[:8] if bad.any() else [])
+
+    def out_of_range(self, values) -> str:
+        return (
+            f"label values {values} out of range for {self.num_classes} classes "
+            f"(valid: 0..{self.num_classes - 1} and {IGNORE_INDEX})"
+        )
+
+    def check_item(self, idx: int) -> tuple[str, int] | None:
+        """("label path: why", out-of-range pixels) of item ``idx``, or None; :class:`DatasetError` if the image
+        (its header) or the label cannot be used (see :mod:`.check`)."""
+        img_path, lab_path = self.pairs[idx]
+        _, bad, values = self.read_label(idx, image_size(img_path))
+        return (f"{lab_path}: {self.out_of_range(values)}", int(bad.sum())) if values else None
+
     def load(self, idx: int):
         img_path, lab_path = self.pairs[idx]
         img = load_rgb(img_path)
-        raw = load_label(lab_path, self.palette_labels)
-        lab = self.map_label(raw)
-        if lab.shape != (img.size[1], img.size[0]):
-            raise DatasetError(
-                f"label is {lab.shape[1]}x{lab.shape[0]} but the image is {img.size[0]}x{img.size[1]}", lab_path
-            )
-        bad = (lab != IGNORE_INDEX) & ((lab < 0) | (lab >= self.num_classes))
-        if bad.any():
+        lab, bad, values = self.read_label(idx, img.size)
+        if values:
             if self.on_bad_label == "error":
-                vals = np.unique(raw[bad]).tolist()[:8]
-                raise DatasetError(
-                    f"label values {vals} out of range for {self.num_classes} classes "
-                    f"(valid: 0..{self.num_classes - 1} and {IGNORE_INDEX})",
-                    lab_path,
-                )
+                raise DatasetError(self.out_of_range(values), lab_path)
             self.skipped["out_of_range_pixels"] += int(bad.sum())
             lab = np.where(bad, IGNORE_INDEX, lab)
         return image_to_tensor(img), torch.from_numpy(lab.astype(np.int64))
@@ -199,6 +212,8 @@ class Cityscapes(SegmentationDataset):
             raise DatasetError("image folder not found (expected the Cityscapes layout)", img_root)
         pairs = []
         for city in sorted(os.listdir(img_root)):
+            if not os.path.isdir(os.path.join(img_root, city)):  # a stray file (README, .DS_Store) is no city
+                continue
             for name in sorted(os.listdir(os.path.join(img_root, city))):
                 if not name.endswith("_leftImg8bit.png"):
                     continue

@@ -25,6 +25,7 @@ from timm.data.loader import PrefetchLoader, fast_collate
 from torch.utils.data import DataLoader, Subset
 
 from ...data import FashionMNIST, RobustImageFolder, SyntheticClassification
+from ...data.augment import harden
 from ...data.on_device import BatchAugment, TensorBatches, TensorStream, resize_normalize
 from ...data.sampler import ShardedEvalSampler
 from ...data.stream import BatchStream
@@ -47,7 +48,7 @@ def gpu_prefetch(cfg, device: torch.device) -> bool:
 def train_transform(cfg, uint8: bool = False):
     """uint8: end with uint8 CHW tensors, not normalised, no random erasing (the prefetcher does both)."""
     d, a = cfg.data, cfg.aug
-    return create_transform(
+    transform = create_transform(
         input_size=_input_size(cfg, d.img_size),
         is_training=True,
         scale=tuple(a.scale),
@@ -63,6 +64,7 @@ def train_transform(cfg, uint8: bool = False):
         re_count=a.recount,
         use_prefetcher=uint8,
     )
+    return harden(transform)  # timm's posterize at the top RandAugment level fails under Pillow >= 13
 
 
 def eval_transform(cfg, img_size: int | None = None, uint8: bool = False):
@@ -155,6 +157,7 @@ def build_dataset(
             mode="RGB" if cfg.model.in_chans == 3 else "L",
             bad_files_log=log_path,
             classes=classes,
+            training=is_train,
         )
         if d.verify_images:
             ds.verify()

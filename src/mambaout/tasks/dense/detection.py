@@ -7,6 +7,7 @@ import os
 import torch
 from torch.utils.data import DataLoader
 
+from ...data.check import checked
 from ...data.dense_transforms import detection_transforms
 from ...data.detection import CocoInstances, VOCDetection, aspect_groups, detection_collate
 from ...data.sampler import ShardedEvalSampler
@@ -39,6 +40,9 @@ def datasets(sec: DetectionTask, seed: int):
             )
         else:
             out.append(VOCDetection(d.root, getattr(d, f"{split}_split"), train=train, transforms=tf))
+        checked(
+            out[-1], f"detection {split}", d.num_workers, "error", distributed.is_main(), distributed.broadcast_object
+        )
     return tuple(out)
 
 

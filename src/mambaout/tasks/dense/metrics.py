@@ -109,27 +109,56 @@ def predictions_to_coco(
     return results
 
 
+def _gt_objects(gt: dict, iou_type: str) -> list[dict]:
+    """The ground truth's objects by the reader's rules (data/detection.py), which it skips but pycocotools
+    would fail on: an object without a usable box (or image) is left out; for mask AP an object without a
+    usable mask (none, malformed, empty) becomes an ignore region -- its box, as a crowd object -- so a
+    prediction on it is neither a hit nor a false positive."""
+    from ...data.detection import _clip_box, coco_image_size, object_area
+    from ...data.masks import MaskFormatError, decode_segmentation
+
+    sizes = {}
+    for im in gt.get("images", []) or []:
+        if isinstance(im, dict) and all(k in im for k in ("id", "height", "width")) and isinstance(im["id"], int | str):
+            size = coco_image_size(im)
+            if not isinstance(size, str):
+                sizes[im["id"]] = size
+    out = []
+    for i, a in enumerate(gt.get("annotations", []) or []):
+        if not isinstance(a, dict) or not all(k in a for k in ("bbox", "category_id", "image_id")):
+            continue
+        if not isinstance(a["image_id"], int | str) or a["image_id"] not in sizes:
+            continue
+        w, h = sizes[a["image_id"]]
+        if isinstance(_clip_box(a["bbox"], w, h), str):
+            continue
+        x, y, bw, bh = (float(v) for v in a["bbox"])
+        obj = dict(a, id=a.get("id", i + 1), area=object_area(a, bw * bh), iscrowd=int(bool(a.get("iscrowd", 0))))
+        if iou_type == "segm":
+            try:
+                usable = bool(decode_segmentation(a["segmentation"], h, w).any())
+            except (KeyError, MaskFormatError, TypeError, ValueError):
+                usable = False
+            if not usable:
+                obj.update(segmentation=[[x, y, x + bw, y, x + bw, y + bh, x, y + bh]], iscrowd=1)
+        out.append(obj)
+    return out
+
+
 def coco_evaluate(gt: dict, results: list[dict], iou_types=("bbox", "segm"), verbose: bool = False) -> dict[str, dict]:
     """COCOeval over a COCO ground-truth dict and result dicts; returns {iou_type: {AP, AP50, ...}} in [0, 1].
 
     No result at all gives AP 0 (pycocotools would refuse an empty result list).
     """
     COCO, COCOeval = _require_pycocotools()
-    gt = dict(gt)
-    gt.setdefault("info", {})
-    gt.setdefault("licenses", [])
-    gt["annotations"] = [
-        dict(a, id=a.get("id", i + 1), area=a.get("area", a["bbox"][2] * a["bbox"][3]), iscrowd=a.get("iscrowd", 0))
-        for i, a in enumerate(gt.get("annotations", []) or [])
-        if isinstance(a, dict) and "bbox" in a and "category_id" in a and "image_id" in a
-    ]
     out = {}
     sink = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with sink:
-        coco_gt = COCO()
-        coco_gt.dataset = gt
-        coco_gt.createIndex()
         for iou_type in iou_types:
+            coco_gt = COCO()
+            coco_gt.dataset = dict(gt, info=gt.get("info", {}), licenses=gt.get("licenses", []))
+            coco_gt.dataset["annotations"] = _gt_objects(gt, iou_type)
+            coco_gt.createIndex()
             res = [r for r in results if iou_type == "bbox" or "segmentation" in r]
             if not res:
                 out[iou_type] = {k: 0.0 for k in COCO_STAT_NAMES}

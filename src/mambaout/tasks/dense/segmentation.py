@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ...data.check import checked
 from ...data.dense_transforms import segmentation_transforms
 from ...data.sampler import ShardedEvalSampler
 from ...data.segmentation import ADE20K, Cityscapes, VOCSegmentation
@@ -45,6 +46,14 @@ def datasets(sec: SegmentationTask, seed: int):
             out.append(VOCSegmentation(d.root, name, tf, d.on_bad_label))
         else:
             out.append(Cityscapes(d.root, name, tf, d.on_bad_label))
+        checked(
+            out[-1],
+            f"segmentation {split}",
+            d.num_workers,
+            d.on_bad_label,
+            distributed.is_main(),
+            distributed.broadcast_object,
+        )
     return tuple(out)
 
 

@@ -90,7 +90,7 @@ class DenseTask(Task):
 
     def build(self, run) -> Parts:
         cfg, info = self.cfg, run.info
-        streams, self.val_sets = {}, {}
+        streams, self.val_sets, self.data_checks = {}, {}, {}
         pin = run.device.type == "cuda"
         for name in cfg.tasks.names():
             sec, part = getattr(cfg.tasks, name), PARTS[name]
@@ -100,6 +100,9 @@ class DenseTask(Task):
                     f"tasks.{name}.data.root=/path/to/{sec.data.format})"
                 )
             train_set, self.val_sets[name] = part.datasets(sec, cfg.train.seed)
+            for split, ds in (("train", train_set), ("val", self.val_sets[name])):
+                if getattr(ds, "check_report", None) is not None:  # data/check.py's pre-pass
+                    self.data_checks[f"{name}/{split}"] = ds.check_report.counts()
             n = getattr(train_set, "num_classes", None)
             if sec.num_classes is None:
                 sec.num_classes = n
@@ -141,6 +144,10 @@ class DenseTask(Task):
 
     def evaluate(self, model, run) -> dict[str, Any]:
         return evaluate(self.cfg, model, self.val_sets, run)
+
+    def summary_extras(self, run) -> dict[str, Any]:
+        """What the data pre-pass found: images checked, unusable files, out-of-range labels, skipped objects."""
+        return {"data_check": getattr(self, "data_checks", {})}
 
 
 def upgrade_state(state: dict, path: str) -> dict:
