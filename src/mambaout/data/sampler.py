@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, get_worker_info
 
+from ..errors import ConfigError
+
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + 1) * 1_000_000_007 + index & 0x7FFF_FFFF_FFFF_FFFF
@@ -43,9 +45,9 @@ class EpochSampler(Sampler):
         group = batch_size * world_size * batches_multiple
         self.batches_per_epoch = (num_samples // group) * batches_multiple  # per process
         if self.batches_per_epoch == 0:
-            raise ValueError(
-                f"{num_samples} samples are fewer than one update "
-                f"(batch {batch_size} x {world_size} processes x {batches_multiple} accumulation)"
+            raise ConfigError(  # a user's batch size larger than the data set: one line, not a traceback
+                f"{num_samples} training samples are fewer than one update "
+                f"(batch {batch_size} x {world_size} processes x {batches_multiple} accumulation): lower the batch size"
             )
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
