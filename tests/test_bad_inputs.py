@@ -107,6 +107,11 @@ CASES: list[tuple[str, str, str]] = [
     ("config values", f"{_T} --batch-size 0", "train.batch_size must be a positive integer, got 0"),
     (
         "config values",
+        "eval --preset synthetic --batch-size 0",
+        "train.eval_batch_size must be a positive integer, got 0",
+    ),
+    (
+        "config values",
         f"{_T} --batch-size 1000",
         "train.batch_size 1000 x train.accum_steps 1 is more than the 128 training images (data.synthetic_train): not one optimizer step per epoch",
     ),
@@ -322,6 +327,12 @@ CASES: list[tuple[str, str, str]] = [
         "files and folders",
         "lab causal --tiny --data-root /does/not/exist --out {tmp}/lab",
         "--data-root '/does/not/exist' is not a folder",
+    ),
+    ("files and folders", "lab causal --tiny --out {file}", "--out '{file}': '{file}' is a file, not a folder"),
+    (
+        "files and folders",
+        "lab long-seq --tiny --out {ro}/lab",
+        "--out '{ro}/lab': cannot write in '{ro}' (permission denied)",
     ),
     # --- data sets ----------------------------------------------------------------------------------------
     (

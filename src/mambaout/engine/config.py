@@ -150,7 +150,7 @@ def coerce(value: Any, tp, path: str) -> Any:
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             try:
                 number = float(value)
-            except ValueError:
+            except (ValueError, OverflowError):
                 number = math.nan
             if not math.isnan(number):
                 return number

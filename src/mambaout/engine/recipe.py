@@ -141,7 +141,8 @@ def check_optimizer(name: str) -> None:
     from timm.optim import list_optimizers
 
     known = list_optimizers()
-    if name.lower() not in known:
+    *prefix, base = name.lower().split("_")  # timm's rule: the last part, optionally after "lookahead_"
+    if base not in known or prefix not in ([], ["lookahead"]):
         close = difflib.get_close_matches(name.lower(), known, n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ConfigError(f"optim.opt: unknown optimizer {name!r}; {hint}(any timm optimizer: adamw, sgd, lamb, ...)")
