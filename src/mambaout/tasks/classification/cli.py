@@ -106,7 +106,6 @@ def cmd_eval(args):
 
     if args.img_size is not None and args.img_size < 1:
         raise UsageError(f"eval: --img-size must be positive, got {args.img_size}")
-
     run_eval(args)
     return 0
 
