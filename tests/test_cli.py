@@ -63,3 +63,18 @@ def test_console_entry_point_runs():
         [sys.executable, "-m", "mambaout", "complexity", "mambaout_femto"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0 and "7.305 M params" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list-models", "mambaout_*", "--json"],
+        ["complexity", "mambaout_femto", "--json"],
+        ["long-seq", "--json"],
+        ["zoo", "mambaout_femto", "--json"],
+        ["complexity-dense", "mambaout_femto", "--task", "segmentation", "--img-size", "64", "--json"],
+    ],
+)
+def test_json_is_alone_on_stdout(capsys, argv):
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and json.loads(out) is not None

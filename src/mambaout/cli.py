@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import sys
 
 from .errors import MambaoutError, UsageError
 from .utils.args import img_size
+from .utils.output import json_stdout, print_json
 
 # Modules that add subcommands: each defines register(subparsers) and sets `func` on its parsers.
 COMMAND_MODULES: list[str] = [
@@ -31,10 +31,6 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _print_json(obj):
-    print(json.dumps(obj, indent=2, default=str))
-
-
 # --- commands -----------------------------------------------------------------------------------
 
 
@@ -43,7 +39,7 @@ def cmd_list_models(args):
 
     names = list_models(args.pattern, family=args.family)
     if args.json:
-        _print_json([dict(name=n, family=model_info(n).family, paper=model_info(n).paper) for n in names])
+        print_json([dict(name=n, family=model_info(n).family, paper=model_info(n).paper) for n in names])
     else:
         print("\n".join(names))
     return 0
@@ -55,7 +51,7 @@ def cmd_complexity(args):
 
     result = complexity(args.model, img_size(args.img_size))
     if args.json:
-        _print_json(result)
+        print_json(result)
         return 0
     paper = result["paper"]
     print(
@@ -93,7 +89,7 @@ def cmd_long_seq(args):
         raise UsageError("--patch and --dims must be positive")
     rows = rows_as_dicts(long_seq_table(tasks, widths, args.patch))
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     print("Transformer block FLOPs = 24*D^2*L + 4*D*L^2; quadratic/linear r = L/(6D); long when L > tau = 6D\n")
     print(
@@ -124,7 +120,7 @@ def cmd_zoo(args):
 
     rows = zoo_rows(args.pattern, img_size(args.img_size))
     if args.json:
-        _print_json(rows)
+        print_json(rows)
     else:
         print(zoo_table(rows))
     return 0
@@ -197,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             build_parser().print_help()
             return 2
-        return int(args.func(args) or 0)
+        with json_stdout(getattr(args, "json", False)):  # --json: stdout holds the JSON alone
+            return int(args.func(args) or 0)
     except MambaoutError as e:
         if verbose:
             raise

@@ -12,7 +12,7 @@ import mambaout
 from mambaout import cli
 from mambaout.engine.logging import read_metrics
 from mambaout.engine.optim import param_groups
-from mambaout.errors import NonFiniteLossError
+from mambaout.errors import ConfigError, NonFiniteLossError, UnknownModelError
 from mambaout.tasks.classification import compare
 from mambaout.tasks.classification.task import build_model, resolve_config, train
 from mambaout.weights import save_safetensors
@@ -37,8 +37,10 @@ def test_eval_reproduces_logged_accuracy(tmp_path, capsys):
     assert 30.0 < logged["val_top1"] < 100.0  # informative, not saturated
     ckpt = os.path.join(summary["run_dir"], "last.pt")
     for argv in (["eval", "--checkpoint", ckpt], ["eval", "--run", summary["run_dir"]]):
-        assert cli.main(argv + ["--quiet", "--json"]) == 0
-        res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert cli.main(argv + ["--json"]) == 0
+        out, err = capsys.readouterr()
+        res = json.loads(out)  # --json: stdout holds the JSON alone, the readable line goes to stderr
+        assert "top-1" in err
         assert res["top1"] == pytest.approx(logged["val_top1"]) and res["top5"] == pytest.approx(logged["val_top5"])
     assert cli.main(["eval", "--checkpoint", ckpt, "--ema", "--quiet", "--json"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -196,18 +198,38 @@ def test_bad_inputs_one_line_exit_2(argv, message, capsys, tmp_path, monkeypatch
     assert err.count("\n") == 0 and err.startswith("error:") and message in err
 
 
-def test_main_job_handles_missing_ssm_model(tmp_path, capsys):
+def test_main_job_checks_every_model_before_training(tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setattr(compare, "train", lambda cfg, quiet=False: trained.append(cfg.model.name))
+    with pytest.raises(UnknownModelError, match="'mambaout_tny'; did you mean mambaout_tiny"):
+        compare.run(models=("mambaout_test", "mambaout_tny"), preset="synthetic", output=str(tmp_path))
+    with pytest.raises(ConfigError, match="unknown optimizer 'adamx'"):
+        compare.run(models=("mambaout_test",), preset="synthetic", overrides=["optim.opt=adamx"], output=str(tmp_path))
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        compare.run(models=("mambaout_test",), preset="synthetic", output=__file__)
+    assert trained == []  # the first model did not train before the mistake was noticed
+
+
+def test_main_job_skips_a_model_the_recipe_cannot_build(tmp_path, capsys, monkeypatch):
+    build = compare.build_model
+
+    def picky(cfg):
+        if cfg.model.name == "mambaout_femto":
+            raise TypeError("unexpected keyword argument 'stem_stride'")
+        return build(cfg)
+
+    monkeypatch.setattr(compare, "build_model", picky)
     result = compare.run(
-        models=("mambaout_test", "mamba_not_registered"),
+        models=("mambaout_test", "mambaout_femto"),
         preset="synthetic",
         overrides=["sched.epochs=1"],
         output=str(tmp_path),
         quiet=True,
     )
     assert [r["model"] for r in result["rows"]] == ["mambaout_test"]
-    assert "mamba_not_registered" in result["skipped"]
+    assert "stem_stride" in result["skipped"]["mambaout_femto"]
     assert os.path.isfile(tmp_path / "compare_curves.png")
-    assert "trained alone" in capsys.readouterr().out
+    assert "mambaout_test was trained alone" in capsys.readouterr().out
 
 
 def test_each_run_logs_to_its_own_folder(tmp_path):

@@ -64,8 +64,7 @@ def test_detection_train_eval_predict(data, tmp_path, capsys):
             "synthetic_shapes",
             "--device",
             "cpu",
-            "--quiet",
-            "--json",
+            "--json",  # not --quiet: progress and the summary table go to stderr, stdout is the JSON alone
             "--data-root",
             data["coco"],
             *_sets(DET_SMALL + [f"train.output={out}", "train.name=det"]),
@@ -80,8 +79,16 @@ def test_detection_train_eval_predict(data, tmp_path, capsys):
     state = load_state(os.path.join(run, "last.pt"))
     det = state["config"]["tasks"]["detection"]
     assert det["num_classes"] == 4 and det["data"]["class_names"][0] == "rectangle"
-    assert main(["eval-det", os.path.join(run, "last.pt"), "--quiet", "--json"]) == 0
+    assert main(["eval-det", os.path.join(run, "last.pt"), "--json"]) == 0
     assert "bbox_AP" in json.loads(capsys.readouterr().out)
+    preds = tmp_path / "preds"  # -o FOLDER: the drawing is named after the image
+    preds.mkdir()
+    assert (
+        main(["predict", os.path.join(run, "last.pt"), f"{data['coco']}/val/000000.png", "-o", str(preds), "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["output"] == str(preds / "000000_detection.png")
+    assert Image.open(preds / "000000_detection.png").size == (64, 64)
     png = str(tmp_path / "pred.png")
     assert (
         main(

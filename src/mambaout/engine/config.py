@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -76,13 +77,19 @@ def _describe(tp) -> str:
         return " or ".join(_describe(a) for a in args)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple and args and args[-1] is not Ellipsis and len(set(args)) == 1:
+        return f"a list of {len(args)} {_plural(args[0])}"
     if origin in (list, tuple):
-        return f"a list of {_describe(args[0])}" if args else "a list"
+        return f"a list of {_plural(args[0])}" if args else "a list"
     if origin is dict:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
         return "a section"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def _plural(tp) -> str:
+    return {bool: "booleans", int: "integers", float: "numbers", str: "strings"}.get(tp) or _describe(tp)
 
 
 def _bad(path: str, tp, value) -> ConfigError:
@@ -97,7 +104,10 @@ def coerce(value: Any, tp, path: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        for arg in (a for a in args if a is not type(None)):
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1 and dataclasses.is_dataclass(others[0]) and isinstance(value, Mapping):
+            return coerce(value, others[0], path)  # an optional section: its own error, not "expected a section"
+        for arg in others:
             try:
                 return coerce(value, arg, path)
             except ConfigError:
@@ -136,14 +146,14 @@ def coerce(value: Any, tp, path: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise _bad(path, tp, value)
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+    if tp is float:  # YAML 1.1 reads 2e-3 (no dot) as a string: accepted for a number field
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             try:
-                return float(value)
-            except ValueError:
-                pass
+                number = float(value)
+            except (ValueError, OverflowError):
+                number = math.nan
+            if not math.isnan(number):
+                return number
         raise _bad(path, tp, value)
     if tp is str:
         if isinstance(value, str):
@@ -181,9 +191,12 @@ def parse(text: str, tp, path: str) -> Any:
             raise _bad(path, tp, text) from None
     if tp is float:
         try:
-            return float(stripped)
+            number = float(stripped)
         except ValueError:
-            raise _bad(path, tp, text) from None
+            number = math.nan
+        if math.isnan(number):
+            raise _bad(path, tp, text)
+        return number
     if origin is typing.Literal:
         for a in args:
             if (isinstance(a, str) and a == stripped) or (
@@ -218,10 +231,23 @@ def from_dict(cls, data: Mapping, path: str = ""):
         obj = cls(**kwargs)
     except TypeError as e:  # a required field without a value
         raise ConfigError(f"config section {path or cls.__name__!r}: {e}") from None
-    check = getattr(obj, "check", None)
-    if check is not None:
-        check()
+    _check(obj, path)
     return obj
+
+
+def _check(obj, path: str) -> None:
+    """Run a section's ``check()``; its messages name the section by its last part (``head.min_size``),
+    shown here by the full path (``tasks.detection.head.min_size``)."""
+    check = getattr(obj, "check", None)
+    if check is None:
+        return
+    try:
+        check()
+    except ConfigError as e:
+        last = path.rpartition(".")[2]
+        if path != last and str(e).startswith(last + "."):
+            raise ConfigError(path + str(e)[len(last) :]) from None
+        raise
 
 
 def to_dict(obj) -> Any:
@@ -259,7 +285,10 @@ def _walk(cfg, key: str) -> tuple[Any, str, Any, str]:
         else:
             raise ConfigError(f"cannot set {key!r}: {here!r} is a value, not a section")
         if node is None:
-            raise ConfigError(f"cannot set {key!r}: section {'.'.join(done + [part])!r} is not enabled (null)")
+            here = ".".join(done + [part])
+            if any(dataclasses.is_dataclass(a) for a in (tp, *typing.get_args(tp))):
+                raise ConfigError(f"cannot set {key!r}: section {here!r} is not enabled (null)")
+            raise ConfigError(f"cannot set {key!r}: {here!r} is a value, not a section")
         done.append(part)
     raise AssertionError("unreachable")
 
@@ -296,9 +325,7 @@ def set_value(cfg, key: str, value: Any, text: bool = False, create: bool = Fals
         value = parse(value, tp, path) if text else coerce(value, tp, path)
     if dataclasses.is_dataclass(parent):
         setattr(parent, part, value)
-        check = getattr(parent, "check", None)
-        if check is not None:
-            check()
+        _check(parent, path.rpartition(".")[0])
     else:
         parent[part] = value
 
@@ -348,7 +375,7 @@ def merge(base: Mapping, over: Mapping) -> dict:
     return out
 
 
-def _preset_path(kind: str, name_or_path: str, relative_to: str | None = None) -> str:
+def _preset_path(kind: str, name_or_path: str, relative_to: str | None = None, skip: tuple[str, ...] = ()) -> str:
     if name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path:
         path = (
             name_or_path
@@ -358,24 +385,29 @@ def _preset_path(kind: str, name_or_path: str, relative_to: str | None = None) -
         if not os.path.isfile(path):
             raise ConfigError(f"preset file {path!r} does not exist")
         return path
-    folder = relative_to or preset_dir(kind)
-    path = os.path.join(folder, name_or_path + ".yaml")
-    if not os.path.isfile(path):
-        known = list_presets(kind)
-        close = difflib.get_close_matches(name_or_path, known, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(
-            f"unknown {kind} preset {name_or_path!r}; {hint}known: {', '.join(known) or 'none'} "
-            "(or pass a path to a .yaml file)"
-        )
-    return path
+    # a bare name: in the naming file's folder, else a shipped preset (a user's copy may inherit the original)
+    found = [
+        os.path.abspath(os.path.join(folder, name_or_path + ".yaml"))
+        for folder in dict.fromkeys(f for f in (relative_to, preset_dir(kind)) if f)
+    ]
+    found = [p for p in found if os.path.isfile(p)]
+    if found:
+        return next((p for p in found if p not in skip), found[0])  # found[0] in skip: a _base_ cycle
+    known = list_presets(kind)
+    close = difflib.get_close_matches(name_or_path, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(
+        f"unknown {kind} preset {name_or_path!r}; {hint}known: {', '.join(known) or 'none'} "
+        "(or pass a path to a .yaml file)"
+    )
 
 
 def load_preset(kind: str, name_or_path: str, _seen: tuple[str, ...] = ()) -> dict:
     """A shipped preset by name (``presets/<kind>/<name>.yaml``) or a YAML file by path, its ``_base_``
-    presets merged underneath (names resolve in the same folder as the file that names them)."""
+    presets merged underneath (names resolve in the folder of the file that names them, then among the
+    shipped presets)."""
     folder = os.path.dirname(_seen[-1]) if _seen else None
-    path = os.path.abspath(_preset_path(kind, name_or_path, folder))
+    path = os.path.abspath(_preset_path(kind, name_or_path, folder, _seen))
     if path in _seen:
         raise ConfigError(f"preset {path!r} inherits from itself (_base_ cycle)")
     data = load_yaml(path)
@@ -415,10 +447,19 @@ def resolve(
     flags, sets = dict(flags or {}), list(sets or [])
     raw = load_preset(kind, preset)
     sections = {k: raw.pop(k) for k in list(raw) if isinstance(k, str) and k.startswith("on_")}
-    want = device or _peek(sets, "train.device") or flags.get("train.device") or (raw.get("train") or {}).get("device")
-    cfg = from_dict(cls, raw)
-    for key, value in (sections.get(f"on_{device_type(want)}") or {}).items():
-        set_value(cfg, key, value)
+    train = raw.get("train") if isinstance(raw.get("train"), Mapping) else {}
+    want = device or _peek(sets, "train.device") or flags.get("train.device") or train.get("device")
+    try:  # the preset's own mistakes name the preset
+        for name, section in sections.items():
+            if name not in ("on_cpu", "on_cuda"):
+                raise _unknown("", name, ["on_cpu", "on_cuda"])
+            if not isinstance(section, Mapping):
+                raise ConfigError(f"{name} must hold dotted keys and values, e.g. train.batch_size: 8")
+        cfg = from_dict(cls, raw)
+        for key, value in (sections.get(f"on_{device_type(want)}") or {}).items():
+            set_value(cfg, str(key), value)
+    except ConfigError as e:
+        raise ConfigError(f"preset {preset!r}: {e}") from None
     for key, value in flags.items():
         set_value(cfg, key, value)
     apply_sets(cfg, sets)

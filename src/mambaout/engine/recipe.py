@@ -2,20 +2,41 @@
 
 A task's configuration is a dataclass holding these next to its own ``model``/``data`` sections; the engine
 reads only these three (:mod:`.optim` builds the optimizer and schedule, :mod:`.trainer` runs the loop).
+Each section checks its own fields as they are set; :func:`check_recipe` checks across them and
+:func:`check_output` the runs folder, before any work starts.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import ConfigError
 
+log = logging.getLogger("mambaout")
+
 
 def _positive(section: str, **values) -> None:
     for name, v in values.items():
-        if v is not None and v < 1:
+        if v is not None and not v >= 1:
             raise ConfigError(f"{section}.{name} must be a positive integer, got {v!r}")
+
+
+def not_negative(section: str, **values) -> None:
+    for name, v in values.items():
+        if v is not None and not v >= 0:
+            raise ConfigError(f"{section}.{name} must not be negative, got {v!r}")
+
+
+def in_range(section: str, lo: float, hi: float, closed: bool = True, **values) -> None:
+    """Each set value in [lo, hi] (``closed=False``: [lo, hi))."""
+    for name, v in values.items():
+        if v is not None and not (lo <= v <= hi if closed else lo <= v < hi):
+            raise ConfigError(f"{section}.{name} must be in [{lo}, {hi}{']' if closed else ')'}, got {v!r}")
 
 
 @dataclass
@@ -30,6 +51,15 @@ class OptimConfig:
     clip_grad: float | None = None  # max gradient norm
     bias_decay: bool = False  # decay biases too (mmdet/mmseg rule) instead of exempting them
     no_decay_keys: list[str] = field(default_factory=list)  # parameter names containing one of these: no decay
+
+    def check(self):
+        for k in ("lr", "base_lr", "eps", "clip_grad"):
+            v = getattr(self, k)
+            if v is not None and not v > 0:
+                raise ConfigError(f"optim.{k} must be positive, got {v!r}")
+        not_negative("optim", weight_decay=self.weight_decay)
+        in_range("optim", 0, 1, momentum=self.momentum)
+        in_range("optim", 0, 1, closed=False, **{"betas[0]": self.betas[0], "betas[1]": self.betas[1]})
 
 
 @dataclass
@@ -51,8 +81,18 @@ class SchedConfig:
         if self.epochs is None and self.max_iters is None:
             raise ConfigError("sched.epochs or sched.max_iters must be set")
         _positive("sched", epochs=self.epochs, max_iters=self.max_iters)
-        if self.warmup_epochs < 0 or self.warmup_iters < 0:
-            raise ConfigError("sched.warmup_epochs / warmup_iters must not be negative")
+        not_negative(
+            "sched",
+            warmup_epochs=self.warmup_epochs,
+            warmup_iters=self.warmup_iters,
+            warmup_lr=self.warmup_lr,
+            min_lr=self.min_lr,
+            cooldown_epochs=self.cooldown_epochs,
+        )
+        if any(m < 0 for m in self.milestones):
+            raise ConfigError(f"sched.milestones must not be negative, got {self.milestones}")
+        if not self.gamma > 0 or not self.poly_power > 0:
+            raise ConfigError(f"sched.gamma and sched.poly_power must be positive, got {self.gamma}, {self.poly_power}")
 
 
 @dataclass
@@ -80,5 +120,79 @@ class TrainConfig:
     def check(self):
         _positive("train", batch_size=self.batch_size, accum_steps=self.accum_steps, log_every=self.log_every)
         for k in ("save_every_steps", "eval_every", "eval_every_iters", "metrics_every"):
-            if getattr(self, k) < 0:
-                raise ConfigError(f"train.{k} must not be negative, got {getattr(self, k)}")
+            not_negative("train", **{k: getattr(self, k)})
+        in_range("train", 0, 1, closed=False, ema_decay=self.ema_decay)
+        if not self.output.strip():
+            raise ConfigError("train.output must name a folder, got ''")
+
+
+# --- across sections, before a run starts ----------------------------------------------------------------
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
+def check_optimizer(name: str) -> None:
+    from timm.optim import list_optimizers
+
+    known = list_optimizers()
+    *prefix, base = name.lower().split("_")  # timm's rule: the last part, optionally after "lookahead_"
+    if base not in known or prefix not in ([], ["lookahead"]):
+        close = difflib.get_close_matches(name.lower(), known, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"optim.opt: unknown optimizer {name!r}; {hint}(any timm optimizer: adamw, sgd, lamb, ...)")
+
+
+def check_recipe(cfg) -> None:
+    """Checks across a task config's ``optim``/``sched``/``train`` sections that need no data: the optimizer
+    name, and a warm-up as long as the run (warned once: the lr would never reach its peak)."""
+    check_optimizer(cfg.optim.opt)
+    s = cfg.sched
+    if s.max_iters and s.warmup_iters:
+        warm, run, unit = s.warmup_iters, s.max_iters, ("warmup_iters", "max_iters")
+    elif not s.max_iters and not s.warmup_iters and s.epochs:
+        warm, run, unit = s.warmup_epochs, s.epochs, ("warmup_epochs", "epochs")
+    else:  # one in epochs, the other in steps: known only once the data is read
+        return
+    if warm and warm >= run:
+        warn_once(
+            f"sched.{unit[0]} {warm:g} >= sched.{unit[1]} {run:g}: the whole run is warm-up, the lr never reaches "
+            f"its peak (lower it, e.g. --set sched.{unit[0]}=0)"
+        )
+
+
+def check_run_folder(train: TrainConfig | None, resume: str | None = None) -> None:
+    """The folder a run will write (``<output>/<name>``, or a resumed checkpoint's) can be written."""
+    if resume:
+        if os.path.isfile(resume):  # a missing file is the checkpoint reader's message
+            check_output(os.path.dirname(os.path.abspath(resume)), f"--resume {resume!r}")
+    elif train.name:
+        check_output(os.path.join(train.output, train.name), f"run folder {os.path.join(train.output, train.name)!r}")
+    else:
+        check_output(train.output, f"train.output {train.output!r}")
+
+
+def check_file(path: str | None, what: str) -> None:
+    """A file the run will read (e.g. pretrained weights) exists, before any work starts."""
+    if path and not os.path.isfile(path):
+        raise ConfigError(f"{what} {path!r}: no such file")
+
+
+def check_output(folder: str, what: str) -> None:
+    """``folder`` can be created or written in, else one line starting with ``what`` (before any work starts)."""
+    probe = os.path.abspath(folder)
+    while not os.path.exists(probe):  # the nearest existing parent decides
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise ConfigError(f"{what}: {probe!r} is a file, not a folder")
+    try:
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
+        tempfile.TemporaryFile(dir=probe).close()  # root passes os.access; a read-only file system does not
+    except OSError as e:
+        raise ConfigError(f"{what}: cannot write in {probe!r} ({(e.strerror or str(e)).lower()})") from None

@@ -136,7 +136,12 @@ def read_training_state(
         state = convert(state, path)
     if tasks is not None and state.get("task") not in tasks:
         raise CheckpointError(f"checkpoint {path!r}: a {state.get('task')} checkpoint, not {' or '.join(tasks)}")
-    return C.from_dict(cls, state["config"]), state
+    try:
+        return C.from_dict(cls, state["config"]), state
+    except ConfigError as e:  # e.g. a classification checkpoint given to --resume of a dense command
+        raise CheckpointError(
+            f"checkpoint {path!r}: a {state.get('task')} checkpoint that does not fit ({e})"
+        ) from None
 
 
 def load_for_resume(

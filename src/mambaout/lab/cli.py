@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from ..engine.recipe import check_output
 from ..errors import LabError
 
 
@@ -25,6 +26,7 @@ def cmd_lab(args):
         raise LabError(f"--tiny contradicts --mode {args.mode}")
     mode = "tiny" if args.tiny else (args.mode or "full")
     out = args.out or os.path.join("runs", "lab", time.strftime("%Y%m%d-%H%M%S") + f"-{mode}")
+    check_output(out, f"--out {out!r}")
     ctx = LabContext(
         out=out,
         device=resolve_device(args.device),

@@ -49,14 +49,19 @@ def flags_of(args) -> dict:
 def cmd_train(args):
     if args.task != "classification":  # `train --task X` is the dense trainer's `train-X` command
         return _train_dense(args)
+    from ...engine.recipe import check_file, check_run_folder
     from .task import resolve_config, train
 
     if args.resume:
         if args.preset_given:
             raise UsageError("--resume continues with the checkpoint's configuration; drop --preset")
+        check_run_folder(None, args.resume)
         train(resume=args.resume, quiet=args.quiet, sets=args.set, flags=flags_of(args))
     else:
-        train(resolve_config(args.preset, args.set, flags_of(args)), quiet=args.quiet)
+        cfg = resolve_config(args.preset, args.set, flags_of(args))
+        check_run_folder(cfg.train)
+        check_file(cfg.model.pretrained, "model.pretrained")
+        train(cfg, quiet=args.quiet)
     return 0
 
 
@@ -99,6 +104,8 @@ def _train_dense(args):
 def cmd_eval(args):
     from .evaluate import run_eval
 
+    if args.img_size is not None and args.img_size < 1:
+        raise UsageError(f"eval: --img-size must be positive, got {args.img_size}")
     run_eval(args)
     return 0
 

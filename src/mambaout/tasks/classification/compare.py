@@ -4,8 +4,9 @@
     result = compare.run()                       # CPU: a few minutes (subset); CUDA: full data
 
 Both models get the same preset (``fashion_mnist``: 28x28 resized to 32x32, one input channel, stem
-stride 2 so the stages see 16/8/4/2; on CPU a 1000-image subset, stride-4 stem, 2 epochs). If the SSM
-model is not registered (or cannot be built), MambaOut is trained alone and the result says why.
+stride 2 so the stages see 16/8/4/2; on CPU a 1000-image subset, stride-4 stem, 2 epochs). Every model
+name and the recipe are checked before the first model trains; a model that cannot be built with the
+recipe is skipped and the result says why.
 Prints a comparison table and writes ``<out>/compare_curves.png`` and ``<out>/compare.json``.
 """
 
@@ -18,7 +19,9 @@ from collections.abc import Sequence
 
 from ...engine.logging import read_metrics
 from ...engine.plots import plot_curves
-from ...registry import list_models
+from ...engine.recipe import check_file, check_output, check_run_folder
+from ...errors import ConfigError, UsageError
+from ...registry import model_info
 from ...utils.table import markdown_table
 from .task import build_model, resolve_config, train
 
@@ -38,25 +41,12 @@ def run(
 ) -> dict:
     """Train and evaluate each model with the same recipe; returns {'rows': [...], 'skipped': {...}, ...}."""
     overrides = list(overrides or [])
-    flags = {k: v for k, v in (("data.root", data_root), ("sched.epochs", epochs)) if v}
-    known = set(list_models())
+    flags = {k: v for k, v in (("data.root", data_root), ("sched.epochs", epochs)) if v is not None}
+    configs = _configs(models, preset, overrides, flags, output, device)  # every mistake before the first run
     rows, runs, skipped = [], {}, {}
-    for name in models:
-        if name not in known:
-            skipped[name] = "not registered in this build"
-            log.warning("%s is not registered yet: training %s alone", name, ", ".join(m for m in models if m in known))
-            continue
-        cfg = resolve_config(
-            preset,
-            overrides,
-            dict(flags, **{"model.name": name, "train.output": output, "train.name": name}),
-            device=device,
-        )
-        try:  # a family that does not take an option of the recipe (e.g. stem_stride) is skipped
-            build_model(cfg)
-        except (TypeError, ValueError) as e:
-            skipped[name] = f"cannot be built with this recipe ({e})"
-            log.warning("%s skipped: %s", name, skipped[name])
+    for name, cfg in configs.items():
+        if isinstance(cfg, str):
+            skipped[name] = cfg
             continue
         summary = train(cfg, quiet=quiet)
         final = summary["final"] or {}
@@ -97,10 +87,42 @@ def run(
         )
     )
     for name, why in skipped.items():
-        print(f"note: {name} {why}; MambaOut was trained alone." if len(rows) == 1 else f"note: {name} {why}.")
+        print(
+            f"note: {name} {why}; {rows[0]['model']} was trained alone." if len(rows) == 1 else f"note: {name} {why}."
+        )
     if curves:
         print(f"curves: {curves}")
     return result
+
+
+def _configs(models, preset, overrides, flags, output, device) -> dict:
+    """Each model's resolved config, checked before any training: an unknown model or a bad recipe stops here
+    (one line); a model that cannot be built with the recipe (e.g. stem_stride) maps to why it is skipped."""
+    if not models:
+        raise UsageError("compare: name at least one model")
+    twice = sorted({m for m in models if list(models).count(m) > 1})
+    if twice:
+        raise UsageError(f"compare: {', '.join(twice)} named twice (each model gets one run folder)")
+    for name in models:
+        model_info(name)  # an unknown name: one line with a suggestion
+    check_output(output, f"compare --output {output!r}")
+    configs: dict = {}
+    for name in models:
+        cfg = resolve_config(
+            preset, overrides, dict(flags, **{"model.name": name, "train.output": output, "train.name": name}), device
+        )
+        check_run_folder(cfg.train)
+        check_file(cfg.model.pretrained, "model.pretrained")
+        try:  # a family that does not take an option of the recipe (e.g. stem_stride) is skipped
+            build_model(cfg)
+            configs[name] = cfg
+        except (TypeError, ValueError) as e:
+            configs[name] = f"cannot be built with this recipe ({e})"
+            log.warning("%s skipped: %s", name, configs[name])
+    if all(isinstance(c, str) for c in configs.values()):
+        why = "; ".join(f"{name} {c}" for name, c in configs.items())
+        raise ConfigError(f"compare: no model can be built with preset {preset!r}: {why}")
+    return configs
 
 
 def _mean_speed(run_dir: str):

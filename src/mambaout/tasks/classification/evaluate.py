@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
@@ -16,6 +15,7 @@ from ...engine.progress import progress
 from ...engine.state import read_training_state
 from ...errors import CheckpointError
 from ...registry import create_model
+from ...utils.output import print_json
 from ...weights import load_state_dict_into, read_state_dict
 from . import data
 
@@ -91,6 +91,10 @@ def _config_for_eval(args, flags):
     return cfg, state
 
 
+def _run_file(run: str, ema: bool) -> str:
+    return os.path.join(run, "model_ema.safetensors" if ema else "model.safetensors")
+
+
 def run_eval(args) -> dict:
     flags = {
         k: v
@@ -104,6 +108,12 @@ def run_eval(args) -> dict:
         if v is not None
     }
     cfg, state = _config_for_eval(args, flags)
+    if args.ema and (args.weights or (args.checkpoint and state is None)):  # a weights file holds one set
+        raise CheckpointError("--ema picks the EMA weights of a training checkpoint or --run; pass the EMA file itself")
+    if args.ema and (state is not None or args.run):  # before any work: EMA weights that were never kept
+        if not (state.get("model_ema") if state is not None else os.path.isfile(_run_file(args.run, True))):
+            where = args.checkpoint or args.run
+            raise CheckpointError(f"{where!r} has no EMA weights (trained with train.ema false): drop --ema")
     info = distributed.init(args.device or cfg.train.device)
     try:
         m = cfg.model
@@ -115,11 +125,7 @@ def run_eval(args) -> dict:
             load_state_dict_into(model, state[key], source=args.checkpoint)
             src = args.checkpoint
         else:
-            src = args.weights or (
-                os.path.join(args.run, "model_ema.safetensors" if args.ema else "model.safetensors")
-                if args.run
-                else None
-            )
+            src = args.weights or args.checkpoint or (_run_file(args.run, args.ema) if args.run else None)
             if not src:
                 raise CheckpointError("nothing to evaluate: pass --checkpoint, --run or --weights")
             load_state_dict_into(model, read_state_dict(src), source=src)
@@ -152,8 +158,8 @@ def run_eval(args) -> dict:
                 f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}  "
                 f"({res['count']} images)"
             )
-            if args.json:
-                print(json.dumps(res))
+            if args.json:  # cli.main sends the line above to stderr
+                print_json(res, indent=None)
         return res
     finally:
         distributed.teardown()

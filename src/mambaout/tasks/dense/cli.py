@@ -10,10 +10,10 @@ mambaout predict runs/<name>/best.pt photo.jpg -o photo_pred.png
 
 from __future__ import annotations
 
-import json
 import logging
 
 from ...errors import UsageError
+from ...utils.output import print_json
 
 log = logging.getLogger("mambaout")
 
@@ -30,10 +30,6 @@ def _rank() -> int:
     import os
 
     return int(os.environ.get("RANK", "0"))
-
-
-def _print_json(obj):
-    print(json.dumps(obj, indent=2, default=str))
 
 
 def _flags(args) -> dict:
@@ -58,6 +54,7 @@ def _flags(args) -> dict:
 
 def cmd_train(args):
     from ...engine.config import list_presets
+    from ...engine.recipe import check_file, check_run_folder
     from .task import resolve_config, train
 
     task = _TRAIN[args.command]
@@ -67,12 +64,15 @@ def cmd_train(args):
     if args.resume:  # the checkpoint's own configuration, with the flags and --set on top
         if args.preset:
             raise UsageError("--resume continues with the checkpoint's configuration; drop --preset")
+        check_run_folder(None, args.resume)
         summary = train(resume=args.resume, quiet=args.quiet, sets=args.set, flags=_flags(args))
     else:
         cfg = resolve_config(task, args.preset or _DEFAULT_PRESET[task], args.set, _flags(args))
+        check_run_folder(cfg.train)
+        check_file(cfg.backbone.pretrained, "backbone.pretrained")
         summary = train(cfg, quiet=args.quiet)
     if _rank() == 0:
-        _print_json(summary) if args.json else print(
+        print_json(summary) if args.json else print(
             f"run {summary['run_dir']}: {summary['steps']} steps; best {summary['best']}"
         )
     return 0
@@ -104,7 +104,7 @@ def cmd_eval(args):
         distributed.teardown()
     if _rank() == 0:
         if args.json:
-            _print_json(res)
+            print_json(res)
         else:
             for k, v in res.items():
                 if not isinstance(v, list):
@@ -119,7 +119,7 @@ def cmd_complexity_dense(args):
     size = img_size(args.img_size) if args.img_size else None
     r = dense_complexity(args.backbone, args.task, size, num_classes=args.num_classes, mode=args.mode)
     if args.json:
-        _print_json(r)
+        print_json(r)
         return 0
     print(
         f"{r['model']} on {r['backbone']} at {r['height']}x{r['width']}: {r['params_m']:.2f} M params, "
@@ -133,11 +133,22 @@ def cmd_complexity_dense(args):
 
 
 def cmd_predict(args):
+    import os
+
+    from ...engine.recipe import check_output
     from .predict import predict_image
+
+    out = args.output  # a PNG path or a folder (default: next to the image); writable before the model runs
+    folder = (
+        out
+        if out and (os.path.isdir(out) or out.endswith(os.sep))
+        else os.path.dirname(os.path.abspath(out or args.image))
+    )
+    check_output(folder, f"predict -o {out!r}" if out else "predict (writes next to the image)")
 
     r = predict_image(args.checkpoint, args.image, args.output, args.score_threshold, args.task, args.device or "cpu")
     if args.json:
-        _print_json(r)
+        print_json(r)
     else:
         n = len(r["detections"]) if "detections" in r else len(r["classes_present"])
         what = "detections" if "detections" in r else "classes"

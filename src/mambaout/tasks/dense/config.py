@@ -16,8 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ...engine.recipe import OptimConfig, SchedConfig, TrainConfig
+from ...engine.recipe import OptimConfig, SchedConfig, TrainConfig, check_recipe, in_range, not_negative
 from ...errors import ConfigError
+
+
+def _positive(section: str, **values) -> None:
+    """Each set value (numbers or pairs of numbers) > 0."""
+    for name, v in values.items():
+        if v is not None and not all(x > 0 for x in (v if isinstance(v, (list, tuple)) else [v])):
+            raise ConfigError(f"{section}.{name} must be positive, got {list(v) if isinstance(v, tuple) else v!r}")
 
 
 @dataclass
@@ -26,6 +33,14 @@ class BackboneConfig:
     pretrained: str | None = None  # a classification checkpoint (its head is dropped)
     drop_path: float = 0.3  # tiny 0.3, small 0.3, base 0.6 (the paper's dense settings)
     stage_norm: bool = True  # LayerNorm on every stage output (the authors, MambaOut issue #251)
+
+    def check(self):
+        in_range("backbone", 0, 1, closed=False, drop_path=self.drop_path)
+
+
+def _check_task(section: str, task) -> None:
+    not_negative(section, weight=task.weight)
+    _positive(section, batch_size=task.batch_size, num_classes=task.num_classes)
 
 
 # --- detection -------------------------------------------------------------------------------------------
@@ -37,6 +52,9 @@ class DetectionHead:
     min_size: int = 800  # shorter side (torchvision's GeneralizedRCNNTransform)
     max_size: int = 1333
     rcnn: dict[str, Any] = field(default_factory=dict)  # extra MaskRCNN kwargs (fpn_channels, rpn_*, box_*, ...)
+
+    def check(self):
+        _positive("head", min_size=self.min_size, max_size=self.max_size)
 
 
 @dataclass
@@ -53,11 +71,18 @@ class DetectionData:
     num_workers: int = 4
     class_names: list[str] | None = None  # filled from the data when a run starts
 
+    def check(self):
+        in_range("data", 0, 1, hflip=self.hflip)
+        not_negative("data", num_workers=self.num_workers)
+
 
 @dataclass
 class DetectionEval:
     batch_size: int = 1
     iou_types: list[Literal["bbox", "segm"]] = field(default_factory=lambda: ["bbox", "segm"])
+
+    def check(self):
+        _positive("eval", batch_size=self.batch_size)
 
 
 @dataclass
@@ -69,6 +94,9 @@ class DetectionTask:
     data: DetectionData = field(default_factory=DetectionData)
     eval: DetectionEval = field(default_factory=DetectionEval)
 
+    def check(self):
+        _check_task("tasks.detection", self)
+
 
 # --- segmentation ----------------------------------------------------------------------------------------
 
@@ -79,6 +107,10 @@ class SegmentationHead:
     aux: bool = True  # FCN auxiliary head on stage 3 (training only)
     aux_channels: int = 256
     aux_weight: float = 0.4
+
+    def check(self):
+        _positive("head", channels=self.channels, aux_channels=self.aux_channels)
+        not_negative("head", aux_weight=self.aux_weight)
 
 
 @dataclass
@@ -100,6 +132,20 @@ class SegmentationData:
     num_workers: int = 4
     class_names: list[str] | None = None
 
+    def check(self):
+        _positive(
+            "data",
+            num_classes=self.num_classes,
+            crop_size=self.crop_size,
+            scale=self.scale,
+            ratio_range=self.ratio_range,
+            test_scale=self.test_scale,
+        )
+        if self.ratio_range[0] > self.ratio_range[1]:
+            raise ConfigError(f"data.ratio_range must be [min, max], got {list(self.ratio_range)}")
+        in_range("data", 0, 1, hflip=self.hflip, cat_max_ratio=self.cat_max_ratio)
+        not_negative("data", num_workers=self.num_workers)
+
 
 @dataclass
 class SegmentationEval:
@@ -108,6 +154,11 @@ class SegmentationEval:
     stride: tuple[int, int] = (341, 341)
     ms_scales: list[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
     ms_flip: bool = True
+
+    def check(self):
+        _positive("eval", crop=self.crop, stride=self.stride, ms_scales=self.ms_scales)
+        if not self.ms_scales:
+            raise ConfigError("eval.ms_scales must list at least one scale")
 
 
 @dataclass
@@ -118,6 +169,9 @@ class SegmentationTask:
     head: SegmentationHead = field(default_factory=SegmentationHead)
     data: SegmentationData = field(default_factory=SegmentationData)
     eval: SegmentationEval = field(default_factory=SegmentationEval)
+
+    def check(self):
+        _check_task("tasks.segmentation", self)
 
 
 # --- classification (a head of multi-task runs) ------------------------------------------------------------
@@ -132,6 +186,11 @@ class ClassificationData:
     img_size: int = 64
     num_workers: int = 0
 
+    def check(self):
+        _positive("data", num_samples=self.num_samples, num_val=self.num_val, num_classes=self.num_classes)
+        _positive("data", img_size=self.img_size)
+        not_negative("data", num_workers=self.num_workers)
+
 
 @dataclass
 class ClassificationTask:
@@ -139,6 +198,9 @@ class ClassificationTask:
     batch_size: int | None = None
     num_classes: int | None = None
     data: ClassificationData = field(default_factory=ClassificationData)
+
+    def check(self):
+        _check_task("tasks.classification", self)
 
 
 @dataclass
@@ -173,5 +235,6 @@ class DenseConfig:
         from ...registry import model_info
 
         model_info(self.backbone.name)
+        check_recipe(self)
         if not self.tasks.names():
             raise ConfigError("tasks: name at least one of classification, segmentation, detection")

@@ -63,7 +63,8 @@ def predict_image(
     task: str | None = None,
     device: str = "cpu",
 ) -> dict:
-    """Run the model of ``checkpoint`` on ``image_path``; write the drawing to ``output`` (PNG)."""
+    """Run the model of ``checkpoint`` on ``image_path``; write the drawing to ``output`` (PNG; a folder: a
+    file named after the image in it; default: next to the image)."""
     from ...data.dense_transforms import MEAN, STD, SegTestResize
     from ...models.upernet import predict_logits
     from .task import load_trained
@@ -80,7 +81,10 @@ def predict_image(
     net, sec = model.heads[task], getattr(cfg.tasks, task)
     names = sec.data.class_names
     x = image_to_tensor(pil).to(device)
-    output = output or os.path.splitext(os.fspath(image_path))[0] + f"_{task}.png"
+    name = os.path.splitext(os.fspath(image_path))[0] + f"_{task}.png"
+    if output and (os.path.isdir(output) or output.endswith(os.sep)):  # a folder: the file is named after the image
+        output = os.path.join(output, os.path.basename(name))
+    output = output or name
     if task == "detection":
         out = net([x])[0]
         keep = out["scores"] >= score_threshold
