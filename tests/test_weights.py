@@ -76,7 +76,7 @@ def test_garbage_truncated_and_empty_files(weights, tmp_path):
     torch.save(weights, good)
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="not a checkpoint"):
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
         read_state_dict(str(truncated))
     bad_st = tmp_path / "bad.safetensors"
     bad_st.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
@@ -107,7 +107,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, container):
         torch.save(payload, path)
     else:
         path.write_bytes(pickle.dumps(payload))
-    expected = "refused, it asks to load posix.system" if container == "torch" else "refused by weights_only"
-    with pytest.raises(CheckpointError, match=expected):
+    expected = "refused, it asks to load posix.system" if container == "torch" else "a plain Python pickle"
+    with pytest.raises(CheckpointError, match=expected) as err:
         mambaout.create_model("mambaout_test", pretrained=str(path))
-    assert not marker.exists()
+    assert not marker.exists() and "weights_only" not in str(err.value)

@@ -51,12 +51,13 @@ def cmd_train(args):
         return _train_dense(args)
     from .task import resolve_config, train
 
+    if_exists = "overwrite" if args.overwrite else "error"
     if args.resume:
         if args.preset_given:
             raise UsageError("--resume continues with the checkpoint's configuration; drop --preset")
-        train(resume=args.resume, quiet=args.quiet, sets=args.set, flags=flags_of(args))
+        train(resume=args.resume, quiet=args.quiet, sets=args.set, flags=flags_of(args), if_exists=if_exists)
     else:
-        train(resolve_config(args.preset, args.set, flags_of(args)), quiet=args.quiet)
+        train(resolve_config(args.preset, args.set, flags_of(args)), quiet=args.quiet, if_exists=if_exists)
     return 0
 
 
@@ -92,6 +93,7 @@ def _train_dense(args):
             output=args.output,
             name=args.name,
             backbone=None,
+            overwrite=args.overwrite,
         )
     )
 
@@ -178,6 +180,11 @@ def register(subparsers) -> None:
     p.add_argument("--output", help="runs folder (default: runs)")
     p.add_argument("--name", help="run name: the run folder is <output>/<name>")
     p.add_argument("--resume", metavar="CKPT", help="continue exactly from a checkpoint (e.g. runs/x/last.pt)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in <output>/<name> (or resume a checkpoint older than its last.pt)",
+    )
     p.add_argument("--save-every-steps", type=int, metavar="N", help="also checkpoint every N optimizer steps")
     p.add_argument("--pretrained", metavar="PATH", help="start from weights (any supported format); new head")
     p.add_argument("--freeze-stages", type=int, metavar="N", help="freeze the stem and the first N stages")

@@ -58,7 +58,7 @@ def run(
             skipped[name] = f"cannot be built with this recipe ({e})"
             log.warning("%s skipped: %s", name, skipped[name])
             continue
-        summary = train(cfg, quiet=quiet)
+        summary = train(cfg, quiet=quiet, if_exists="suffix")  # a second compare keeps the first one's runs
         final = summary["final"] or {}
         rows.append(
             {
