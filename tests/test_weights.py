@@ -48,6 +48,17 @@ def test_other_num_classes_replaces_classifier_and_says_so(weights, tmp_path, ca
     assert torch.equal(model.state_dict()["stem.conv1.weight"], weights["stem.conv1.weight"])
 
 
+def test_classifier_warning_only_when_class_counts_differ(weights, tmp_path, caplog):
+    path = tmp_path / "ck.pth"
+    torch.save(weights, path)
+    with caplog.at_level(logging.INFO, logger="mambaout"):
+        mambaout.create_model("mambaout_test", num_classes=10, pretrained=str(path))  # the same count
+        headless = mambaout.create_model("mambaout_test", num_classes=0, pretrained=str(path))  # no classifier
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "replacing" not in caplog.text and "the model has none" in caplog.text
+    assert torch.equal(headless.state_dict()["stem.conv1.weight"], weights["stem.conv1.weight"])
+
+
 def test_wrong_model_lists_missing_unexpected_and_shapes(weights, tmp_path):
     path = tmp_path / "ck.pth"
     torch.save(weights, path)

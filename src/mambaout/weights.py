@@ -166,13 +166,17 @@ def load_state_dict_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor
         any(k not in own for k in classifier) or any(own[k].shape != state_dict[k].shape for k in classifier)
     ):
         got = state_dict["head.fc.weight"].shape[0] if "head.fc.weight" in state_dict else "?"
-        want = own["head.fc.weight"].shape[0] if "head.fc.weight" in own else 0
-        log.warning(
-            "%s: replacing the classifier (checkpoint has %s classes, model has %s); head.fc is freshly initialised",
-            source,
-            got,
-            want,
-        )
+        if "head.fc.weight" in own:  # only another class count replaces anything
+            want = own["head.fc.weight"].shape[0]
+            log.warning(
+                "%s: replacing the classifier (checkpoint has %s classes, model has %s); head.fc is freshly "
+                "initialised",
+                source,
+                got,
+                want,
+            )
+        else:  # num_classes=0: the model has no classifier, nothing is replaced
+            log.info("%s: its classifier (%s classes) is not used: the model has none", source, got)
         state_dict = {k: v for k, v in state_dict.items() if k not in classifier}
         own = {k: v for k, v in own.items() if k not in ("head.fc.weight", "head.fc.bias")}
     _refuse_nan(state_dict, source)

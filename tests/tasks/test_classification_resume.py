@@ -97,16 +97,18 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path):
 
 
 def test_sigterm_saves_at_the_step_end_prints_the_resume_command_and_resumes_exactly(tmp_path):
-    """What a scheduler sends on preemption: the victim checkpoints only at epoch ends, so the checkpoint that
-    lets it resume mid-epoch is the one SIGTERM made."""
+    """What a scheduler sends on preemption, to every process of the job (DataLoader workers included): the
+    victim checkpoints only at epoch ends, so the checkpoint that lets it resume mid-epoch is the one SIGTERM
+    made. It loads data with 2 workers, the reference with none (the batches are the same)."""
     ref = _cli(ARGS + ["--output", str(tmp_path), "--name", "ref"])
-    victim = _cli(ARGS + ["--output", str(tmp_path), "--name", "victim", "--save-every-steps", "0"], slow=True)
+    victim_args = ["--output", str(tmp_path), "--name", "victim", "--save-every-steps", "0", "--num-workers", "2"]
+    victim = _cli(ARGS + victim_args, slow=True, start_new_session=True)
     last = tmp_path / "victim" / "last.pt"
     deadline = time.time() + 120
     while _position(last) != (1, 0):  # the first epoch's checkpoint: the second epoch is under way
         assert victim.poll() is None and time.time() < deadline, victim.stdout.read()
         time.sleep(0.05)
-    victim.send_signal(signal.SIGTERM)
+    os.killpg(victim.pid, signal.SIGTERM)  # the whole process group, as a scheduler does
     out = victim.communicate(timeout=120)[0]
     assert victim.returncode == 130, out
     epoch, batch = _position(last)
