@@ -232,6 +232,15 @@ def test_resuming_an_older_checkpoint_needs_overwrite(tmp_path, capsys):
     assert load_state(last)["step"] == 6
 
 
+def test_an_interrupted_overwrite_says_where_the_old_run_is(tmp_path, capsys):
+    (tmp_path / ".a.replaced-4242").mkdir()  # killed between setting the old run aside and the new one's start
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "bad_images_train.txt").write_text("x.jpg\n")
+    assert _run(tmp_path, "a", "--overwrite") == 2
+    err = _one_line(capsys)
+    assert "not a run folder" in err and f"left the run it replaced in {tmp_path / '.a.replaced-4242'}" in err
+
+
 def test_a_running_run_keeps_its_folder(tmp_path, capsys):
     from mambaout.engine import rundir
 

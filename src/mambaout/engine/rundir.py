@@ -18,6 +18,7 @@ the temp files of writes that were killed.
 from __future__ import annotations
 
 import contextlib
+import glob
 import itertools
 import os
 import shutil
@@ -114,6 +115,13 @@ def _refuse_if_busy(path: str, keep: bool = False) -> int | None:
     return None
 
 
+def _stray(path: str) -> str:
+    """Where an --overwrite killed before its new run started left the run it was replacing, if it did."""
+    parent, base = os.path.split(path)
+    left = sorted(glob.glob(os.path.join(glob.escape(parent or "."), f".{glob.escape(base)}.replaced-*")))
+    return f" (an interrupted --overwrite left the run it replaced in {left[0]})" if left else ""
+
+
 def _is_run_folder(path: str) -> bool:
     return any(os.path.exists(os.path.join(path, f)) for f in RUN_FILES)
 
@@ -180,13 +188,15 @@ def claim(output: str, name: str, auto: bool, if_exists: str = "error") -> RunFo
     if if_exists != "overwrite" or not _is_run_folder(path):
         if if_exists == "overwrite":
             raise ConfigError(
-                f"--overwrite: {path} is not a run folder (no config.yaml, last.pt, ...): not replacing it"
+                f"--overwrite: {path} is not a run folder (no config.yaml, last.pt, ...): not replacing it{_stray(path)}"
             )
         _refuse_if_busy(path)
         last = os.path.join(path, "last.pt")
         resume = f"--resume {last} continues it, " if os.path.isfile(last) else ""
         if not _is_run_folder(path):
-            raise ConfigError(f"run folder {path} is not empty and holds no run: choose another --name or --output")
+            raise ConfigError(
+                f"run folder {path} is not empty and holds no run: choose another --name or --output{_stray(path)}"
+            )
         raise ConfigError(
             f"run folder {path} already holds a run: {resume}--overwrite replaces it, or choose another --name"
         )

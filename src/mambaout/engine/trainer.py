@@ -154,8 +154,7 @@ class Interrupted(KeyboardInterrupt):
 
 class _StopSignals:
     """SIGTERM and SIGINT only set a flag, which the loop reads at the end of each optimizer step; a second signal
-    raises KeyboardInterrupt at once. DataLoader workers forked meanwhile inherit the handler, so a signal sent to
-    the whole process group (Ctrl-C, a scheduler) does not kill them under the step that is finishing."""
+    raises KeyboardInterrupt at once. (DataLoader workers ignore both: ``data.stream.ignore_stop_signals``.)"""
 
     def __init__(self):
         self.signum, self._old = None, {}
@@ -616,9 +615,8 @@ def _run(task: Task, info, state, resume_path, quiet, run_dir: str, folder) -> d
     except OSError as e:
         if not disk_full(e):
             raise
-        raise CheckpointError(
-            str(write_failed(run_dir, e, f"{_shown(last_path)} is whole")) + _resume_hint(saved_step)
-        ) from None
+        kept = f"{_shown(last_path)} (step {saved_step}) is whole" if saved_step is not None else "no checkpoint yet"
+        raise CheckpointError(str(write_failed(e.filename or run_dir, e, kept)) + _resume_hint(saved_step)) from None
 
 
 def print_summary(rows: list[dict], summary: dict) -> None:
