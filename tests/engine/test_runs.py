@@ -82,6 +82,16 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(tmp_path, capsys):
     assert "lr: 0.01" in (tmp_path / "r" / "config.yaml").read_text()
 
 
+def test_resume_does_not_read_the_pretrained_weights_again(tmp_path):
+    import mambaout
+
+    weights = tmp_path / "w.pth"
+    torch.save(mambaout.create_model("mambaout_test", num_classes=4).state_dict(), weights)
+    assert _run(tmp_path, "ft", "--pretrained", str(weights)) == 0
+    weights.unlink()  # on a scratch disk that was cleaned: the checkpoint holds the weights anyway
+    assert main(["train", "--resume", str(tmp_path / "ft" / "last.pt"), "--epochs", "2", "--quiet"]) == 0
+
+
 def test_dense_resume_follows_the_same_rule(tmp_path, capsys):
     from mambaout.data.shapes import write_ade_shapes
 
