@@ -352,7 +352,11 @@ CASES: list[tuple[str, str, str]] = [
     ),
     # --- checkpoints --------------------------------------------------------------------------------------
     ("checkpoints", "eval --checkpoint /no/such.pt", "checkpoint '/no/such.pt': no such file"),
-    ("checkpoints", "eval --checkpoint {file}", "checkpoint '{file}': cannot be read (…"),
+    (
+        "checkpoints",
+        "eval --checkpoint {file}",
+        "checkpoint '{file}': not a checkpoint (a plain Python pickle or an unknown format; …",
+    ),
     ("checkpoints", "eval", "nothing to evaluate: pass --checkpoint, --run or --weights"),
     ("checkpoints", "eval --run {tmp}", "'{tmp}' is not a run folder (no config.yaml)"),
     ("checkpoints", f"{_EV} --ema", "'{ckpt}' has no EMA weights (trained with train.ema false): drop --ema"),
@@ -375,13 +379,13 @@ CASES: list[tuple[str, str, str]] = [
     (
         "checkpoints",
         "train --resume {ckpt} --batch-size 4",
-        "--resume continues the saved run: train.batch_size cannot change (16 -> 4); what may: …",
+        "--resume continues the saved run: train.batch_size cannot change (16 -> 4); a resume may change …",
     ),
     ("checkpoints", "train --resume /no/such.pt", "checkpoint '/no/such.pt': no such file"),
     (
         "checkpoints",
         "train-seg --resume {ckpt}",
-        "checkpoint '{ckpt}': a classification checkpoint that does not fit (unknown config key 'model')",
+        "checkpoint '{ckpt}': a classification checkpoint, not segmentation",
     ),
     (
         "checkpoints",

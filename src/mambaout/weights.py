@@ -8,10 +8,13 @@ to build arbitrary objects is refused).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pickle
 import re
+import warnings
+import zipfile
 from collections.abc import Mapping
 
 import torch
@@ -28,8 +31,7 @@ _MAX_LISTED = 4
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """Read a state dict from ``path`` (.safetensors, or a torch file read with weights_only=True)."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r}: no such file")
+    _check_file(path)
     if path.endswith(".safetensors"):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -37,25 +39,61 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
         try:
             return load_file(path, device="cpu")
         except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {path!r}: not a valid safetensors file ({_first_line(e)})") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        # weights_only refuses any pickled global that is not a tensor/container; name what it blocked.
-        blocked = re.search(r"GLOBAL ([\w.]+)", str(e), flags=re.IGNORECASE)
-        if blocked:
             raise CheckpointError(
-                f"checkpoint {path!r}: refused, it asks to load {blocked.group(1)} which is not plain tensor data "
-                "(weights_only loading); it may be malicious"
+                f"checkpoint {path!r}: not a valid safetensors file, truncated or corrupt ({_first_line(e)})"
             ) from None
-        detail = re.search(r"Unsupported operand \d+", str(e))
+    return unwrap_state_dict(load_torch(path), path)
+
+
+def _check_file(path: str) -> None:
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path!r}: a folder, not a file")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r}: no such file")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"checkpoint {path!r}: cannot be read (permission denied)")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint {path!r}: an empty file (0 bytes: an interrupted copy or download?)")
+
+
+def load_torch(path: str, **kwargs):
+    """``torch.load(path, weights_only=True)`` whose failures are one line in our words: a truncated file, a
+    pickle that would run code, an object that is not plain tensor data. Never torch's advice to lower the
+    guard (``weights_only=False`` would run whatever the file asks)."""
+    path = os.fspath(path)
+    _check_file(path)
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing them itself
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=kwargs.pop("map_location", "cpu"), weights_only=True, **kwargs)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        blocked = re.search(r"GLOBAL ([\w.]+)", text)
+        if blocked and "is blocked" in text:
+            why = "code, not tensor data: the file may be malicious"
+        elif blocked:
+            why = "a pickled object, not plain tensor data (save a state_dict() instead)"
+        else:
+            raise CheckpointError(
+                f"checkpoint {path!r}: not a checkpoint (a plain Python pickle or an unknown format; only files of "
+                "tensors written by torch.save or safetensors are read)"
+            ) from None
         raise CheckpointError(
-            f"checkpoint {path!r}: not a checkpoint, truncated, or refused by weights_only loading"
-            f" ({detail.group(0) if detail else 'unreadable pickle'})"
+            f"checkpoint {path!r}: refused, it asks to load {blocked.group(1)}, {why}; nothing in it was run"
         ) from None
+    except (EOFError, zipfile.BadZipFile):
+        raise CheckpointError(_TRUNCATED.format(path=path)) from None
+    except RuntimeError as e:
+        if "PytorchStreamReader" in str(e) or "zip archive" in str(e):
+            raise CheckpointError(_TRUNCATED.format(path=path)) from None
+        raise CheckpointError(f"checkpoint {path!r}: not a checkpoint or corrupt ({_first_line(e)})") from None
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path!r}: cannot be read ({e.strerror or _first_line(e)})") from None
     except Exception as e:  # noqa: BLE001 - random bytes can fail the unpickler in any way (IndexError, KeyError, ...)
-        raise CheckpointError(f"checkpoint {path!r}: not a checkpoint or truncated ({_first_line(e)})") from None
-    return unwrap_state_dict(obj, path)
+        raise CheckpointError(f"checkpoint {path!r}: not a checkpoint ({type(e).__name__} while reading)") from None
+
+
+_TRUNCATED = "checkpoint {path!r}: truncated or corrupt (not a complete PyTorch file: an interrupted copy or download?)"
 
 
 def _first_line(e: BaseException) -> str:
@@ -128,15 +166,20 @@ def load_state_dict_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor
     want = own["head.fc.weight"].shape[0] if "head.fc.weight" in own else 0
     # only another class count replaces it: a classifier of another width (another model) is a mismatch below
     if classifier and got != want:
-        log.warning(
-            "%s: %s (checkpoint has %s classes, model has %s)",
-            source,
-            "replacing the classifier; head.fc is freshly initialised" if want else "dropping the classifier",
-            "?" if got is None else got,
-            want,
-        )
+        got = "?" if got is None else got
+        if want:
+            log.warning(
+                "%s: replacing the classifier (checkpoint has %s classes, model has %s); head.fc is freshly "
+                "initialised",
+                source,
+                got,
+                want,
+            )
+        else:  # num_classes=0: the model has no classifier, nothing is replaced
+            log.info("%s: its classifier (%s classes) is not used: the model has none", source, got)
         state_dict = {k: v for k, v in state_dict.items() if k not in classifier}
         own = {k: v for k, v in own.items() if k not in ("head.fc.weight", "head.fc.bias")}
+    _refuse_nan(state_dict, source)
     missing = set(own) - set(state_dict)
     unexpected = set(state_dict) - set(own)
     mismatched = {k for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape}
@@ -155,6 +198,18 @@ def load_state_dict_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor
     return model
 
 
+def _refuse_nan(state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """NaN anywhere in the weights turns every output into NaN: refuse now rather than after a wasted run.
+    (Infinities are left alone: attention masks hold -inf by design.)"""
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and torch.isnan(v).any()]
+    if bad:
+        whole = sum(bool(torch.isnan(state_dict[k]).all()) for k in bad)
+        raise CheckpointError(
+            f"{source}: {len(bad)} of {len(state_dict)} tensors hold NaN ({whole} entirely NaN: {_list(bad)}); "
+            "the model would output NaN, so it is not loaded"
+        )
+
+
 def load_pretrained(model: nn.Module, path: str) -> nn.Module:
     return load_state_dict_into(model, read_state_dict(path), source=f"checkpoint {os.fspath(path)!r}")
 
@@ -170,6 +225,18 @@ def save_safetensors(model_or_state: nn.Module | Mapping[str, torch.Tensor], pat
         if key in seen and v.numel():
             state[k] = v.clone()
         seen.add(key)
-    tmp = f"{path}.tmp{os.getpid()}"
-    save_file(state, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
-    os.replace(tmp, path)
+    path = os.fspath(path)
+    # the engine's temp naming (engine.state.temp_path): a leftover of a killed write is removed at the next start
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".tmp{os.getpid()}.{os.path.basename(path)}")
+    try:
+        save_file(state, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
+        os.replace(tmp, path)
+    except Exception as e:
+        text = str(e).lower()
+        full = ("os error 28", "code: 28", "storagefull", "no space left")
+        if not isinstance(e, OSError) and any(m in text for m in full):
+            raise OSError(errno.ENOSPC, "No space left on device", path) from None  # safetensors' Rust IoError
+        raise
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -56,7 +56,7 @@ def test_grayscale_erasing_mixup_and_eval_on_cuda(tmp_path, capsys, fashion_stan
         [
             f"data.root={tmp_path / 'fm'}",
             f"train.output={tmp_path}",
-            "train.name=fm",
+            "train.name=fm_run",  # not the data folder (tmp_path / "fm")
             "model.name=mambaout_test",
             "train.batch_size=32",
             "train.eval_batch_size=32",

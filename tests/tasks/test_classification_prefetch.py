@@ -29,7 +29,7 @@ def _fm_cfg(tmp_path, write_fashion, *extra):
         [
             f"data.root={tmp_path / 'fm'}",
             f"train.output={tmp_path}",
-            "train.name=fm",
+            "train.name=fm_run",  # not the data folder: a run never writes into a folder that holds other files
             "model.name=mambaout_test",
             "data.train_subset=null",
             "data.val_subset=null",

@@ -17,6 +17,7 @@ each of several streams per call (multi-task training).
 from __future__ import annotations
 
 import itertools
+import signal
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 
@@ -24,6 +25,14 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from .sampler import EpochSampler, SeededDataset
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """A DataLoader ``worker_init_fn``: SIGTERM and SIGINT sent to every process of a job (a scheduler's
+    preemption, Ctrl-C in a terminal) are for the main process, which finishes its step, saves and shuts the
+    workers down; torch's own worker handler would die on SIGTERM and fail the main process under that step."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class SpanBatchSampler(Sampler):
@@ -116,6 +125,7 @@ class BatchStream(StreamPosition):
             pin_memory=self.pin_memory,
             generator=torch.Generator().manual_seed(self.seed),
             prefetch_factor=4 if workers else None,
+            worker_init_fn=ignore_stop_signals,
         )
         self._it = iter(self.wrap(loader) if self.wrap else loader)
 

@@ -19,13 +19,24 @@ import logging
 import math
 import os
 
+from .state import temp_path, write_failed
+
 
 def read_rows(path: str) -> list[dict]:
-    """The rows of a JSONL metrics file (blank lines skipped); [] when the file does not exist."""
+    """The rows of a JSONL metrics file (blank lines skipped); [] when the file does not exist. A last line cut
+    short (a process killed mid-write) is dropped: the rows before it are whole."""
     if not os.path.isfile(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [line for line in f if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise
+    return rows
 
 
 def read_metrics(run_dir: str) -> list[dict]:
@@ -63,29 +74,49 @@ class RunLogger:
                 self._tb = None
 
     def _rewrite(self):
-        with open(self.jsonl_path, "w") as f:
-            for r in self.rows:
-                f.write(json.dumps(r) + "\n")
+        self._replace(self.jsonl_path, lambda f: f.writelines(json.dumps(r) + "\n" for r in self.rows))
         self._write_csv()
 
     def _write_csv(self):
         keys: list[str] = []
         for r in self.rows:
             keys += [k for k in r if k not in keys]
-        tmp = self.csv_path + ".tmp"
-        with open(tmp, "w", newline="") as f:
+
+        def write(f):
             w = csv.DictWriter(f, fieldnames=keys)
             w.writeheader()
             w.writerows(self.rows)
-        os.replace(tmp, self.csv_path)
+
+        self._replace(self.csv_path, write)
+
+    @staticmethod
+    def _replace(path: str, write) -> None:
+        """Write a whole file next to ``path`` and move it over: a full disk leaves the old file, no partial one."""
+        tmp = temp_path(path)
+        try:
+            with open(tmp, "w", newline="") as f:
+                write(f)
+            os.replace(tmp, path)
+        except OSError as e:
+            raise write_failed(path, e, "the previous version is kept") from None
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     def log(self, row: dict, step: int | None = None) -> None:
         row = {k: (float(v) if hasattr(v, "item") else v) for k, v in row.items()}
         self.rows.append(row)
         if not self.enabled:
             return
-        with open(self.jsonl_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        data = (json.dumps(row) + "\n").encode()
+        with open(self.jsonl_path, "ab", buffering=0) as f:  # unbuffered: a failed write is known to have failed
+            end = f.tell()
+            try:
+                while data:
+                    data = data[f.write(data) :]
+            except OSError as e:  # a full disk: cut the torn row off again
+                f.truncate(end)
+                raise write_failed(self.jsonl_path, e, "the rows before this one are kept") from None
         self._write_csv()
         if self._tb is not None:
             x = step if step is not None else row.get("epoch", len(self.rows))
@@ -105,15 +136,64 @@ class RunLogger:
             self._tb = None
 
 
-def attach_file_log(run_dir: str) -> None:
-    """Also write the ``mambaout`` log to ``<run_dir>/train.log`` (until :func:`detach_file_logs`)."""
+class _RunFileLog(logging.FileHandler):
+    """``train.log``: a write that fails (a full disk) turns it off with one line, not a traceback per record."""
+
+    def handleError(self, record):
+        import sys
+
+        if getattr(self, "failed", False):
+            return
+        self.failed = True
+        err = sys.exc_info()[1]
+        print(
+            f"warning: cannot write {self.baseFilename} ({getattr(err, 'strerror', err)}); "
+            "the run log goes to the terminal only",
+            file=sys.stderr,
+        )
+
+    def emit(self, record):
+        if not getattr(self, "failed", False):
+            super().emit(record)
+
+
+class _Held(logging.Handler):
+    """Records kept in memory until the run folder may be written (see :func:`hold_logs`)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+        self.run_log = True
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def hold_logs() -> None:
+    """Keep the ``mambaout`` log in memory until :func:`attach_file_log` writes it to ``train.log``: nothing
+    goes to a run folder before the run's configuration has passed every check."""
     root = logging.getLogger("mambaout")
+    root.addHandler(_Held())
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
+def attach_file_log(run_dir: str) -> None:
+    """Also write the ``mambaout`` log to ``<run_dir>/train.log`` (until :func:`detach_file_logs`), starting with
+    what :func:`hold_logs` kept."""
+    root = logging.getLogger("mambaout")
+    held = [h for h in root.handlers if isinstance(h, _Held)]
+    for h in held:
+        root.removeHandler(h)
     path = os.path.abspath(os.path.join(run_dir, "train.log"))
     if any(getattr(h, "baseFilename", None) == path for h in root.handlers):
         return
-    handler = logging.FileHandler(path)
+    handler = _RunFileLog(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
     handler.run_log = True
+    for h in held:
+        for record in h.records:
+            handler.handle(record)
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)

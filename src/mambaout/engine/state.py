@@ -6,43 +6,101 @@
 
 ``save_state`` writes a temporary file in the same folder, flushes and fsyncs it, then ``os.replace``s it
 over the target and fsyncs the folder, so a process killed at any moment leaves either the old or the
-new checkpoint, never a torn one. Everything stored must be tensors or plain Python types (dict, list,
-tuple, str, int, float, bool, None) so that ``weights_only=True`` loading works.
+new checkpoint, never a torn one; a write that fails (a full disk) removes its temp file and says so in one
+line, and :func:`clean_temps` removes what a killed write left when the run folder is next opened. Everything
+stored must be tensors or plain Python types (dict, list, tuple, str, int, float, bool, None) so that
+``weights_only=True`` loading works.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
-import pickle
+import re
 import shutil
-import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 
 from ..errors import CheckpointError, ConfigError
+from ..weights import load_torch
 from . import config as C
 
 # Version of the training-state layout written by engine.trainer (format 1: the per-task loops before it).
 FORMAT = 2
 
-# What may change when a run is resumed: paths, workers, cadences, the length of the schedule. Anything else
-# would not continue the same run.
+# What a resume may change (fnmatch patterns of config keys), and why each is safe: the saved state keeps its
+# meaning and the new value is applied from the current step. Everything else (the model, data, augmentation,
+# batch shape, optimizer type and its other settings, seed, EMA, what "best" means) would not continue the same
+# run and is refused with one line naming the key and both values.
 RESUMABLE = (
-    "sched.epochs",
-    "sched.max_iters",
-    "train.save_every_steps",
-    "train.eval_every",
-    "train.eval_every_iters",
+    "sched.*",  # the length and shape of the lr schedule: rebuilt, taking over at the current step
+    "optim.lr",  # the peak lr (or base_lr x batch / 1024): the schedule is rebuilt on it
+    "optim.base_lr",
+    "optim.clip_grad",  # read at every step (a remedy after a non-finite loss)
+    "train.amp",  # fp32 master weights either way; a new fp16 scaler starts fresh
+    "train.device",  # how and where it runs
+    "train.compile",
+    "train.cuda_graph",
+    "train.channels_last",
+    "train.deterministic",
+    "data.gpu_prefetch",
+    "train.save_every_steps",  # cadences of checks, rows, checkpoints and evaluations
     "train.log_every",
     "train.metrics_every",
+    "train.eval_every",
+    "train.eval_every_iters",
+    "train.eval_batch_size",
     "train.tensorboard",
-    "train.device",
-    "*.root",
+    "*.root",  # data moved elsewhere (the same files)
     "*.num_workers",
 )
+
+
+def resumable(key: str) -> bool:
+    """May a resumed run change this config key? (:data:`RESUMABLE`)"""
+    return any(fnmatch.fnmatch(key, p) for p in RESUMABLE)
+
+
+def temp_path(path: str) -> str:
+    """Where a file is written before ``os.replace`` puts it at ``path``: hidden, in the same folder, named by
+    process, so that :func:`clean_temps` recognises what a killed write left behind."""
+    path = os.fspath(path)
+    return os.path.join(os.path.dirname(os.path.abspath(path)), f".tmp{os.getpid()}.{os.path.basename(path)}")
+
+
+# today's temp names, and those of earlier versions (.last.pt.tmp123, model.safetensors.tmp123, metrics.csv.tmp)
+_TEMP = re.compile(r"^\.tmp\d+\.|\.tmp\d*$")
+
+
+def clean_temps(folder: str) -> list[str]:
+    """Remove the temp files that killed writes left in a run folder; returns their names."""
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if _TEMP.search(name) and os.path.isfile(path) and not os.path.islink(path):
+            os.remove(path)
+            removed.append(name)
+    return removed
+
+
+def disk_full(e: BaseException) -> bool:
+    """Was ``e`` (or what it wraps: torch re-raises a failed write as a RuntimeError) a full disk or quota?"""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def write_failed(path: str, e: BaseException, kept: str) -> CheckpointError:
+    """The one line for a write that failed (no partial file is left; ``kept`` says what is still there)."""
+    why = "no space left on device" if disk_full(e) else (getattr(e, "strerror", None) or str(e).split("\n")[0])
+    return CheckpointError(f"cannot write {path}: {why}; nothing partial was left, {kept}")
 
 
 def _fsync_dir(folder: str) -> None:
@@ -59,17 +117,23 @@ def _fsync_dir(folder: str) -> None:
 
 
 def save_state(path: str, state: dict) -> None:
-    """Atomically write ``state`` to ``path`` (temp file + fsync + os.replace)."""
+    """Atomically write ``state`` to ``path`` (temp file + fsync + os.replace). A failed write (a full disk)
+    removes its temp file and raises a one-line CheckpointError; the previous file stays as it was."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        if not (isinstance(e, OSError) or disk_full(e)):
+            raise
+        kept = f"the previous {os.path.basename(path)} is kept" if os.path.exists(path) else "no checkpoint yet"
+        raise write_failed(path, e, kept) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -79,27 +143,53 @@ def save_state(path: str, state: dict) -> None:
 def copy_atomic(src: str, dst: str) -> None:
     """Copy a finished checkpoint (e.g. last -> best) with the same guarantees as ``save_state``."""
     folder = os.path.dirname(os.path.abspath(dst))
-    tmp = os.path.join(folder, f".{os.path.basename(dst)}.tmp{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dst)
+    tmp = temp_path(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except OSError as e:
+        raise write_failed(dst, e, f"{os.path.basename(src)} is complete") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     _fsync_dir(folder)
 
 
-def load_state(path: str, map_location="cpu") -> dict:
-    """Load a checkpoint written by :func:`save_state` with ``weights_only=True``."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r}: no such file")
+def write_text_atomic(path: str, text: str) -> None:
+    """A small text file (summary, config) replaced whole or not at all."""
+    tmp = temp_path(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise CheckpointError(f"checkpoint {path!r}: cannot be read ({first})") from None
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        kept = "the previous version is kept" if os.path.exists(path) else "it does not exist"
+        raise write_failed(path, e, kept) from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_state(path: str, map_location="cpu", mmap: bool = False) -> dict:
+    """Load a checkpoint written by :func:`save_state` with ``weights_only=True``; a bad file is one line in our
+    words (:func:`mambaout.weights.load_torch`)."""
+    path = os.fspath(path)
+    state = load_torch(path, map_location=map_location, mmap=mmap)
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path!r}: not a training state (expected a dict)")
     return state
+
+
+def checkpoint_step(path: str) -> int | None:
+    """The optimizer step a training checkpoint was saved at (memory-mapped: cheap for big files); None if it
+    cannot be read."""
+    try:
+        step = load_state(path, mmap=True).get("step")
+    except CheckpointError:
+        return None
+    return int(step) if isinstance(step, int) else None
 
 
 def _flat(d: Mapping, prefix: str = "") -> dict:
@@ -150,19 +240,22 @@ def load_for_resume(
     flags: Mapping[str, Any] | None = None,
     sets: Iterable[str] | None = None,
     convert: Callable[[dict, str], dict] | None = None,
+    tasks: Iterable[str] | None = None,
 ):
     """(config, state) to continue the run saved in ``path``: the saved configuration with ``flags`` and ``sets``
-    on top, which may only change the keys in :data:`RESUMABLE` (``convert``: see :func:`read_training_state`)."""
-    cfg, state = read_training_state(path, cls, convert)
+    on top, which may only change the keys in :data:`RESUMABLE` (``convert``, ``tasks``: see
+    :func:`read_training_state`)."""
+    cfg, state = read_training_state(path, cls, convert, tasks)
     before = _flat(C.to_dict(cfg))
     for key, value in (flags or {}).items():
         C.set_value(cfg, key, value)
     C.apply_sets(cfg, sets or [])
     after = _flat(C.to_dict(cfg))
     for key in sorted(set(before) | set(after)):
-        if before.get(key) != after.get(key) and not any(fnmatch.fnmatch(key, p) for p in RESUMABLE):
+        if before.get(key) != after.get(key) and not resumable(key):
             raise ConfigError(
-                f"--resume continues the saved run: {key} cannot change ({before.get(key)!r} -> "
-                f"{after.get(key)!r}); what may: {', '.join(RESUMABLE)}"
+                f"--resume continues the saved run: {key} cannot change ({before.get(key)!r} -> {after.get(key)!r}); "
+                "a resume may change the schedule and lr, clipping, precision, devices, cadences, data roots and "
+                "workers (docs/training.md, 'Exact resume')"
             )
     return cfg, state

@@ -36,7 +36,9 @@ class Parts:
 
 
 class Task:
-    name: str = "task"
+    name: str = "task"  # stored in checkpoints as their task
+    kinds: tuple = ()  # the checkpoint task names this class resumes (default: its name)
+    command: str = "train"  # the `mambaout` command that trains it (the resume command printed on SIGTERM)
     best_metric: str = ""  # default of train.best_metric
     plot_metrics: tuple = ()  # row keys drawn beside the training loss in curves.png
 

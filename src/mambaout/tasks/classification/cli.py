@@ -52,16 +52,17 @@ def cmd_train(args):
     from ...engine.recipe import check_file, check_run_folder
     from .task import resolve_config, train
 
+    if_exists = "overwrite" if args.overwrite else "error"
     if args.resume:
         if args.preset_given:
             raise UsageError("--resume continues with the checkpoint's configuration; drop --preset")
         check_run_folder(None, args.resume)
-        train(resume=args.resume, quiet=args.quiet, sets=args.set, flags=flags_of(args))
+        train(resume=args.resume, quiet=args.quiet, sets=args.set, flags=flags_of(args), if_exists=if_exists)
     else:
         cfg = resolve_config(args.preset, args.set, flags_of(args))
         check_run_folder(cfg.train)
         check_file(cfg.model.pretrained, "model.pretrained")
-        train(cfg, quiet=args.quiet)
+        train(cfg, quiet=args.quiet, if_exists=if_exists)
     return 0
 
 
@@ -97,6 +98,7 @@ def _train_dense(args):
             output=args.output,
             name=args.name,
             backbone=None,
+            overwrite=args.overwrite,
         )
     )
 
@@ -185,6 +187,11 @@ def register(subparsers) -> None:
     p.add_argument("--output", help="runs folder (default: runs)")
     p.add_argument("--name", help="run name: the run folder is <output>/<name>")
     p.add_argument("--resume", metavar="CKPT", help="continue exactly from a checkpoint (e.g. runs/x/last.pt)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in <output>/<name> (or resume a checkpoint older than its last.pt)",
+    )
     p.add_argument("--save-every-steps", type=int, metavar="N", help="also checkpoint every N optimizer steps")
     p.add_argument("--pretrained", metavar="PATH", help="start from weights (any supported format); new head")
     p.add_argument("--freeze-stages", type=int, metavar="N", help="freeze the stem and the first N stages")

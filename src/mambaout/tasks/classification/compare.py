@@ -48,7 +48,7 @@ def run(
         if isinstance(cfg, str):
             skipped[name] = cfg
             continue
-        summary = train(cfg, quiet=quiet)
+        summary = train(cfg, quiet=quiet, if_exists="suffix")  # a second compare keeps the first one's runs
         final = summary["final"] or {}
         rows.append(
             {

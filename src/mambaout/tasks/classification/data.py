@@ -28,7 +28,7 @@ from ...data import FashionMNIST, RobustImageFolder, SyntheticClassification
 from ...data.augment import harden
 from ...data.on_device import BatchAugment, TensorBatches, TensorStream, resize_normalize
 from ...data.sampler import ShardedEvalSampler
-from ...data.stream import BatchStream
+from ...data.stream import BatchStream, ignore_stop_signals
 from ...errors import ConfigError, DatasetError
 
 HOLDOUT_SEED = 20240513  # the held-out validation images are the same for every training seed
@@ -211,6 +211,7 @@ def eval_loader(cfg, ds, rank: int, world: int, pin: bool, prefetch_to: torch.de
         pin_memory=pin,
         persistent_workers=workers > 0,  # evaluated every epoch: no worker start-up each time
         generator=torch.Generator().manual_seed(0),
+        worker_init_fn=ignore_stop_signals,  # SIGTERM/Ctrl-C: the main process saves and stops (engine.trainer)
         **({"collate_fn": fast_collate} if prefetch_to is not None else {}),
     )
     # timm 1.0.29's PrefetchLoader fails on an empty loader (a rank with no validation samples): nothing to

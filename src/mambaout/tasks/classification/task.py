@@ -40,12 +40,13 @@ def resolve_config(
     return cfg
 
 
-def build_model(cfg: ClassificationConfig) -> nn.Module:
+def build_model(cfg: ClassificationConfig, pretrained: bool = True) -> nn.Module:
+    """``pretrained=False``: no weights file is read (a resumed run gets its weights from the checkpoint)."""
     m = cfg.model
     drop_path = m.drop_path if m.drop_path is not None else model_info(m.name).train.get("drop_path", 0.0)
     model = create_model(
         m.name,
-        pretrained=m.pretrained,
+        pretrained=m.pretrained if pretrained else None,
         num_classes=cfg.data.num_classes,
         in_chans=m.in_chans,
         stem_stride=m.stem_stride,
@@ -126,7 +127,7 @@ class ClassificationTask(Task):
             pin, to = run.device.type == "cuda", run.device if self.prefetch else None
             stream = data.train_stream(cfg, self.train_set, info.rank, info.world_size, pin, to)
             self.val_loader = data.eval_loader(cfg, self.val_set, info.rank, info.world_size, pin, to)
-        model = build_model(cfg)
+        model = build_model(cfg, pretrained=not run.resuming)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.mixup = build_mixup(cfg)
@@ -216,9 +217,11 @@ def train(
     quiet: bool = False,
     sets: Iterable[str] | None = None,
     flags: Mapping[str, Any] | None = None,
+    if_exists: str = "error",
 ) -> dict:
-    """Train from ``cfg``, or continue the run saved in ``resume`` (``sets``/``flags`` may change its paths,
-    workers, cadences or length); returns the run's summary."""
+    """Train from ``cfg``, or continue the run saved in ``resume`` (``sets``/``flags`` may change only what
+    ``engine.state.RESUMABLE`` allows); ``if_exists``: an existing run folder is an error, or
+    ``"overwrite"``/``"suffix"`` (``engine.trainer.fit``). Returns the run's summary."""
     return engine_train(
-        ClassificationTask, ClassificationConfig, cfg, resume, quiet, sets, flags, convert=upgrade_state
+        ClassificationTask, ClassificationConfig, cfg, resume, quiet, sets, flags, upgrade_state, if_exists=if_exists
     )

@@ -61,16 +61,19 @@ def cmd_train(args):
     if args.list_presets:
         print("\n".join(list_presets(task)))
         return 0
+    if_exists = "overwrite" if getattr(args, "overwrite", False) else "error"
     if args.resume:  # the checkpoint's own configuration, with the flags and --set on top
         if args.preset:
             raise UsageError("--resume continues with the checkpoint's configuration; drop --preset")
         check_run_folder(None, args.resume)
-        summary = train(resume=args.resume, quiet=args.quiet, sets=args.set, flags=_flags(args))
+        summary = train(
+            resume=args.resume, quiet=args.quiet, sets=args.set, flags=_flags(args), if_exists=if_exists, kind=task
+        )
     else:
         cfg = resolve_config(task, args.preset or _DEFAULT_PRESET[task], args.set, _flags(args))
         check_run_folder(cfg.train)
         check_file(cfg.backbone.pretrained, "backbone.pretrained")
-        summary = train(cfg, quiet=args.quiet)
+        summary = train(cfg, quiet=args.quiet, if_exists=if_exists)
     if _rank() == 0:
         print_json(summary) if args.json else print(
             f"run {summary['run_dir']}: {summary['steps']} steps; best {summary['best']}"
@@ -173,6 +176,11 @@ def register(sub):
         p.add_argument("--output", help="runs folder (train.output)")
         p.add_argument("--name", help="run name: the run folder is <output>/<name>")
         p.add_argument("--resume", metavar="CKPT", help="continue exactly from a last.pt")
+        p.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace the run already in <output>/<name> (or resume a checkpoint older than its last.pt)",
+        )
         p.add_argument("--device", choices=["auto", "cpu", "cuda"])
         p.add_argument("--list-presets", action="store_true")
         p.add_argument("--quiet", action="store_true")

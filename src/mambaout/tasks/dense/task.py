@@ -76,10 +76,16 @@ def evaluate(
     return row
 
 
+COMMANDS = {"detection": "train-det", "segmentation": "train-seg", "multitask": "train-multitask"}
+
+
 class DenseTask(Task):
+    kinds = KINDS
+
     def __init__(self, cfg: DenseConfig):
         super().__init__(cfg)
         self.name = cfg.kind
+        self.command = COMMANDS[cfg.kind]
         first = cfg.tasks.names()[0]
         metric = PARTS[first].MAIN_METRIC
         self.best_metric = f"val_{first}/{metric}" if cfg.kind == "multitask" else f"val_{metric}"
@@ -166,10 +172,17 @@ def train(
     quiet: bool = False,
     sets: Iterable[str] | None = None,
     flags: Mapping[str, Any] | None = None,
+    if_exists: str = "error",
+    kind: str | None = None,
 ) -> dict:
-    """Train from ``cfg``, or continue the run saved in ``resume`` (``sets``/``flags`` may change its paths,
-    workers, cadences or length); returns the run's summary."""
-    return engine_train(DenseTask, DenseConfig, cfg, resume, quiet, sets, flags, convert=upgrade_state)
+    """Train from ``cfg``, or continue the run saved in ``resume`` (``sets``/``flags`` may change only what
+    ``engine.state.RESUMABLE`` allows; ``kind``: the task the checkpoint must be, e.g. for ``train-det``);
+    ``if_exists``: an existing run folder is an error, or ``"overwrite"``/``"suffix"`` (``engine.trainer.fit``).
+    Returns the run's summary."""
+    tasks = (kind,) if kind else KINDS
+    return engine_train(
+        DenseTask, DenseConfig, cfg, resume, quiet, sets, flags, upgrade_state, if_exists=if_exists, tasks=tasks
+    )
 
 
 def load_trained(path: str, device="cpu"):
