@@ -50,6 +50,13 @@ def side_table(erf_map: np.ndarray, thresholds=THRESHOLDS) -> dict[float, float 
     return out
 
 
+def log_scaled(erf_map: np.ndarray) -> np.ndarray:
+    """log10(1 + 1000 map / max) / 3 in [0, 1]: three decades below the peak stay visible (a linear scale shows
+    only the centre)."""
+    peak = float(erf_map.max())
+    return np.log10(1 + 1000 * erf_map / peak) / 3 if peak > 0 else np.zeros_like(erf_map)
+
+
 @dataclass
 class ERFResult:
     map: np.ndarray  # (H, W): mean over images of |d centre / d input| summed over input channels
@@ -70,17 +77,15 @@ class ERFResult:
         )
 
     def save_png(self, path: str) -> None:
-        """The map on a log scale: log10(1 + 1000 * map / max), i.e. three decades below the peak are visible."""
+        """The map on a log scale (:func:`log_scaled`), a colour bar, the model, stage and image count."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        peak = float(self.map.max())
-        shown = np.log10(1 + 1000 * self.map / peak) if peak > 0 else np.zeros_like(self.map)
         fig, ax = plt.subplots(figsize=(5, 4.4))
-        im = ax.imshow(shown, cmap="RdYlGn", vmin=0, vmax=3)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="log10(1 + 1000 ERF / max)")
+        im = ax.imshow(log_scaled(self.map), cmap="RdYlGn", vmin=0, vmax=1)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="log10(1 + 1000 ERF / max) / 3")
         ax.set_title(f"ERF: {self.model}, stage {self.stage}, N={self.num_images}")
         ax.set_xticks([])
         ax.set_yticks([])
