@@ -158,3 +158,17 @@ def test_plain_state_dict_gets_its_class_count(tmp_path):
     model = load_model("mambaout_test", str(tmp_path / "w.pth"))
     assert model.head.fc.out_features == 7
     assert torch.equal(model.head.fc.weight, src.head.fc.weight)
+
+
+def test_images_spread_over_an_image_folder(tmp_path):
+    from PIL import Image
+
+    for c, colour in (("a", (250, 0, 0)), ("b", (0, 0, 250))):
+        os.makedirs(tmp_path / "val" / c)
+        for i in range(3):
+            Image.new("RGB", (20, 24), colour).save(tmp_path / "val" / c / f"{i}.png")
+    images = load_images(data_root=str(tmp_path), num_images=2, img_size=16, in_chans=3, dataset="imagefolder")
+    assert images.shape == (2, 3, 16, 16)
+    assert images[0, 0].mean() > images[0, 2].mean() and images[1, 2].mean() > images[1, 0].mean()  # both classes
+    with pytest.raises(UsageError, match="dataset must be"):
+        load_images(data_root=str(tmp_path), dataset="coco")

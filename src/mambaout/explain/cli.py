@@ -207,7 +207,8 @@ def cmd_compare(args):
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
     for ax, (name, result, images) in zip(axes[0], panels):
         _panel(ax, args.view, result, images)
-        ax.set_title(name, fontsize=9)
+        kind = getattr(result, "kind", None) if args.view == "ssm-attention" else None
+        ax.set_title(f"{name} ({kind})" if kind else name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"{args.view}, stage {args.stage}", fontsize=10)
