@@ -31,7 +31,9 @@ def test_erf_of_one_7x7_depthwise_conv_is_its_footprint():
     net = OneMixer("dwconv", kernel_size=7)
     with torch.no_grad():
         net.stages[0].weight.uniform_(0.1, 1.0)  # positive: no tap can cancel
-    result = erf(net, torch.randn(3, 2, 15, 16))
+    with torch.no_grad():  # erf takes its gradients whatever the caller's mode
+        result = erf(net, torch.randn(3, 2, 15, 16))
+    assert net.training  # and leaves the model's mode as it was
     c = (7, 8)
     inside = np.zeros((15, 16), bool)
     inside[c[0] - 3 : c[0] + 4, c[1] - 3 : c[1] + 4] = True

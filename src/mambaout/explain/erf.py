@@ -98,15 +98,20 @@ def erf(model: nn.Module, images: torch.Tensor, stage: int = -1) -> ERFResult:
     """The ERF of ``stage`` (negative counts from the end) of ``model`` over ``images`` (N, C, H, W)."""
     index = resolve_stage(model, stage)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    total = None
-    for image in images:  # one at a time: a batch's memory for the backward pass is N times larger
-        x = image.unsqueeze(0).to(device).requires_grad_(True)
-        out = stage_output(model, x, index)  # (1, h, w, C)
-        h, w = out.shape[1:3]
-        centre = out[:, h // 2, w // 2, :].sum()
-        (grad,) = torch.autograd.grad(centre, x)
-        g = grad.abs().sum(1)[0].double().cpu()
-        total = g if total is None else total + g
+    total, was_training = None, model.training
+    model.eval()  # dropout and drop-path would make the map random
+    try:
+        for image in images:  # one at a time: a batch's memory for the backward pass is N times larger
+            x = image.unsqueeze(0).to(device).requires_grad_(True)
+            with torch.enable_grad():
+                out = stage_output(model, x, index)  # (1, h, w, C)
+                h, w = out.shape[1:3]
+                centre = out[:, h // 2, w // 2, :].sum()
+                (grad,) = torch.autograd.grad(centre, x)
+            g = grad.abs().sum(1)[0].double().cpu()
+            total = g if total is None else total + g
+    finally:
+        model.train(was_training)
     erf_map = (total / len(images)).numpy()
     name = getattr(model, "model_name", type(model).__name__)
     return ERFResult(erf_map, side_table(erf_map), name, index, len(images))
