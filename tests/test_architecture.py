@@ -4,7 +4,8 @@
     ops < models < analysis             (kernels, networks, counting)
     data                                (datasets, streams: no models, no training)
     engine                              (the loop: knows tasks only through engine.task.Task)
-    tasks < lab < cli                   (what users run)
+    explain                             (ERF, CAM, hidden attention of a model: no tasks)
+    tasks < lab < cli                   (what users run; lab and cli may use explain)
 
 Imports inside functions count too (they are read from the source, not from what happens to be loaded).
 """
@@ -27,8 +28,10 @@ ALLOWED = {
     "data": BASE,
     "engine": BASE | {"weights"},
     "tasks": BASE | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "__init__"},
-    "lab": BASE | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "tasks", "__init__"},
-    "cli": BASE | {"registry", "analysis", "tasks", "lab"},
+    "explain": BASE | {"ops", "weights", "registry", "models", "analysis", "data", "engine"},
+    "lab": BASE
+    | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "tasks", "explain", "__init__"},
+    "cli": BASE | {"registry", "analysis", "tasks", "lab", "explain"},
     "__init__": BASE | {"registry"},
     "__main__": {"cli"},
 }

@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "mambaout.tasks.classification.cli",
     "mambaout.tasks.dense.cli",
     "mambaout.lab.cli",
+    "mambaout.explain.cli",
 ]
 
 
