@@ -170,7 +170,11 @@ def _run_until(model: nn.Module, x: torch.Tensor, module: nn.Module, on_input=No
 
 
 def capture_ssm(model: nn.Module, image, mixer: nn.Module) -> SSMCapture:
-    """Run ``image`` through ``model`` and record the scan of ``mixer`` (a conv_ssm/mamba1d/bimamba/multiscan)."""
+    """Run ``image`` through ``model`` and record the scan of ``mixer`` (a conv_ssm/mamba1d/bimamba/multiscan).
+
+    ``model`` may be the mixer itself (``image`` then a channels-last (1, H, W, C) map). The forward pass
+    stops right after the mixer's SSM.
+    """
     rec = {}
     # the mixer's input gives the map size; the SSM's input gives the scan
     hook = mixer.register_forward_pre_hook(lambda m, args: rec.update(hw=args[0].shape[1:3]))
@@ -378,7 +382,9 @@ def footprint(model: nn.Module, image, query: tuple[int, int], stage: int = -1, 
     qy, qx = _query(x, query)
     kinds = (AttentionMixer, DepthwiseConvMixer)
     blk, si, bi = _block(model, stage, block)
-    mixer = _find(blk, (AttentionMixer,)) or _find(blk, (DepthwiseConvMixer,))
+    mixer = _find(blk, (AttentionMixer,))
+    if mixer is None:  # attention first: a hybrid block may hold both
+        mixer = _find(blk, (DepthwiseConvMixer,))
     if mixer is None:
         have = ", ".join(map(str, _where(model, kinds))) or "none"
         raise UsageError(
