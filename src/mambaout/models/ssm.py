@@ -121,7 +121,10 @@ class SelectiveSSM(nn.Module):
             return t
         return t.expand(self.num_dirs, *t.shape[1:])
 
-    def forward(self, xs: torch.Tensor, move_codes: torch.Tensor | None = None) -> torch.Tensor:
+    def scan_inputs(self, xs: torch.Tensor, move_codes: torch.Tensor | None = None) -> dict:
+        """The keyword arguments of the one grouped ``selective_scan`` call for (B, K, d, L) sequences
+        (u, delta, A, B, C, D, delta_bias, delta_softplus). ``forward`` scans exactly these; explanation
+        code (hidden attention) reads them without repeating the projections."""
         Bsz, K, d, L = xs.shape
         if K != self.num_dirs or d != self.dim:
             raise ValueError(f"SelectiveSSM built for (K={self.num_dirs}, d={self.dim}), got {tuple(xs.shape)}")
@@ -139,17 +142,19 @@ class SelectiveSSM(nn.Module):
         delta_bias = self._expand(self.dt_proj_bias).reshape(K * d).float()
         if K == 1:
             Bs, Cs = Bs[:, 0], Cs[:, 0]
-        y = selective_scan(
-            xs.reshape(Bsz, K * d, L),
-            dts.reshape(Bsz, K * d, L),
-            A,
-            Bs.contiguous(),
-            Cs.contiguous(),
-            D,
+        return dict(
+            u=xs.reshape(Bsz, K * d, L),
+            delta=dts.reshape(Bsz, K * d, L),
+            A=A,
+            B=Bs.contiguous(),
+            C=Cs.contiguous(),
+            D=D,
             delta_bias=delta_bias,
             delta_softplus=True,
         )
-        return y.view(Bsz, K, d, L)
+
+    def forward(self, xs: torch.Tensor, move_codes: torch.Tensor | None = None) -> torch.Tensor:
+        return selective_scan(**self.scan_inputs(xs, move_codes)).view(xs.shape)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, d_state={self.d_state}, dt_rank={self.dt_rank}, num_dirs={self.num_dirs}" + (
