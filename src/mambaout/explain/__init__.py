@@ -1,0 +1,1 @@
+"""Explaining trained models: effective receptive fields, class activation maps, SSM hidden attention."""
