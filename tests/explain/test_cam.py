@@ -183,3 +183,24 @@ def test_save_png_writes_an_overlay_per_image(tmp_path, chans):
     import matplotlib.image
 
     assert matplotlib.image.imread(str(path)).shape[0] > matplotlib.image.imread(str(path)).shape[1]  # 3 rows
+
+
+def test_resampling_puts_a_cell_on_its_centre_pixel():
+    from mambaout.explain.cam import _resample
+
+    cell = torch.zeros(1, 4, 4)
+    cell[0, 1, 2] = 1.0
+    for stride, offset in [(8, 0.0), (8, 3.5), (4, 1.5)]:
+        up = _resample(cell, (4 * stride, 4 * stride), stride, offset)[0]
+        # bilinear interpolation of one cell is a tent around its centre pixel (stride * i + offset)
+        pix = torch.arange(4 * stride, dtype=torch.float32)
+        tent_y = (1 - (pix - (stride * 1 + offset)).abs() / stride).clamp_min(0)
+        tent_x = (1 - (pix - (stride * 2 + offset)).abs() / stride).clamp_min(0)
+        torch.testing.assert_close(up, tent_y[:, None] * tent_x[None, :])
+
+
+def test_no_evidence_gives_an_all_zero_map():
+    model = create_model("mambaout_test", num_classes=2).eval()
+    model.head.fc.weight.data.zero_()  # the scores no longer depend on the features: zero gradients
+    maps = cam(model, torch.randn(2, 3, 32, 32), stage=2).maps
+    assert np.isfinite(maps).all() and (maps == 0).all()

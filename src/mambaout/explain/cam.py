@@ -11,7 +11,13 @@ opencv-python needs system libGL on a fresh machine):
   the component's sign is arbitrary, so it is chosen to make the map correlate positively with the
   activation's strength (its norm over channels) per position, then ReLU. (Not the mean over channels, as
   some implementations use: after a LayerNorm, as in every stage here, that mean is near zero everywhere and
-  picked the background half the time in our tests.)
+  it picked the background in our tests.)
+
+A caveat measured in tests/explain/test_cam.py: on a plain ReLU CNN both methods find a bright square; on a
+tiny trained MambaOut only Eigen-CAM does. Grad-CAM's maps there were square or background depending on
+the seed: MambaOut's head LayerNorms the pooled features, so the score does not change when they are
+scaled, hence at the last stage the contributions sum_p w . A_p add up to zero and their sign at any one
+place is not evidence (LayerNorm after every stage blurs the earlier stages' maps the same way).
 
 Maps are computed at the stage's resolution and resampled bilinearly to the input size with each feature
 cell placed at the centre of its receptive field: a 3x3 stride-2 conv with padding 1 (MambaOut's stem and
