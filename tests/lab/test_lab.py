@@ -23,7 +23,15 @@ EXPERIMENT_FILES = {
         "stage_tokens.png",
     ],
     "causal": ["report.md", "results.json", "runs.csv", "causal_top1.png", "causal_curves.png"],
-    "framing": ["report.md", "results.json", "runs.csv", "framing.png", "framing_curves.png"],
+    "framing": [
+        "report.md",
+        "results.json",
+        "runs.csv",
+        "framing.png",
+        "framing_curves.png",
+        "erf.png",
+        "erf_maps.npz",
+    ],
     "zoo": ["report.md", "results.json", "paper_imagenet_rows.csv", "measured_rows.csv", "top1_vs_macs.png"],
 }
 EXPECTED_TABLES = {  # header cells every report must contain
@@ -36,6 +44,8 @@ EXPECTED_TABLES = {  # header cells every report must contain
         "test bits/pixel (lower is better)",
         "next-level accuracy (%)",
         "(d) Next-pixel prediction",
+        "Effective receptive fields of the image models",
+        " 50% | ",
     ],
     "zoo": ["top-1 (%)", "MACs (G)", "paper top-1"],
 }
@@ -144,6 +154,39 @@ def test_tiny_training_runs_are_clean(lab_all):
         assert max(counts.values()) / min(counts.values()) <= 1.06
     for r in res["next_pixel"]["rows"]:  # bits per pixel: positive, near or below a uniform guess (4 bits)
         assert 0 < r["bpp"] < 5 and 0 <= r["acc"] <= 100, r
+
+
+def test_framing_erf_section(lab_all):
+    """Part (a)'s ERF section: the three matched models, untrained and trained, at stage 0 and the last, on the
+    preset's 2 test images; sides grow with the threshold; non-zero maps; a figure with a row per model."""
+    import numpy as np
+    from PIL import Image
+
+    folder = os.path.join(lab_all, "framing")
+    with open(os.path.join(folder, "results.json")) as f:
+        rec = json.load(f)["erf"]
+    assert rec["num_images"] == 2 and rec["image_size"] == [32, 32] and rec["missing_trained"] == []
+    assert rec["wall_s"] < 60
+    assert {(r["label"], r["weights"], r["stage"]) for r in rec["rows"]} == {
+        (m, w, s) for m in ("mambaout", "mamba", "vit") for w in ("untrained", "trained") for s in (0, 3)
+    }
+    for r in rec["rows"]:
+        sides = [r["table"][k] for k in ("0.2", "0.3", "0.5", "0.99")]
+        assert all(s is not None and 0 < s <= 1 for s in sides), r
+        assert sides == sorted(sides), r
+    maps = np.load(os.path.join(folder, "erf_maps.npz"))
+    assert set(maps.files) == {f"{m}_{w}" for m in ("mambaout", "mamba", "vit") for w in ("untrained", "trained")}
+    for key in maps.files:
+        assert maps[key].shape == (32, 32) and maps[key].max() > 0 and np.isfinite(maps[key]).all(), key
+    width, height = Image.open(os.path.join(folder, "erf.png")).size
+    assert width > 400 and height > width  # three rows of two panels
+    with open(os.path.join(folder, "report.md")) as f:
+        md = f.read()
+    section = md[md.index("Effective receptive fields") :]
+    assert "After training, the 50% square at the last stage is" in section
+    assert "MambaOut (Gated CNN)'s 50% square" in section and "`erf.png`" in section
+    order = ("(a) Fashion-MNIST as images", "Effective receptive fields", "(b) Fashion-MNIST as a pixel sequence")
+    assert md.index(order[0]) < md.index(order[1]) < md.index(order[2])
 
 
 def test_combined_report(lab_all):

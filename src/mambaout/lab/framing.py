@@ -2,7 +2,8 @@
 
 (a) Fashion-MNIST as images (short sequences, non-causal): MambaOut vs its SSM counterpart (the same
     net with the conv + SSM mixer) vs a ViT; MambaOut's and the ViT's widths are searched so their
-    parameter counts match the SSM model's within 5%.
+    parameter counts match the SSM model's within 5%. Their effective receptive fields (``erf_section``),
+    untrained and trained (the first seed), on ``images.erf_images`` test images: ``erf.png``.
 (b) Fashion-MNIST as a pixel sequence (784 steps at full size; causal; the class is read at the last
     step): a causal Gated CNN stack (GatedBlock + ``lab_causal_conv1d``) vs the same stack with the SSM
     (GatedBlock + ``mamba1d``: the same causal conv1d, then the SSM). The Gated CNN is widened to match.
@@ -26,6 +27,7 @@ import torch
 
 from ..utils.table import markdown_table
 from .causal import image_steps
+from .erf_section import erf_section
 from .models import assert_matched, build_image_model, build_seq_model, match_width, param_count
 from .report import bar_groups, curves, mean_curve, pm, write_csv, write_json, write_report
 from .runner import compare, mean_std, run_group, values
@@ -193,9 +195,19 @@ def run(ctx, cfg: dict) -> dict:
     task_a = ImageTask(data, d["batch_size"], img_size=img_size)
     cells_a = _image_cells(a_cfg, img_size)
     gap_a = assert_matched({c["label"]: c["params"] for c in cells_a})
+    erf_n = a_cfg.get("erf_images") or 0  # ERF section: N real test images (0: no section)
     res_a = run_group(
-        "framing-a", cells_a, task_a, seeds, image_steps(a_cfg, task_a), budgets.get("images"), ctx.device, optim
+        "framing-a",
+        cells_a,
+        task_a,
+        seeds,
+        image_steps(a_cfg, task_a),
+        budgets.get("images"),
+        ctx.device,
+        optim,
+        keep_seed=seeds[0] if erf_n else None,
     )
+    trained_a = res_a.pop("models", {})  # seed seeds[0]'s trained models, for the ERF section
     mo, ma = values(res_a["rows"], "mambaout", "top1"), values(res_a["rows"], "mamba", "top1")
     cmp_a = compare(mo, ma)
     word = {
@@ -222,6 +234,23 @@ def run(ctx, cfg: dict) -> dict:
         )
     )
     everything["images"] = dict(plan=res_a["plan"], rows=res_a["rows"], compare=cmp_a, params_gap=gap_a)
+    figures = ["framing.png", "framing_curves.png"]
+    if erf_n:
+        images = task_a.inputs(data.test_x[:erf_n])
+        everything["erf"], erf_md = erf_section(
+            cells_a,
+            trained_a,
+            images,
+            seeds[0],
+            ctx.device,
+            IMAGE_NAMES,
+            os.path.join(out, "erf.png"),
+            stages=a_cfg.get("erf_stages", (0, -1)),
+            npz_path=os.path.join(out, "erf_maps.npz"),
+        )
+        body.append(erf_md)
+        figures.append("erf.png")
+    del trained_a
 
     # (b) pixel sequence
     b_cfg = cfg["pixels"]
@@ -389,7 +418,7 @@ def run(ctx, cfg: dict) -> dict:
     errors = [f"- {r['group']} {r['label']} seed {r['seed']}: {r['error']}" for r in flat if "error" in r]
     if errors:
         body.append("## Failed runs\n\n" + "\n".join(errors))
-    body[-1] += "\n\nFigures: `framing.png`, `framing_curves.png`."
+    body[-1] += "\n\nFigures: " + ", ".join(f"`{f}`" for f in figures) + "."
     vtext = "\n".join(f"- **{v['claim']}**: {v['verdict']}. {v['evidence']}" for v in verdicts)
     write_report(os.path.join(out, "report.md"), "Lab: one dataset, two framings", body + ["## Verdicts\n\n" + vtext])
     return dict(
@@ -397,6 +426,6 @@ def run(ctx, cfg: dict) -> dict:
         title="One dataset, two framings",
         sections=body,
         verdicts=verdicts,
-        figures=["framing.png", "framing_curves.png"],
+        figures=figures,
         summary="",
     )

@@ -66,8 +66,11 @@ def train_cell(
     optim: dict,
     log_points: int = 20,
     label: str = "",
+    keep_model: bool = False,
 ) -> dict:
-    """Train one model for ``steps`` steps and evaluate; returns metrics, the loss curve and timings."""
+    """Train one model for ``steps`` steps and evaluate; returns metrics, the loss curve and timings (and the
+    trained model under ``'model'`` with ``keep_model``). The model is built right after
+    ``seed_everything(seed)``: building it the same way again gives its initial weights."""
     seed_everything(seed)
     model = build().to(device)
     opt = make_optimizer(model, optim["lr"], optim.get("weight_decay", 0.05))
@@ -105,6 +108,8 @@ def train_cell(
         final_train_loss=curve[-1]["train_loss"] if curve else float("nan"),
         curve=curve,
     )
+    if keep_model:
+        result["model"] = model
     log.info("  %s seed %d: %s %.2f (%d steps, %.1fs)", label, seed, task.metric, result[task.metric], steps, train_s)
     return result
 
@@ -171,10 +176,19 @@ def compare(a: list[float], b: list[float], min_effect: float = 0.3) -> dict:
 
 
 def run_group(
-    name: str, cells: list[dict], task, seeds: list[int], wanted_steps: int, budget_s: float | None, device, optim: dict
+    name: str,
+    cells: list[dict],
+    task,
+    seeds: list[int],
+    wanted_steps: int,
+    budget_s: float | None,
+    device,
+    optim: dict,
+    keep_seed: int | None = None,
 ) -> dict:
     """Train every cell (dict with 'label', 'model', 'variant', 'params', 'build') for every seed with one
-    shared step count. A failing cell is recorded (``error``) and the rest go on."""
+    shared step count. A failing cell is recorded (``error``) and the rest go on. With ``keep_seed``, the
+    trained models of that seed are returned under ``'models'`` ({label: model}; a failed cell is absent)."""
     per_step, errors = {}, {}
     if budget_s:
         for c in cells:
@@ -193,7 +207,7 @@ def run_group(
         wanted_steps,
         ", capped by the time budget" if plan["capped"] else "",
     )
-    rows = []
+    rows, models = [], {}
     for c in cells:
         for seed in seeds:
             row = dict(
@@ -204,14 +218,23 @@ def run_group(
                 rows.append(row)
                 continue
             try:
-                row.update(train_cell(c["build"], task, plan["steps"], seed, device, optim, label=c["label"]))
+                keep = seed == keep_seed
+                row.update(
+                    train_cell(c["build"], task, plan["steps"], seed, device, optim, label=c["label"], keep_model=keep)
+                )
+                model = row.pop("model", None)
                 if not math.isfinite(row[task.metric]):
                     row["error"] = "non-finite metric"
+                elif model is not None:
+                    models[c["label"]] = model
             except Exception as e:
                 log.exception("%s seed %d failed", c["label"], seed)
                 row["error"] = f"{type(e).__name__}: {e}"
             rows.append(row)
-    return dict(plan=plan, rows=rows, errors=errors)
+    out = dict(plan=plan, rows=rows, errors=errors)
+    if keep_seed is not None:
+        out["models"] = models
+    return out
 
 
 def values(rows: list[dict], label: str, metric: str) -> list[float]:
