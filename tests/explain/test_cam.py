@@ -153,7 +153,7 @@ def test_bad_arguments_are_usage_errors():
     model = create_model("mambaout_test", num_classes=2)
     x = torch.randn(1, 3, 32, 32)
     for stage in (4, -5):
-        with pytest.raises(UsageError, match=r"stages 0\.\.3"):
+        with pytest.raises(UsageError, match=r"4 stages \(0\.\.3"):
             cam(model, x, stage=stage)
     with pytest.raises(UsageError, match="gradcam, eigencam"):
         cam(model, x, method="scorecam")

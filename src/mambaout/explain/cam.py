@@ -39,6 +39,7 @@ from ..errors import InputError, UsageError
 from ..models.blocks import PatchMerging
 from ..models.hierarchical import HierarchicalNet
 from ..models.isotropic import IsotropicNet
+from .inputs import pick
 
 METHODS = ("gradcam", "eigencam")
 
@@ -204,10 +205,7 @@ def cam(
     if images.ndim != 4:
         raise InputError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
     stages = stage_modules(model)
-    n_stages = len(stages)
-    if not -n_stages <= stage < n_stages:
-        raise UsageError(f"stage {stage} does not exist: {type(model).__name__} has stages 0..{n_stages - 1} (or -1)")
-    index = stage % n_stages
+    index = pick(stage, len(stages))
     module, channels_last = stages[index]
 
     captured = []

@@ -39,6 +39,7 @@ from ..models import scans
 from ..models.mixers import DepthwiseConvMixer
 from ..models.ssm import ConvSSMMixer, SeqScanMixer
 from ..models.vit import AttentionMixer
+from .inputs import pick
 
 SSM_MIXERS = (ConvSSMMixer, SeqScanMixer)
 
@@ -241,17 +242,11 @@ def _stages(model: nn.Module) -> list[Sequence[nn.Module]]:
     raise UsageError(f"{type(model).__name__} has no stages or blocks to explain")
 
 
-def _index(i: int, n: int, what: str, where: str) -> int:
-    if not isinstance(i, (int, np.integer)) or not -n <= i < n:
-        raise UsageError(f"{what} {i} is out of range: {where} has {n} (0..{n - 1}, or negative from the end)")
-    return int(i) % n
-
-
 def _block(model: nn.Module, stage: int, block: int) -> tuple[nn.Module, int, int]:
     stages = _stages(model)
-    si = _index(stage, len(stages), "stage", "the model")
+    si = pick(stage, len(stages))
     blocks = list(stages[si])
-    bi = _index(block, len(blocks), "block", f"stage {si}")
+    bi = pick(block, len(blocks), "block", f"stage {si}")
     return blocks[bi], si, bi
 
 

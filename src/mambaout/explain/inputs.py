@@ -201,12 +201,16 @@ def num_stages(model: nn.Module) -> int:
     raise UsageError(f"{getattr(model, 'model_name', type(model).__name__)} has no stages to explain")
 
 
+def pick(index: int, n: int, what: str = "stage", owner: str = "this model") -> int:
+    """``index`` of ``n`` (negative counts from the end) -> 0..n-1; out of range is a one-line UsageError (the
+    same words for every explainer's stages and blocks)."""
+    if not isinstance(index, (int, np.integer)) or not -n <= index < n:
+        raise UsageError(f"{what} {index} out of range: {owner} has {n} {what}s (0..{n - 1}, or -{n}..-1)")
+    return int(index) % n
+
+
 def resolve_stage(model: nn.Module, stage: int) -> int:
-    """``stage`` (negative counts from the end) -> 0..n-1; out of range is a one-line UsageError."""
-    n = num_stages(model)
-    if not -n <= stage < n:
-        raise UsageError(f"stage {stage} out of range: this model has {n} stages (0..{n - 1}, or -{n}..-1)")
-    return stage % n
+    return pick(stage, num_stages(model))
 
 
 def stage_output(model: nn.Module, images: torch.Tensor, stage: int = -1) -> torch.Tensor:
