@@ -24,6 +24,7 @@ import os
 import shutil
 
 from ..errors import ConfigError
+from .recipe import check_output
 from .state import clean_temps
 
 LOCK = ".run.lock"
@@ -127,14 +128,11 @@ def _is_run_folder(path: str) -> bool:
 
 
 def _make_parent(output: str) -> None:
+    check_output(output, f"train.output {output!r}")  # the CLI's rule: a file or an unwritable folder
     try:
         os.makedirs(output, exist_ok=True)
-    except FileExistsError:
-        raise ConfigError(f"train.output {output!r} is a file, not a folder") from None
     except OSError as e:
         raise ConfigError(f"train.output {output!r}: cannot create the folder ({e.strerror})") from None
-    if not os.access(output, os.W_OK | os.X_OK):
-        raise ConfigError(f"train.output {output!r}: cannot write there (permission denied)")
 
 
 def _mkdir(path: str) -> bool:
