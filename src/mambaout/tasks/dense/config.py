@@ -149,7 +149,7 @@ class SegmentationData:
 
 @dataclass
 class SegmentationEval:
-    mode: Literal["slide", "whole"] = "slide"
+    mode: Literal["slide", "whole"] = "whole"  # mmseg Swin UperNet test_cfg; slide uses crop / stride
     crop: tuple[int, int] = (512, 512)
     stride: tuple[int, int] = (341, 341)
     ms_scales: list[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
