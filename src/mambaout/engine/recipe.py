@@ -49,7 +49,7 @@ class OptimConfig:
     eps: float = 1e-8
     momentum: float = 0.9  # sgd only
     clip_grad: float | None = None  # max gradient norm
-    bias_decay: bool = False  # decay biases too (mmdet/mmseg rule) instead of exempting them
+    bias_decay: bool = False  # decay biases too (mmseg's Swin custom_keys config does) instead of exempting them
     no_decay_keys: list[str] = field(default_factory=list)  # parameter names containing one of these: no decay
 
     def check(self):

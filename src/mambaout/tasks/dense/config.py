@@ -149,7 +149,7 @@ class SegmentationData:
 
 @dataclass
 class SegmentationEval:
-    mode: Literal["slide", "whole"] = "slide"
+    mode: Literal["slide", "whole"] = "whole"  # mmseg Swin UperNet test_cfg; slide uses crop / stride
     crop: tuple[int, int] = (512, 512)
     stride: tuple[int, int] = (341, 341)
     ms_scales: list[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
@@ -220,7 +220,10 @@ class DenseConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     tasks: Tasks = field(default_factory=Tasks)
     optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(lr=1e-4, bias_decay=True, no_decay_keys=["pos_embed", "bias_table"])
+        # mmdet/mmseg's Swin/ConvNeXt rule (issue #18 item 3): no decay on names with 'norm', biases, 1-D params
+        default_factory=lambda: OptimConfig(
+            lr=1e-4, bias_decay=False, no_decay_keys=["norm", "pos_embed", "bias_table"]
+        )
     )
     sched: SchedConfig = field(default_factory=lambda: SchedConfig(sched="poly", max_iters=160000))
     train: TrainConfig = field(default_factory=TrainConfig)
