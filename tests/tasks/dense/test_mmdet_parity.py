@@ -1,0 +1,60 @@
+"""Issue #18: settings that follow mmdet/mmseg (loss averaging, warm-up, box filter, class names)."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mambaout.models.upernet import UperNet
+from mambaout.tasks.dense.config import SegmentationHead
+
+
+class _Backbone(nn.Module):
+    channels = (4, 4, 4, 4)
+    size_divisor = 32
+
+
+def _batch():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 4, 4, generator=g)
+    target = torch.randint(0, 3, (2, 4, 4), generator=g)
+    target[0, :2] = 255  # 8 of 32 pixels ignored
+    target[1, 0, 0] = 255
+    return logits, target
+
+
+def _mmseg_loss(logits, target):
+    # mmseg 1.x CrossEntropyLoss(avg_non_ignore=False): per-pixel CE (0 on ignored), mean over ALL pixels
+    per_pixel = -F.log_softmax(logits, 1).gather(1, target.clamp(max=2).unsqueeze(1)).squeeze(1)
+    per_pixel = torch.where(target == 255, torch.zeros_like(per_pixel), per_pixel)
+    return per_pixel.sum() / target.numel(), per_pixel.sum() / (target != 255).sum()
+
+
+def test_seg_loss_divides_by_all_pixels_by_default():
+    assert SegmentationHead().avg_non_ignore is False
+    logits, target = _batch()
+    all_px, non_ignored = _mmseg_loss(logits, target)
+    assert not torch.isclose(all_px, non_ignored)
+    model = UperNet(_Backbone(), 3, channels=8, aux_channels=8)
+    model.eval()  # decode head only
+    out = model.losses(logits, None, target)
+    torch.testing.assert_close(out["loss_seg"], all_px)
+    # the auxiliary head uses the same definition
+    model.train()
+    feats = [None, None, torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(1)), None]
+    torch.manual_seed(2)
+    out = model.losses(logits, feats, target)
+    torch.manual_seed(2)
+    aux = model.auxiliary_head(feats[2])
+    torch.testing.assert_close(out["loss_aux"], 0.4 * _mmseg_loss(aux, target)[0])
+    opt = UperNet(_Backbone(), 3, channels=8, aux_channels=8, aux=False, avg_non_ignore=True)
+    torch.testing.assert_close(opt.losses(logits, None, target)["loss_seg"], non_ignored)
+
+
+def test_head_kwargs_pass_avg_non_ignore():
+    from mambaout.tasks.dense.config import SegmentationTask
+    from mambaout.tasks.dense.segmentation import head_kwargs
+
+    sec = SegmentationTask()
+    assert head_kwargs(sec)["avg_non_ignore"] is False
+    sec.head.avg_non_ignore = True
+    assert head_kwargs(sec)["avg_non_ignore"] is True
