@@ -1,5 +1,6 @@
 """Issue #18: settings that follow mmdet/mmseg (loss averaging, warm-up, box filter, class names)."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,3 +59,15 @@ def test_head_kwargs_pass_avg_non_ignore():
     assert head_kwargs(sec)["avg_non_ignore"] is False
     sec.head.avg_non_ignore = True
     assert head_kwargs(sec)["avg_non_ignore"] is True
+
+
+def test_detection_warmup_follows_mmdet_swin_1x():
+    from mambaout.engine import config as C
+    from mambaout.tasks.dense.config import DenseConfig
+
+    for name in ("coco_maskrcnn_1x", "voc_fasterrcnn_1x"):
+        cfg = C.from_dict(DenseConfig, C.load_preset("detection", name))
+        # mmdet: LinearLR(start_factor=0.001, by_epoch=False, begin=0, end=1000)
+        assert cfg.sched.warmup_iters == 1000
+        assert cfg.sched.warmup_lr == pytest.approx(0.001 * cfg.optim.lr)
+    assert C.from_dict(DenseConfig, C.load_preset("detection", "synthetic_shapes")).sched.warmup_iters == 10
