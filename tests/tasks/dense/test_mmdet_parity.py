@@ -71,3 +71,31 @@ def test_detection_warmup_follows_mmdet_swin_1x():
         assert cfg.sched.warmup_iters == 1000
         assert cfg.sched.warmup_lr == pytest.approx(0.001 * cfg.optim.lr)
     assert C.from_dict(DenseConfig, C.load_preset("detection", "synthetic_shapes")).sched.warmup_iters == 10
+
+
+def test_boxes_under_one_pixel_are_dropped(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from mambaout.data.detection import CocoInstances
+
+    (tmp_path / "img").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "img" / "a.png")
+    poly = [[10, 10, 30, 10, 30, 30, 10, 30]]
+    anns = [
+        dict(id=1, image_id=1, category_id=1, bbox=[10, 10, 20, 20], segmentation=poly),
+        dict(id=2, image_id=1, category_id=1, bbox=[10, 10, 0.5, 20], segmentation=poly),  # 0.5 px wide
+        dict(id=3, image_id=1, category_id=1, bbox=[10, 10, 20, 0.5], segmentation=poly),  # 0.5 px high
+        dict(id=4, image_id=1, category_id=1, bbox=[10, 10, 1, 1], segmentation=poly),  # 1 px: kept (mmdet: < 1)
+    ]
+    data = dict(
+        images=[dict(id=1, file_name="a.png", width=64, height=48)],
+        annotations=anns,
+        categories=[dict(id=1, name="thing")],
+    )
+    (tmp_path / "ann.json").write_text(json.dumps(data))
+    ds = CocoInstances(str(tmp_path / "img"), str(tmp_path / "ann.json"), train=True)
+    assert ds.skipped == {"small_box": 2}
+    _, target = ds[0]
+    assert len(target["boxes"]) == 2
