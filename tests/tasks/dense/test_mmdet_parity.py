@@ -99,3 +99,57 @@ def test_boxes_under_one_pixel_are_dropped(tmp_path):
     assert ds.skipped == {"small_box": 2}
     _, target = ds[0]
     assert len(target["boxes"]) == 2
+
+
+def test_real_class_names(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from mambaout.data.detection import VOC_CLASSES, CocoInstances
+    from mambaout.data.segmentation import ADE20K, ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_SEG_CLASSES
+
+    assert len(ADE20K_CLASSES) == 150 and len(set(ADE20K_CLASSES)) == 150
+    assert (ADE20K_CLASSES[0], ADE20K_CLASSES[2], ADE20K_CLASSES[149]) == ("wall", "sky", "flag")
+    assert len(CITYSCAPES_CLASSES) == 19 and (CITYSCAPES_CLASSES[0], CITYSCAPES_CLASSES[18]) == ("road", "bicycle")
+    assert len(VOC_CLASSES) == 20 and (VOC_CLASSES[0], VOC_CLASSES[19]) == ("aeroplane", "tvmonitor")
+    assert VOC_SEG_CLASSES == ("background",) + VOC_CLASSES
+    # the ADE20K reader names its 150 classes
+    root = tmp_path / "ADEChallengeData2016"
+    for d in ("images/training", "annotations/training"):
+        (root / d).mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(root / "images/training/a.jpg")
+    Image.fromarray(torch.ones(4, 4, dtype=torch.uint8).numpy()).save(root / "annotations/training/a.png")
+    assert ADE20K(str(root), "training").class_names[:3] == ["wall", "building", "sky"]
+    # COCO names come from the annotation file's categories, in category-id order
+    (tmp_path / "img").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "img" / "a.png")
+    data = dict(
+        images=[dict(id=1, file_name="a.png", width=64, height=48)],
+        annotations=[dict(id=1, image_id=1, category_id=5, bbox=[1, 1, 20, 20], segmentation=[[1, 1, 21, 1, 21, 21]])],
+        categories=[dict(id=5, name="zebra"), dict(id=2, name="aardvark")],
+    )
+    (tmp_path / "ann.json").write_text(json.dumps(data))
+    assert CocoInstances(str(tmp_path / "img"), str(tmp_path / "ann.json")).class_names == ["aardvark", "zebra"]
+
+
+def test_cityscapes_preset_does_not_reduce_zero_label(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from mambaout.engine import config as C
+    from mambaout.tasks.dense.config import DenseConfig
+    from mambaout.tasks.dense.segmentation import datasets
+
+    cfg = C.from_dict(DenseConfig, C.load_preset("segmentation", "cityscapes_upernet_80k"))
+    sec = cfg.tasks.segmentation
+    assert sec.data.format == "cityscapes" and sec.data.reduce_zero_label is False
+    img_dir, gt_dir = tmp_path / "leftImg8bit/train/aachen", tmp_path / "gtFine/train/aachen"
+    img_dir.mkdir(parents=True)
+    gt_dir.mkdir(parents=True)
+    Image.new("RGB", (4, 2)).save(img_dir / "aachen_000000_000019_leftImg8bit.png")
+    ids = np.array([[7, 8, 26, 33], [0, 1, 255, 24]], np.uint8)  # road, sidewalk, car, bicycle; void; person
+    Image.fromarray(ids).save(gt_dir / "aachen_000000_000019_gtFine_labelIds.png")
+    sec.data.root, sec.data.val_split, sec.data.num_workers = str(tmp_path), "train", 0
+    train_set, val_set = datasets(sec, 0)
+    assert train_set.class_names[0] == "road" and val_set[0][1].tolist() == [[0, 1, 13, 18], [255, 255, 255, 11]]
