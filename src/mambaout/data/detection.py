@@ -2,9 +2,9 @@
 objects) and Pascal VOC XML. Items are ``(image (3,H,W) float [0,1], target dict)`` as torchvision's detectors
 take them; labels are contiguous 1..K (0 = background) and ``label_to_cat`` maps them back.
 
-Malformed annotations never reach the model: an object with missing keys, a box outside the image or
-degenerate, an empty/degenerate/unreadable mask or an unknown category is skipped and counted in
-``dataset.skipped`` (a Counter, logged once); a file that cannot be used at all (unreadable JSON/XML, missing
+Malformed annotations never reach the model: an object with missing keys, a box outside the image,
+degenerate or under 1 px wide or high (mmdet's rule), an empty/degenerate/unreadable mask or an unknown category
+is skipped and counted in ``dataset.skipped`` (a Counter, logged once); a file that cannot be used at all (unreadable JSON/XML, missing
 image) raises :class:`DatasetError` naming the file.
 """
 
@@ -25,9 +25,12 @@ from ..errors import DatasetError
 from .files import image_size, image_to_tensor, load_rgb, report_skipped
 from .masks import MaskFormatError, decode_segmentation
 
+MIN_GT_BOX_WH = 1.0  # mmdet's CocoDataset drops ground-truth boxes with w < 1 or h < 1 (px, as annotated)
 
-def _clip_box(bbox, w: int, h: int):
-    """COCO [x, y, w, h] -> clipped xyxy, or a reason string when unusable."""
+
+def _clip_box(bbox, w: int, h: int, min_wh: float = 0.0):
+    """COCO [x, y, w, h] -> clipped xyxy, or a reason string when unusable (``small_box``: the annotated width
+    or height under ``min_wh``)."""
     if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
         return "malformed_box"
     try:
@@ -36,6 +39,8 @@ def _clip_box(bbox, w: int, h: int):
         return "malformed_box"
     if not all(math.isfinite(v) for v in (x, y, bw, bh)) or bw <= 0 or bh <= 0:
         return "degenerate_box"
+    if bw < min_wh or bh < min_wh:
+        return "small_box"
     x1, y1, x2, y2 = max(x, 0.0), max(y, 0.0), min(x + bw, float(w)), min(y + bh, float(h))
     if x2 - x1 < 1e-3 or y2 - y1 < 1e-3:
         return "box_outside_image"
@@ -171,7 +176,7 @@ class CocoInstances(torch.utils.data.Dataset):
             if label is None:
                 self.skipped["unknown_category"] += 1
                 continue
-            box = _clip_box(a["bbox"], w, h)
+            box = _clip_box(a["bbox"], w, h, MIN_GT_BOX_WH)
             if isinstance(box, str):
                 self.skipped[box] += 1
                 continue

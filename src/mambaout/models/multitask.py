@@ -52,6 +52,7 @@ class MultiTaskModel(nn.Module):
                 h.get("aux_channels", 256),
                 h.get("aux_weight", 0.4),
                 h.get("aux", True),
+                avg_non_ignore=h.get("avg_non_ignore", False),
             )
             self.heads["segmentation"] = seg
         if "detection" in heads:

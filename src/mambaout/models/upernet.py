@@ -104,6 +104,7 @@ class UperNet(nn.Module):
         aux_weight: float = 0.4,
         aux: bool = True,
         ignore_index: int = IGNORE_INDEX,
+        avg_non_ignore: bool = False,
     ):
         super().__init__()
         self.backbone = backbone
@@ -112,6 +113,7 @@ class UperNet(nn.Module):
         self.auxiliary_head = FCNHead(backbone.channels[2], num_classes, aux_channels) if aux else None
         self.aux_weight = aux_weight
         self.ignore_index = ignore_index
+        self.avg_non_ignore = avg_non_ignore
         self.size_divisor = backbone.size_divisor
 
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None):
@@ -121,14 +123,19 @@ class UperNet(nn.Module):
             return _resize(logits, x.shape[-2:])
         return self.losses(logits, feats, target)
 
+    def seg_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Pixel CE, ignored pixels contributing 0. mmseg's default (``avg_non_ignore=False``) divides the sum
+        by the number of all pixels, ignored ones included; ``avg_non_ignore=True`` by the non-ignored ones."""
+        if self.avg_non_ignore:
+            return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
+        return F.cross_entropy(logits, target, ignore_index=self.ignore_index, reduction="none").mean()
+
     def losses(self, logits, feats, target) -> dict[str, torch.Tensor]:
         size = target.shape[-2:]
-        loss = {"loss_seg": F.cross_entropy(_resize(logits, size), target, ignore_index=self.ignore_index)}
+        loss = {"loss_seg": self.seg_loss(_resize(logits, size), target)}
         if self.auxiliary_head is not None and self.training:
             aux = self.auxiliary_head(feats[2])
-            loss["loss_aux"] = self.aux_weight * F.cross_entropy(
-                _resize(aux, size), target, ignore_index=self.ignore_index
-            )
+            loss["loss_aux"] = self.aux_weight * self.seg_loss(_resize(aux, size), target)
         loss["loss"] = sum(loss.values())
         return loss
 
@@ -143,9 +150,10 @@ def build_upernet(
     aux_weight: float = 0.4,
     aux: bool = True,
     stage_norm: bool = True,
+    avg_non_ignore: bool = False,
 ) -> UperNet:
     backbone = DenseBackbone(backbone_name, drop_path_rate=drop_path_rate, pretrained=pretrained, stage_norm=stage_norm)
-    model = UperNet(backbone, num_classes, channels, aux_channels, aux_weight, aux)
+    model = UperNet(backbone, num_classes, channels, aux_channels, aux_weight, aux, avg_non_ignore=avg_non_ignore)
     model.backbone_name = backbone_name
     return model
 

@@ -107,6 +107,8 @@ class SegmentationHead:
     aux: bool = True  # FCN auxiliary head on stage 3 (training only)
     aux_channels: int = 256
     aux_weight: float = 0.4
+    # pixel CE: False = mmseg's default (sum over non-ignored pixels / all pixels); True = / non-ignored pixels
+    avg_non_ignore: bool = False
 
     def check(self):
         _positive("head", channels=self.channels, aux_channels=self.aux_channels)

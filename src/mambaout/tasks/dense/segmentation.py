@@ -65,6 +65,7 @@ def head_kwargs(sec: SegmentationTask) -> dict:
         aux_channels=h.aux_channels,
         aux_weight=h.aux_weight,
         aux=h.aux,
+        avg_non_ignore=h.avg_non_ignore,
     )
 
 
