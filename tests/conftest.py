@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 import numpy as np
@@ -57,3 +58,27 @@ def write_fashion_standin(
 def fashion_standin():
     """The stand-in writer above, as a fixture (test modules cannot import conftest)."""
     return write_fashion_standin
+
+
+@pytest.fixture
+def crash_in_step(monkeypatch):
+    """``with crash_in_step(TaskClass, n):`` the task's ``train_step`` raises KeyboardInterrupt at its n-th call
+    (a fault injected through the task, as the engine sees a Ctrl-C); the original is back after the block."""
+
+    @contextlib.contextmanager
+    def crash(task_cls, n: int):
+        step, calls = task_cls.train_step, []
+
+        def dies(self, *a):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return step(self, *a)
+
+        monkeypatch.setattr(task_cls, "train_step", dies)
+        try:
+            yield
+        finally:
+            monkeypatch.setattr(task_cls, "train_step", step)
+
+    return crash

@@ -166,23 +166,13 @@ def _as_format_1(state: dict) -> dict:
     return old
 
 
-def test_older_checkpoints_resume_or_are_refused(tmp_path, capsys, monkeypatch):
+def test_older_checkpoints_resume_or_are_refused(tmp_path, capsys, crash_in_step):
     from mambaout.tasks.classification.task import ClassificationTask
 
     sets = [f"train.output={tmp_path}", "sched.epochs=2", "train.save_every_steps=3", "data.synthetic_noise=3.0"]
     ref = train(resolve_config("synthetic", sets + ["train.name=ref"]), quiet=True)
-    step, calls = ClassificationTask.train_step, []
-
-    def dies_in_step_10(self, *a):
-        calls.append(1)
-        if len(calls) == 10:
-            raise KeyboardInterrupt
-        return step(self, *a)
-
-    monkeypatch.setattr(ClassificationTask, "train_step", dies_in_step_10)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_in_step(ClassificationTask, 10), pytest.raises(KeyboardInterrupt):
         train(resolve_config("synthetic", sets + ["train.name=old"]), quiet=True)
-    monkeypatch.setattr(ClassificationTask, "train_step", step)
     last = str(tmp_path / "old" / "last.pt")
     state = load_state(last)
     assert state["step"] == 9 and tuple(state["data"]) == (1, 1)  # mid-epoch

@@ -40,7 +40,7 @@ def _cfg(tmp_path, name):
     )
 
 
-def test_device_augment_with_cuda_graphs_trains_and_resumes_exactly(tmp_path, monkeypatch, capsys, fashion_standin):
+def test_device_augment_with_cuda_graphs_trains_and_resumes_exactly(tmp_path, crash_in_step, capsys, fashion_standin):
     fashion_standin(str(tmp_path / "fm"), 96, 32)
     cfg = _cfg(tmp_path, "ref")
     stream = data.device_train_stream(cfg, torch.device("cuda"), 0, 1)
@@ -53,18 +53,8 @@ def test_device_augment_with_cuda_graphs_trains_and_resumes_exactly(tmp_path, mo
     rows = read_metrics(ref["run_dir"])
     assert len(rows) == 2 and all(r["train_loss"] == r["train_loss"] for r in rows)  # finite
 
-    step, calls = ClassificationTask.train_step, []
-
-    def dies_in_step_7(self, *a):
-        calls.append(1)
-        if len(calls) == 7:
-            raise KeyboardInterrupt
-        return step(self, *a)
-
-    monkeypatch.setattr(ClassificationTask, "train_step", dies_in_step_7)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_in_step(ClassificationTask, 7), pytest.raises(KeyboardInterrupt):
         train(_cfg(tmp_path, "cut"), quiet=True)
-    monkeypatch.setattr(ClassificationTask, "train_step", step)
     last = str(tmp_path / "cut" / "last.pt")
     state = load_state(last)
     assert state["step"] == 6 and tuple(state["data"]) == (1, 2)  # mid-epoch

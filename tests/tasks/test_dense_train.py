@@ -108,7 +108,7 @@ def test_detection_train_eval_predict(data, tmp_path, capsys):
     assert main(["predict", os.path.join(run, "last.pt"), str(tmp_path / "missing.png")]) == 2
 
 
-def test_segmentation_exact_resume_eval_predict(data, tmp_path, capsys, monkeypatch):
+def test_segmentation_exact_resume_eval_predict(data, tmp_path, capsys, crash_in_step):
     from mambaout.tasks.dense.task import DenseTask
 
     common = ["--preset", "synthetic_shapes", "--device", "cpu", "--quiet"]
@@ -120,17 +120,8 @@ def test_segmentation_exact_resume_eval_predict(data, tmp_path, capsys, monkeypa
         "train.save_every_steps=2",
     ]
     assert main(["train-seg", *common, *_sets(base + [f"train.output={tmp_path}", "train.name=full"])]) == 0
-    step, calls = DenseTask.train_step, []
-
-    def crash_in_step_3(self, *a):  # a fault injected through the task: the run dies inside step 3
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return step(self, *a)
-
-    monkeypatch.setattr(DenseTask, "train_step", crash_in_step_3)
-    assert main(["train-seg", *common, *_sets(base + [f"train.output={tmp_path}", "train.name=cut"])]) == 130
-    monkeypatch.setattr(DenseTask, "train_step", step)
+    with crash_in_step(DenseTask, 3):  # the run dies inside step 3
+        assert main(["train-seg", *common, *_sets(base + [f"train.output={tmp_path}", "train.name=cut"])]) == 130
     cut = str(tmp_path / "cut" / "last.pt")
     assert load_state(cut)["step"] == 2
     assert main(["train-seg", "--resume", cut, "--quiet", "--device", "cpu"]) == 0

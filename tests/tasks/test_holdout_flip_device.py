@@ -166,25 +166,15 @@ DEVICE_RUN = (
 # 32 training images / batch 8: 4 steps an epoch, 8 in all; aug.reprob 0.1 (the preset): erasing included
 
 
-def test_device_augment_trains_resumes_exactly_and_evaluates(tmp_path, capsys, fashion_standin, monkeypatch):
+def test_device_augment_trains_resumes_exactly_and_evaluates(tmp_path, capsys, fashion_standin, crash_in_step):
     ref = train(_fm(tmp_path, fashion_standin, *DEVICE_RUN, name="ref"), quiet=True)
     assert ref["device_augment"] is True and ref["gpu_prefetch"] is False and ref["steps"] == 8
     rows = read_metrics(ref["run_dir"])
     assert len(rows) == 2 and all(r["train_loss"] == r["train_loss"] for r in rows)  # finite
     assert 0 <= rows[-1]["val_top1"] <= 100 and 0 <= rows[-1]["val_top1_single"] <= 100  # train.eval_flip
 
-    step, calls = ClassificationTask.train_step, []
-
-    def dies_in_step_7(self, *a):
-        calls.append(1)
-        if len(calls) == 7:
-            raise KeyboardInterrupt
-        return step(self, *a)
-
-    monkeypatch.setattr(ClassificationTask, "train_step", dies_in_step_7)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_in_step(ClassificationTask, 7), pytest.raises(KeyboardInterrupt):
         train(_fm(tmp_path, fashion_standin, *DEVICE_RUN, name="cut"), quiet=True)
-    monkeypatch.setattr(ClassificationTask, "train_step", step)
     last = str(tmp_path / "cut" / "last.pt")
     state = load_state(last)
     assert state["step"] == 6 and tuple(state["data"]) == (1, 2)  # mid-epoch
