@@ -55,6 +55,8 @@ if [ "$PHASE" = ablate ] || [ "$PHASE" = solo ]; then
     [b1k]="$B1K"
     [b1k_re50]="$B1K --set aug.reprob=0.5"
     [b1k_mamba]="$B1K --set model.name=mamba_femto"
+    # third round: longer (EPOCHS=100), stronger erasing, a wider model
+    [b1k_kobe_re50]="$B1K --set aug.reprob=0.5 --set model.name=mambaout_kobe"
     [pil256]="--set train.ema=false --set data.device_augment=false --set data.num_workers=8"
   )
   ROWS=${ROWS:-pil base re50 mix kobe tiny s1 e2x mamba}  # round 2: ROWS="b256 b1k b1k_re50 b1k_mamba" EPOCHS=40
