@@ -80,6 +80,8 @@ class DetectionData:
 class DetectionEval:
     batch_size: int = 1
     iou_types: list[Literal["bbox", "segm"]] = field(default_factory=lambda: ["bbox", "segm"])
+    # also report VOC mAP@0.5 ('voc_mAP', mmdet's eval_map): 11points = VOC2007, area = VOC2010+; null: off
+    voc_mode: Literal["11points", "area"] | None = None
 
     def check(self):
         _positive("eval", batch_size=self.batch_size)
