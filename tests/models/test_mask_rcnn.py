@@ -81,6 +81,8 @@ def test_rpn_assigner_has_mmdet_low_quality_floor():
     model = _tiny_rcnn()
     m = model.rpn.proposal_matcher
     assert isinstance(m, MaxIoUMatcher) and (m.high_threshold, m.low_threshold, m.min_pos_iou) == (0.7, 0.3, 0.3)
+    assert _tiny_rcnn().rpn._post_nms_top_n == dict(training=1000, testing=1000)  # mmdet rpn_proposal max_per_img
+    assert model.rpn._pre_nms_top_n == dict(training=2000, testing=1000)
     r = model.roi_heads.proposal_matcher
     assert (r.high_threshold, r.low_threshold, r.allow_low_quality_matches) == (0.5, 0.5, False)
     # gt 0's best anchor (IoU 0.2) is under the floor: that anchor stays negative (torchvision: positive)

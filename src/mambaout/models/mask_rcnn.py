@@ -182,6 +182,8 @@ def mask_rcnn_on(
         rcnn_kwargs.setdefault("mask_predictor", MaskRCNNPredictor(mask_channels, mask_channels, num_classes))
         classes = None  # torchvision wants None once the predictors are given
     rcnn_kwargs.setdefault("size_divisible", max(32, backbone.size_divisor))
+    # mmdet's train_cfg.rpn_proposal: 2000 per level before NMS, 1000 per image after (torchvision: 2000 / 2000)
+    rcnn_kwargs.setdefault("rpn_post_nms_top_n_train", 1000)
     model = MaskRCNN(body, num_classes=classes, min_size=min_size, max_size=max_size, **rcnn_kwargs)
     tv = model.rpn.proposal_matcher  # rpn_fg_iou_thresh / rpn_bg_iou_thresh: 0.7 / 0.3 as mmdet by default
     model.rpn.proposal_matcher = MaxIoUMatcher(tv.high_threshold, tv.low_threshold, RPN_MIN_POS_IOU)
