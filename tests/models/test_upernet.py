@@ -36,3 +36,28 @@ def test_upernet_losses_inference_and_syncbn():
     assert p.shape == (1, 4, 70, 90) and torch.allclose(p.sum(1), torch.ones(1, 70, 90), atol=1e-4)  # mean softmax
     sync = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in sync.modules())
+
+
+def test_heads_initialised_as_mmseg():
+    """mmcv ConvModule: kaiming-normal fan_out (relu), BN 1/0; mmseg conv_seg: N(0, 0.01), bias 0 (issue #18 item 5)."""
+    torch.manual_seed(0)
+    head, aux = UPerHead([16, 32, 48, 64], 150, channels=64), FCNHead(48, 150, 64)
+    for h in (head, aux):
+        w = h.conv_seg.weight
+        assert abs(w.std().item() - 0.01) < 0.001 and abs(w.mean().item()) < 0.001
+        assert torch.count_nonzero(h.conv_seg.bias) == 0
+    for unit in [head.bottleneck, head.fpn_bottleneck, *head.fpn_convs, *head.lateral_convs, aux.convs]:
+        conv = unit[0]
+        expected = (2.0 / (conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1])) ** 0.5  # fan_out
+        assert abs(conv.weight.std().item() / expected - 1) < 0.1, (unit, conv.weight.std().item(), expected)
+        assert torch.all(unit[1].weight == 1) and torch.count_nonzero(unit[1].bias) == 0
+
+
+def test_upernet_init_leaves_the_backbone_alone():
+    torch.manual_seed(0)
+    a = build_upernet("mambaout_test", num_classes=4, channels=16, aux_channels=8)
+    torch.manual_seed(0)
+    from mambaout.models.dense_backbone import DenseBackbone
+
+    b = DenseBackbone("mambaout_test")
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.backbone.state_dict().items())

@@ -89,9 +89,15 @@ def load_backbone_checkpoint(backbone: DenseBackbone, path: str) -> DenseBackbon
         if any(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             break
+    n_all = len(to_native(state))
     state = strip_head(state)
     if not state:
         raise CheckpointError(f"checkpoint {path!r}: no backbone weights left after dropping the classifier")
-    load_state_dict_into(backbone.body, state, source=f"checkpoint {path!r}")
-    log.info("loaded backbone weights from %s (%d tensors; classifier dropped)", path, len(state))
+    load_state_dict_into(backbone.body, state, source=f"checkpoint {path!r}")  # every trunk key, shapes checked
+    log.info(
+        "loaded backbone weights from %s: %d tensors, every one of the trunk's; %d classifier tensors dropped",
+        path,
+        len(state),
+        n_all - len(state),
+    )
     return backbone

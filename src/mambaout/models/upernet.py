@@ -5,6 +5,10 @@ UPerHead: PPM (pool scales 1/2/3/6) on the stride-32 map -> 3x3 unit to 512; 1x1
 stages 1-3; top-down add; a 3x3 unit per finer level; upsample all to stride 4, concat (4x512), 3x3
 fuse unit to 512, dropout 0.1, 1x1 classifier. FCN auxiliary head: stage 3, one 3x3 unit to 256,
 dropout 0.1, 1x1 classifier, loss weight 0.4 (training only). Upsampling is bilinear, align_corners=False.
+
+Initialisation as mmcv/mmseg (:func:`init_head`): every unit's conv kaiming-normal (fan_out, relu; mmcv
+``ConvModule``'s default), BN weight 1 / bias 0, the classifiers ``conv_seg`` N(0, 0.01) with bias 0
+(mmseg ``BaseDecodeHead``'s ``init_cfg``). The backbone is left as built (random or pretrained).
 """
 
 from __future__ import annotations
@@ -27,6 +31,18 @@ class ConvUnit(nn.Sequential):
         super().__init__(
             nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
         )
+
+
+def init_head(head: nn.Module) -> None:
+    """mmseg's initialisation of a decode head: ConvModule convs kaiming (fan_out, relu, bias 0), norms 1/0,
+    the classifier ``conv_seg`` normal std 0.01, bias 0."""
+    for m in head.modules():
+        if isinstance(m, ConvUnit):
+            nn.init.kaiming_normal_(m[0].weight, mode="fan_out", nonlinearity="relu")
+            nn.init.ones_(m[1].weight)
+            nn.init.zeros_(m[1].bias)
+    nn.init.normal_(head.conv_seg.weight, std=0.01)
+    nn.init.zeros_(head.conv_seg.bias)
 
 
 def _resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -63,6 +79,7 @@ class UPerHead(nn.Module):
         self.fpn_bottleneck = ConvUnit(len(in_channels) * channels, channels, 3)
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.conv_seg = nn.Conv2d(channels, num_classes, 1)
+        init_head(self)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         top = feats[-1]
@@ -84,6 +101,7 @@ class FCNHead(nn.Module):
         self.convs = ConvUnit(in_channels, channels, 3)
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.conv_seg = nn.Conv2d(channels, num_classes, 1)
+        init_head(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_seg(self.dropout(self.convs(x)))

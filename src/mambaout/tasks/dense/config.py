@@ -80,6 +80,8 @@ class DetectionData:
 class DetectionEval:
     batch_size: int = 1
     iou_types: list[Literal["bbox", "segm"]] = field(default_factory=lambda: ["bbox", "segm"])
+    # also report VOC mAP@0.5 ('voc_mAP', mmdet's eval_map): 11points = VOC2007, area = VOC2010+; null: off
+    voc_mode: Literal["11points", "area"] | None = None
 
     def check(self):
         _positive("eval", batch_size=self.batch_size)
@@ -218,6 +220,18 @@ class Tasks:
 
 
 @dataclass
+class AutoScaleLR:
+    """mmengine's ``auto_scale_lr``: lr x global batch / ``base_batch_size`` when enabled (off by default, as in
+    mmdet/mmseg; the recipes' lrs are for 16 images per step)."""
+
+    enable: bool = False
+    base_batch_size: int = 16
+
+    def check(self):
+        _positive("auto_scale_lr", base_batch_size=self.base_batch_size)
+
+
+@dataclass
 class DenseConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     tasks: Tasks = field(default_factory=Tasks)
@@ -229,6 +243,7 @@ class DenseConfig:
     )
     sched: SchedConfig = field(default_factory=lambda: SchedConfig(sched="poly", max_iters=160000))
     train: TrainConfig = field(default_factory=TrainConfig)
+    auto_scale_lr: AutoScaleLR = field(default_factory=AutoScaleLR)
 
     @property
     def kind(self) -> str:
@@ -243,3 +258,26 @@ class DenseConfig:
         check_recipe(self)
         if not self.tasks.names():
             raise ConfigError("tasks: name at least one of classification, segmentation, detection")
+        if self.auto_scale_lr.enable and self.optim.lr is None:
+            raise ConfigError("auto_scale_lr needs optim.lr (the lr for auto_scale_lr.base_batch_size images)")
+
+
+def scale_lr(cfg: DenseConfig, global_batch: int) -> str | None:
+    """Apply ``auto_scale_lr`` to ``cfg`` for a run of ``global_batch`` images per optimizer step: lr and the
+    warm-up's start lr (mmengine's warm-up is a factor of the lr) x global_batch / base_batch_size; ``min_lr``
+    stays (mmengine's ``eta_min`` is absolute). Returns the line to log, or None when nothing changed."""
+    a, base = cfg.auto_scale_lr, cfg.auto_scale_lr.base_batch_size
+    if global_batch == base:
+        return None
+    if not a.enable:
+        return (
+            f"global batch {global_batch} differs from the recipe's {base}: lr {cfg.optim.lr:g} kept "
+            "(auto_scale_lr.enable=true scales it by the ratio, as mmengine)"
+        )
+    factor = global_batch / base
+    lr, warm = cfg.optim.lr, cfg.sched.warmup_lr
+    cfg.optim.lr, cfg.sched.warmup_lr = lr * factor, warm * factor
+    return (
+        f"auto_scale_lr: global batch {global_batch} vs {base}: lr {lr:g} -> {cfg.optim.lr:g}, "
+        f"warm-up from {warm:g} -> {cfg.sched.warmup_lr:g}"
+    )

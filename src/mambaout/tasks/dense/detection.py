@@ -1,4 +1,4 @@
-"""The detection head of a dense run: COCO/VOC data, Mask R-CNN's losses, COCO box/mask AP."""
+"""The detection head of a dense run: COCO/VOC data, Mask R-CNN's losses, COCO box/mask AP (+ VOC mAP@0.5)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ...engine.precision import autocast
 from ...engine.progress import progress
 from .config import DetectionTask
 from .metrics import coco_evaluate, predictions_to_coco
+from .voc_map import voc_map
 
 MAIN_METRIC = "bbox_AP"
 collate = detection_collate
@@ -62,9 +63,17 @@ def to_device(batch, device):
 
 @torch.no_grad()
 def evaluate(
-    model, dataset, device, batch_size: int = 1, amp=None, iou_types=("bbox", "segm"), quiet: bool = True
+    model,
+    dataset,
+    device,
+    batch_size: int = 1,
+    amp=None,
+    iou_types=("bbox", "segm"),
+    quiet: bool = True,
+    voc_mode: str | None = None,
 ) -> dict[str, float]:
-    """COCO box (and mask) AP over ``dataset`` (sharded over ranks; rank 0 runs COCOeval; all get the result)."""
+    """COCO box (and mask) AP over ``dataset`` (sharded over ranks; rank 0 runs COCOeval; all get the result);
+    with ``voc_mode`` ('11points' / 'area') also ``voc_mAP``, VOC mAP@0.5 (:mod:`.voc_map`)."""
     model.eval()
     sampler = ShardedEvalSampler(len(dataset), distributed.world_size(), distributed.rank())
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=detection_collate)
@@ -83,11 +92,14 @@ def evaluate(
     if distributed.is_main():
         res = coco_evaluate(dataset.coco_gt, results, types)
         metrics = {f"{t}_{k}": v for t, stats in res.items() for k, v in stats.items()}
+        if voc_mode is not None:
+            metrics["voc_mAP"] = voc_map(dataset.coco_gt, results, 0.5, voc_mode)["mAP"]
     return distributed.broadcast_object(metrics)
 
 
 def evaluate_task(model, dataset, sec: DetectionTask, run, multi_scale: bool = False) -> dict[str, float]:
     """``model``: the run's MultiTaskModel."""
+    e = sec.eval
     return evaluate(
-        model.heads["detection"], dataset, run.device, sec.eval.batch_size, run.amp, sec.eval.iou_types, run.quiet
+        model.heads["detection"], dataset, run.device, e.batch_size, run.amp, e.iou_types, run.quiet, e.voc_mode
     )

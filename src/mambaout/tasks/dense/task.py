@@ -26,7 +26,7 @@ from ...errors import CheckpointError, ConfigError, DatasetError
 from ...models.dense_backbone import DenseBackbone
 from ...models.multitask import MultiTaskModel
 from . import classification, detection, segmentation
-from .config import DenseConfig
+from .config import DenseConfig, scale_lr
 
 log = logging.getLogger("mambaout")
 KINDS = ("detection", "segmentation", "multitask")
@@ -136,6 +136,10 @@ class DenseTask(Task):
             )
         model = build_model(cfg, pretrained=not run.resuming)
         batch_size = sum(s.batch_size for s in streams.values())
+        if not run.resuming:  # a resumed run keeps the lr it was saved with
+            note = scale_lr(cfg, batch_size * info.world_size * cfg.train.accum_steps)
+            if note and info.rank == 0:
+                log.info(note)
         return Parts(
             model,
             MultiStream(streams),
