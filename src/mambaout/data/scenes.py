@@ -108,7 +108,17 @@ class Scene:
 
 
 class ItemPool:
-    """One Fashion-MNIST split, indexed by class, for drawing items and clutter."""
+    """One Fashion-MNIST split, indexed by class, for drawing items and clutter (``ItemPool.of``: one per
+    folder and split, read once a process)."""
+
+    _cache: dict = {}
+
+    @classmethod
+    def of(cls, root: str | None, split: str) -> ItemPool:
+        key = (os.path.abspath(root or default_fashion_mnist_dir()), split)
+        if key not in cls._cache:
+            cls._cache[key] = cls(root, split)
+        return cls._cache[key]
 
     def __init__(self, root: str | None, split: str):
         ds = FashionMNIST(root, split)
@@ -231,7 +241,7 @@ def write_scenes(
         raise UsageError(f"need at least one training and one validation scene, got {n_train} and {n_val}")
     counts = {}
     for split, n in (("training", n_train), ("validation", n_val)):
-        pool = ItemPool(fashion_root, SPLITS[split])
+        pool = ItemPool.of(fashion_root, SPLITS[split])
         images, anns = [], []
         inst = np.zeros(len(CLASSES), np.int64)
         pix = np.zeros(len(CLASSES) + 1, np.int64)

@@ -23,6 +23,7 @@ from .report import write_json, write_report
 log = logging.getLogger("mambaout.lab")
 
 _MODULES = {"long-seq": "long_seq", "causal": "causal", "framing": "framing", "zoo": "zoo_plot"}
+_MODULES["dense-long"] = "dense_long"  # issue #23
 
 
 def run_experiment(ctx: LabContext, name: str) -> dict:

@@ -23,6 +23,7 @@ from ..errors import ConfigError, LabError
 log = logging.getLogger("mambaout.lab")
 
 EXPERIMENTS = ("long-seq", "zoo", "causal", "framing")  # the order `all` runs them (cheap ones first)
+EXPERIMENTS += ("dense-long",)  # issue #23
 
 
 MODES = ("tiny", "cpu", "full")
