@@ -36,3 +36,29 @@ def test_dense_long_tiny(tmp_path, fashion_standin, capsys):
     assert len(res["verdicts"]) == 3
     for f in ("report.md", "gap_vs_ratio.png", "cost_vs_L.png", "runs.csv", "data/S64-local/CARD.md"):
         assert os.path.isfile(os.path.join(folder, f)), f
+
+
+def test_verdicts_need_trained_models():
+    """No accuracy verdict from untrained pairs; a clear SSM win on learned context scenes is 'supported'."""
+    from mambaout.lab.dense_long import _verdicts
+
+    def pair(size, variant, acc, gap, outcome, ratio):
+        base = dict(size=size, variant=variant, view="segmentation", L16=size, r16=size / 100)
+        return [
+            dict(base, model="mambaout", item_acc=acc, box_AP=0.0),
+            dict(base, model="mamba", item_acc=acc + gap, gap=gap, gap_se=0.1, outcome=outcome, train_cost_ratio=ratio),
+        ]
+
+    def summary(acc):
+        return [
+            *pair(64, "local", acc, 0.0, "no clear difference", 1.5),
+            *pair(64, "context", acc, 1.0, "b>a", 1.5),
+            *pair(128, "local", acc, -0.1, "no clear difference", 2.0),
+            *pair(128, "context", acc, 3.0, "b>a", 2.0),
+        ]
+
+    trained = {v["claim"].split(":")[1].split()[1]: v["verdict"] for v in _verdicts(summary(60.0), [64, 128])}
+    assert trained["local"].startswith("supported") and trained["context"].startswith("supported")
+    untrained = _verdicts(summary(5.0), [64, 128])
+    assert all(v["verdict"].startswith("not seen (undertrained") for v in untrained[:2])
+    assert untrained[2]["verdict"].startswith("supported")  # cost 1.5 -> 2.0: a rise past 10%

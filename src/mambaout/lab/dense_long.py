@@ -370,6 +370,17 @@ def _figures(summary: list[dict], out: str) -> list[str]:
     return ["gap_vs_ratio.png", "cost_vs_L.png"]
 
 
+# A cell "learned" when its local-variant metric passes this bar (item accuracy: twice the 10-class chance);
+# below it, no accuracy verdict is drawn (an untrained pair shows "no clear difference" for no reason).
+LEARNED = {"segmentation": ("item_acc", 20.0), "detection": ("box_AP", 5.0)}
+
+
+def _undertrained(summary: list[dict], size: int, view: str) -> bool:
+    metric, bar = LEARNED[view]
+    local = [e for e in summary if (e["size"], e["view"], e["variant"]) == (size, view, "local")]
+    return not local or any(not e[metric] >= bar for e in local if e["model"] in ("mambaout", "mamba"))
+
+
 def _verdicts(summary: list[dict], sizes) -> list[dict]:
     pair = [e for e in summary if e["model"] == "mamba" and "gap" in e]
     out = []
@@ -381,26 +392,32 @@ def _verdicts(summary: list[dict], sizes) -> list[dict]:
         if not es:
             continue
         outcomes = [e["outcome"] for e in es]
+        untrained = [f"{e['view'][:3]} S={e['size']}" for e in es if _undertrained(summary, e["size"], e["view"])]
         if "inconclusive" in outcomes:
             verdict = "inconclusive (fewer than 2 seeds)"
+        elif untrained:
+            bars = ", ".join(f"{m} >= {b:g}" for m, b in LEARNED.values())
+            verdict = f"not seen (undertrained on the local variant: {', '.join(untrained)}; bar {bars})"
         elif variant == "local":
             verdict = "supported" if "b>a" not in outcomes else "not supported"
         else:
             wins = [e for e in es if e["outcome"] == "b>a"]
-            grows = all(
-                b["gap"] >= a["gap"] for v in ("segmentation", "detection") for a, b in _pairs(es, v) if a and b
-            )
+            grows = all(b["gap"] >= a["gap"] for v in ("segmentation", "detection") for a, b in _pairs(es, v))
             verdict = "supported" if wins and grows else ("partly" if wins else "not supported")
         evidence = "; ".join(f"{e['view'][:3]} S={e['size']}: {e['gap']:+.2f} ({e['outcome']})" for e in es)
         out.append(dict(claim=claim, verdict=verdict + " at this scale", evidence=evidence))
     cost = [e for e in pair if math.isfinite(e.get("train_cost_ratio", float("nan")))]
     if cost:
-        ev = "; ".join(f"{e['view'][:3]} S={e['size']}: x{e['train_cost_ratio']:.2f}" for e in cost)
-        seg = sorted(
-            (e for e in cost if e["view"] == "segmentation" and e["variant"] == "local"), key=lambda e: e["size"]
-        )
-        rising = len(seg) > 1 and seg[-1]["train_cost_ratio"] > seg[0]["train_cost_ratio"]
-        verdict = "inconclusive (one S)" if len(seg) < 2 else ("supported" if rising else "not supported")
+        ev = "; ".join(f"{e['view'][:3]} {e['variant']} S={e['size']}: x{e['train_cost_ratio']:.2f}" for e in cost)
+        by_size = {}
+        for e in cost:
+            if e["view"] == "segmentation":  # both variants: the same shapes, so their mean
+                by_size.setdefault(e["size"], []).append(e["train_cost_ratio"])
+        ratios = [sum(v) / len(v) for _, v in sorted(by_size.items())]
+        if len(ratios) < 2:
+            verdict = "inconclusive (one S)"
+        else:  # a rise of 10% from the smallest to the largest S; timing noise on a shared CPU is that large
+            verdict = "supported" if ratios[-1] > 1.1 * ratios[0] else "not seen"
         out.append(
             dict(
                 claim="dense-long: the SSM's training cost relative to MambaOut grows with L",
