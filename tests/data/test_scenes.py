@@ -167,3 +167,20 @@ def test_data_group_is_shared():
 
     sub = argparse.ArgumentParser().add_subparsers()
     assert data_group(sub) is data_group(sub)
+
+
+@pytest.mark.slow
+def test_make_scenes_then_train_both_tasks(tmp_path, fm, capsys):
+    """Fresh-clone path: make-scenes, then `train --task segmentation|detection` with the shipped presets."""
+    root = str(tmp_path / "scenes")
+    assert main(["data", "make-scenes", root, "--size", "64", "--train", "4", "--val", "2", "--data-root", fm]) == 0
+    common = ["--data-root", root, "--device", "cpu", "--output", str(tmp_path / "runs"), "--quiet"]
+    seg = ["--set", "sched.max_iters=2", "--set", "tasks.segmentation.data.crop_size=[64,64]"]
+    seg += ["--set", "tasks.segmentation.data.scale=[64,64]"]
+    assert main(["train", "--task", "segmentation", "--preset", "fashion_scenes", "--name", "seg", *common, *seg]) == 0
+    det = ["--set", "sched.epochs=1", "--set", "sched.milestones=[1]", "--set", "tasks.detection.head.min_size=64"]
+    det += ["--set", "tasks.detection.head.max_size=64"]
+    assert main(["train", "--task", "detection", "--preset", "fashion_scenes", "--name", "det", *common, *det]) == 0
+    for name, key in (("seg", "val_mIoU"), ("det", "val_bbox_AP")):
+        rows = [json.loads(line) for line in open(tmp_path / "runs" / name / "metrics.jsonl")]
+        assert key in rows[-1] and 0 <= rows[-1][key] <= 1
