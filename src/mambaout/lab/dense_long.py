@@ -114,34 +114,51 @@ def _sync(device):
 
 
 class SceneData:
-    """One (S, variant) scene set, written to disk and read back with the ADE20K and COCO readers."""
+    """One (S, variant) scene set, written to disk and read back once with the ADE20K and COCO readers into
+    compact tensors (uint8 images and labels, an int16 instance map per training scene), so batches cost
+    no decoding inside the timed training loop and S = 1024 sets fit in memory."""
 
     def __init__(self, root: str, spec: SceneSpec, n_train: int, n_val: int, fashion_root, device):
         self.card = write_scenes(root, spec, n_train, n_val, seed=0, fashion_root=fashion_root)
         self.device, self.size = device, spec.size
         paths = scene_paths(root)
-
-        def seg(split):
-            ds = ADE20K(root, split, reduce_zero_label=False, num_classes=NUM_CLASSES)
-            items = [ds[i] for i in range(len(ds))]
-            return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
-
-        self.seg_train, self.seg_val = seg("training"), seg("validation")
+        self.seg_train, self.seg_val = (self._read_seg(root, split) for split in ("training", "validation"))
 
         def det(split, train):
             p = paths[split]
             return CocoInstances(os.path.join(root, p["images"]), os.path.join(root, p["ann"]), train=train)
 
-        self.det_train_set = det("training", True)
-        self.det_train = [self.det_train_set[i] for i in range(len(self.det_train_set))]
-        self.det_val = det("validation", False)
+        train_set, self.det_val = det("training", True), det("validation", False)
+        names = [os.path.basename(a) for a, _ in ADE20K(root, "training", num_classes=NUM_CLASSES).pairs]
+        if [im["file_name"] for im, _ in train_set.records] != names:
+            raise LabError(f"{root}: the COCO and ADE20K readers list the training scenes in different orders")
+        self.det_train = []  # (boxes, labels, instance map: 0 = none, k + 1 = object k) per training scene
+        for i in range(len(train_set)):
+            _, t = train_set[i]
+            inst = torch.zeros(spec.size, spec.size, dtype=torch.int16)
+            for k, m in enumerate(t["masks"]):
+                inst[m.bool()] = k + 1
+            self.det_train.append((t["boxes"], t["labels"], inst))
         # pixels whose label the context bound is about: non-marker items (local: every item)
-        self.scored = torch.zeros_like(self.seg_val[1], dtype=torch.bool)
+        self.scored = torch.zeros(self.seg_val[1].shape, dtype=torch.bool)
         index = {im["id"]: k for k, (im, _) in enumerate(self.det_val.records)}
         for a in self.det_val.coco_gt["annotations"]:
             if not a.get("marker"):
                 m = decode_segmentation(a["segmentation"], spec.size, spec.size)
                 self.scored[index[a["image_id"]]] |= torch.from_numpy(m.astype(bool))
+
+    @staticmethod
+    def _read_seg(root: str, split: str):
+        ds = ADE20K(root, split, reduce_zero_label=False, num_classes=NUM_CLASSES)
+        images, labels = [], []
+        for i in range(len(ds)):
+            x, y = ds[i]
+            images.append((x * 255).round().to(torch.uint8))  # the PNG's own values back
+            labels.append(y.to(torch.uint8))
+        return torch.stack(images), torch.stack(labels)
+
+    def float_images(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        return x_uint8.to(self.device).float() / 255
 
 
 class SegView:
@@ -159,7 +176,7 @@ class SegView:
         g = torch.Generator().manual_seed(seed)
         while True:
             i = torch.randint(len(x), (self.batch_size,), generator=g)
-            yield ((x[i] - MEAN) / STD).to(self.data.device), y[i].to(self.data.device)
+            yield (self.data.float_images(x[i]) - MEAN) / STD, y[i].to(self.data.device).long()
 
     def loss(self, logits, y):
         return F.cross_entropy(logits, y, ignore_index=255)
@@ -173,9 +190,9 @@ class SegView:
         _sync(self.data.device)
         t0 = time.perf_counter()
         for i in range(0, len(x), self.batch_size):
-            xb = ((x[i : i + self.batch_size] - MEAN) / STD).to(self.data.device)
+            xb = (self.data.float_images(x[i : i + self.batch_size]) - MEAN) / STD
             pred = model(xb).argmax(1).cpu()
-            yb, sb = y[i : i + self.batch_size], self.data.scored[i : i + self.batch_size]
+            yb, sb = y[i : i + self.batch_size].long(), self.data.scored[i : i + self.batch_size]
             cm.update(pred, yb)
             right += int((pred == yb)[sb].sum())
             scored += int(sb.sum())
@@ -201,13 +218,19 @@ class DetView:
     def batches(self, seed: int):
         if self.data.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.data.device)
-        dev, items = self.data.device, self.data.det_train
+        dev, images = self.data.device, self.data.seg_train[0]
         g = torch.Generator().manual_seed(seed)
         while True:
-            picked = [items[int(i)] for i in torch.randint(len(items), (self.batch_size,), generator=g)]
-            images = [im.to(dev) for im, _ in picked]
-            targets = [{k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in t.items()} for _, t in picked]
-            yield (images, targets), None
+            idx = torch.randint(len(images), (self.batch_size,), generator=g).tolist()
+            xs, targets = [], []
+            for i in idx:
+                boxes, labels, inst = self.data.det_train[i]
+                inst = inst.to(dev)
+                ids = torch.arange(1, len(labels) + 1, device=dev, dtype=inst.dtype)
+                masks = (inst[None] == ids[:, None, None]).to(torch.uint8)
+                xs.append(self.data.float_images(images[i]))
+                targets.append(dict(boxes=boxes.to(dev), labels=labels.to(dev), masks=masks))
+            yield (xs, targets), None
 
     def loss(self, losses: dict, _):
         return sum(losses.values())
