@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "mambaout.lab.cli",
     "mambaout.explain.cli",
     "mambaout.tasks.dense.shapes_cli",
+    "mambaout.tasks.scenes_cli",
 ]
 
 

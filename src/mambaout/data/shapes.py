@@ -9,13 +9,14 @@ rectangles as uncompressed RLE). ``write_ade_shapes``: the same kind of images i
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .dense_layout import coco_annotation, coco_image, rle_counts, write_ade_pair, write_coco_json
 
 SHAPES = ("rectangle", "ellipse", "triangle")
 COLORS = ((220, 40, 40), (40, 200, 60), (50, 80, 230))
@@ -30,16 +31,7 @@ def _polygon(kind: str, x0, y0, x1, y1):
     return [(cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in np.linspace(0, 2 * math.pi, 24, endpoint=False)]
 
 
-def _rle(mask: np.ndarray) -> dict:
-    flat = mask.T.reshape(-1)  # column-major
-    counts, val, run = [], 0, 0
-    for v in flat:
-        if v != val:
-            counts.append(run)
-            run, val = 0, v
-        run += 1
-    counts.append(run)
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
+_rle = rle_counts  # the shared writer's encoder (kept under its old name)
 
 
 def _scene(rng: random.Random, size: tuple[int, int], max_objects: int = 3):
@@ -81,29 +73,13 @@ def write_coco_shapes(root: str, n_train: int = 200, n_val: int = 50, size=(128,
             pil, objects = _scene(rng, size)
             name = f"{i:06d}.png"
             pil.save(os.path.join(root, split, name))
-            images.append(dict(id=i + 1, file_name=name, width=size[1], height=size[0]))
+            images.append(coco_image(i + 1, name, *size))
             for k, poly, mask in objects:
-                ys, xs = np.nonzero(mask)
-                x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
                 seg = (
-                    _rle(mask)
-                    if (SHAPES[k] == "rectangle" and rng.random() < 0.5)
-                    else [[float(c) for p in poly for c in p]]
+                    None if (SHAPES[k] == "rectangle" and rng.random() < 0.5) else [[float(c) for p in poly for c in p]]
                 )
-                anns.append(
-                    dict(
-                        id=len(anns) + 1,
-                        image_id=i + 1,
-                        category_id=k + 1,
-                        iscrowd=0,
-                        bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                        area=float(mask.sum()),
-                        segmentation=seg,
-                    )
-                )
-        cats = [dict(id=k + 1, name=s) for k, s in enumerate(SHAPES)]
-        with open(os.path.join(root, "annotations", f"instances_{split}.json"), "w") as f:
-            json.dump(dict(images=images, annotations=anns, categories=cats), f)
+                anns.append(coco_annotation(len(anns) + 1, i + 1, k + 1, mask, seg))
+        write_coco_json(os.path.join(root, "annotations", f"instances_{split}.json"), images, anns, SHAPES)
     return root
 
 
@@ -111,13 +87,10 @@ def write_ade_shapes(root: str, n_train: int = 200, n_val: int = 50, size=(128, 
     """Write an ``ADEChallengeData2016``-layout set (3 classes after reduce-zero-label); returns root."""
     rng = random.Random(seed)
     for split, n in (("training", n_train), ("validation", n_val)):
-        os.makedirs(os.path.join(root, "images", split), exist_ok=True)
-        os.makedirs(os.path.join(root, "annotations", split), exist_ok=True)
         for i in range(n):
             pil, objects = _scene(rng, size)
             label = np.zeros(size, np.uint8)
             for k, _, mask in objects:
                 label[mask.astype(bool)] = k + 1
-            pil.convert("RGB").save(os.path.join(root, "images", split, f"ADE_{i:06d}.jpg"), quality=95)
-            Image.fromarray(label, mode="L").save(os.path.join(root, "annotations", split, f"ADE_{i:06d}.png"))
+            write_ade_pair(root, split, f"ADE_{i:06d}", pil, label)
     return root

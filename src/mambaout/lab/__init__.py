@@ -17,12 +17,13 @@ import time
 
 import torch
 
-from .core import EXPERIMENTS, LabContext, load_lab_preset, parse_seeds  # noqa: F401
+from .core import EXPERIMENTS, RUN_BY_ALL, LabContext, load_lab_preset, parse_seeds  # noqa: F401
 from .report import write_json, write_report
 
 log = logging.getLogger("mambaout.lab")
 
 _MODULES = {"long-seq": "long_seq", "causal": "causal", "framing": "framing", "zoo": "zoo_plot"}
+_MODULES["dense-long"] = "dense_long"  # issue #23
 
 
 def run_experiment(ctx: LabContext, name: str) -> dict:
@@ -54,7 +55,7 @@ def setup_device(ctx: LabContext) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def run_all(ctx: LabContext, names: list[str] = EXPERIMENTS) -> dict:
+def run_all(ctx: LabContext, names: list[str] = RUN_BY_ALL) -> dict:
     os.makedirs(ctx.out, exist_ok=True)
     t0 = time.time()
     results = [run_experiment(ctx, n) for n in names]

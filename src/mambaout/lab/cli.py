@@ -38,7 +38,9 @@ def cmd_lab(args):
         overrides=list(args.set or []),
     )
     # validate every preset (and overrides) before the first run starts
-    names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    from .core import RUN_BY_ALL
+
+    names = list(RUN_BY_ALL) if args.experiment == "all" else [args.experiment]
     for n in names:
         ctx.config(n)
     if args.experiment == "all":

@@ -23,6 +23,8 @@ from ..errors import ConfigError, LabError
 log = logging.getLogger("mambaout.lab")
 
 EXPERIMENTS = ("long-seq", "zoo", "causal", "framing")  # the order `all` runs them (cheap ones first)
+RUN_BY_ALL = EXPERIMENTS  # issue #23: dense-long is a sweep of its own, not part of `all` (GPU budget)
+EXPERIMENTS += ("dense-long",)
 
 
 MODES = ("tiny", "cpu", "full")
