@@ -17,7 +17,9 @@ def data_group(sub):
     """The ``data`` command's subparsers (created on the first call, the same object afterwards)."""
     parser = sub.choices.get("data")
     if parser is None:
-        parser = sub.add_parser("data", help="write data sets to disk: make-shapes, make-scenes (mambaout data COMMAND --help)")
+        parser = sub.add_parser(
+            "data", help="write data sets to disk: make-shapes, make-scenes (mambaout data COMMAND --help)"
+        )
         parser.data_commands = parser.add_subparsers(dest="data_command", metavar="COMMAND")
         parser.set_defaults(func=lambda args: _no_command(parser))
     return parser.data_commands
