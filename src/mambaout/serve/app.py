@@ -124,7 +124,7 @@ class Demo:
             kind = "trained" if p.trained else "untrained: random weights"
             info = (
                 f"**{p.model}** ({kind}), {p.img_size}x{p.img_size} input: forward pass "
-                f"**{p.latency_ms:.1f} ms** (median of 3, CPU, {torch.get_num_threads()} threads)"
+                f"**{p.latency_ms:.1f} ms** (median of 3 on the CPU, torch threads: {torch.get_num_threads()})"
             )
             out += [p.top, info, p.overlay]
         return out
@@ -197,7 +197,7 @@ def build(options: Options | None = None):
     demo = Demo(options or Options())
     labels = demo.bank.labels
     ckpts = demo.bank.checkpoint_labels
-    first, second = (ckpts + labels)[:2] if len(ckpts) != 1 else (ckpts[0], NONE)
+    first, second = (ckpts + [x for x in labels if x not in ckpts] + [NONE])[:2]  # checkpoints first
     models = list_models()
 
     with gr.Blocks(title="MambaOut demo", analytics_enabled=False) as page:

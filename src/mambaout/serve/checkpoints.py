@@ -27,17 +27,16 @@ _SKIP = {"node_modules", "__pycache__", "site-packages", "venv"}
 
 
 def discover(root: str = ".", max_depth: int = 4, limit: int = 20) -> list[str]:
-    """Paths (relative to ``root``) of a run folder's model.safetensors (its final weights), else its best.pt,
+    """Paths (``root`` joined with the path below it) of a run folder's model.safetensors (its final weights), else its best.pt,
     at most ``max_depth`` folders down, hidden folders and virtual environments skipped; sorted, at most
     ``limit``."""
     found = []
-    root = os.path.abspath(root)
     for folder, dirs, files in os.walk(root):
-        depth = os.path.relpath(folder, root).count(os.sep) + (folder != root)
+        depth = os.path.relpath(folder, root).count(os.sep) + (os.path.relpath(folder, root) != ".")
         dirs[:] = [] if depth >= max_depth else sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP)
         name = next((f for f in CHECKPOINT_FILES if f in files), None)
         if name:
-            found.append(os.path.relpath(os.path.join(folder, name), root))
+            found.append(os.path.normpath(os.path.join(folder, name)))
     return sorted(found)[:limit]
 
 
