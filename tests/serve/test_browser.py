@@ -80,7 +80,7 @@ def real_png(served, tmp_path_factory):
     """The first sample image, enlarged to 112x112 RGB, as a PNG file: what a user would upload."""
     _, demo = served
     image = next(iter(demo.samples.values())).convert("RGB").resize((112, 112), Image.BICUBIC)
-    path = tmp_path_factory.mktemp("upload") / "shirt.png"
+    path = tmp_path_factory.mktemp("upload") / "upload.png"
     image.save(path)
     return path
 
@@ -169,9 +169,12 @@ def test_look_inside(page, shots):
 
 def test_long_or_short(page, shots):
     page.get_by_role("tab", name="Long or short?").click()
+    choose(page, "#calc-model-choice", "mambaout_femto")
     page.click("#calc-btn")
     table = wait_text(page, "#calc-table", "verdict")
     assert "196" in table and "short" in table  # ImageNet at 224, patch 16, ViT-S: L = 196 < 6D = 2304
+    stages = wait_text(page, "#calc-model", "mambaout_femto")
+    assert "3136" in stages and "long" in stages  # its stage 1: 56x56 tokens of width 48 (6D = 288)
     page.click("#zoo-btn")
     assert "mambaout_femto" in wait_text(page, "#zoo-table", "paper top-1")
     page.screenshot(path=os.path.join(shots, "long_or_short.png"), full_page=True)

@@ -84,6 +84,7 @@ def test_classify_gives_top5_latency_and_an_overlay(trained_bank):
     assert p.top[best] == pytest.approx(float(probs.max()), rel=1e-5)
     assert p.latency_ms > 0 and p.overlay.dtype == np.uint8 and p.overlay.shape[2] == 3
     assert p.overlay.shape[0] >= 256  # enlarged for the page
+    assert (p.cam_stage, p.cam_side) == (1, 4)  # stages of 8, 4, 2, 1 cells: the deepest with 4 or more
 
 
 def test_look_inside_conv_footprint_is_local(trained_bank):

@@ -124,7 +124,8 @@ class Demo:
             kind = "trained" if p.trained else "untrained: random weights"
             info = (
                 f"**{p.model}** ({kind}), {p.img_size}x{p.img_size} input: forward pass "
-                f"**{p.latency_ms:.1f} ms** (median of 3 on the CPU, torch threads: {torch.get_num_threads()})"
+                f"**{p.latency_ms:.1f} ms** (median of 3 on the CPU, torch threads: {torch.get_num_threads()}). "
+                f"{method} of stage {p.cam_stage} ({p.cam_side}x{p.cam_side} cells)."
             )
             out += [p.top, info, p.overlay]
         return out
@@ -279,8 +280,12 @@ def build(options: Options | None = None):
                     width = gr.Number(224, label="width", precision=0, elem_id="calc-w")
                     patch = gr.Number(16, label="patch size / stride", precision=0, elem_id="calc-patch")
                     dim = gr.Number(384, label="width D", precision=0, elem_id="calc-dim")
-                    stages = gr.Radio(["1 (isotropic, ViT)", "4 (hierarchical)"], value="1 (isotropic, ViT)")
-                    zoo_model = gr.Dropdown([NONE, *models], value=NONE, label="and a zoo model's stages")
+                    stages = gr.Radio(
+                        ["1 (isotropic, ViT)", "4 (hierarchical)"], value="1 (isotropic, ViT)", label="stages"
+                    )
+                    zoo_model = gr.Dropdown(
+                        [NONE, *models], value=NONE, label="and a zoo model's stages", elem_id="calc-model-choice"
+                    )
                 calc_btn = gr.Button("Calculate", variant="primary", elem_id="calc-btn")
                 calc_status = gr.Markdown(elem_id="calc-status")
                 calc_out = gr.Markdown(elem_id="calc-table")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from ..errors import DependencyError, UsageError
 
@@ -11,15 +12,16 @@ LOCAL = ("127.0.0.1", "localhost", "::1")
 
 
 def cmd_serve(args):
-    from .app import Options
-
+    if not 0 < args.port < 65536 or args.img_size < 16 or args.max_upload_mb <= 0 or args.concurrency < 1:
+        raise UsageError("--port 1..65535, --img-size >= 16, --max-upload-mb > 0 and --concurrency >= 1")
+    for path in args.checkpoint or []:  # before the slow imports
+        if not os.path.exists(path):
+            raise UsageError(f"checkpoint {path!r} not found")
     try:
         import gradio  # noqa: F401
     except ImportError:
         raise DependencyError("mambaout serve needs gradio: pip install -e '.[serve]'") from None
-    if not 0 < args.port < 65536 or args.img_size < 16 or args.max_upload_mb <= 0 or args.concurrency < 1:
-        raise UsageError("--port 1..65535, --img-size >= 16, --max-upload-mb > 0 and --concurrency >= 1")
-    from .app import build, launch
+    from .app import Options, build, launch
 
     options = Options(
         checkpoints=args.checkpoint or [],
@@ -33,7 +35,9 @@ def cmd_serve(args):
     if args.host not in LOCAL:
         log.warning("serving on %s: anyone who can reach this machine can use the demo", args.host)
     log.info("models: %s", ", ".join(page.mambaout.bank.labels))
-    launch(page, args.host, args.port)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes, one line each
+    log.info("serving on http://%s:%d (Ctrl-C stops)", args.host, args.port)
+    launch(page, args.host, args.port, quiet=True)
     return 0
 
 
