@@ -122,7 +122,7 @@ def test_page_loads_offline(page, shots):
     page.wait_for_selector("#intro")
     assert "MambaOut" in page.title() + page.locator("#intro").inner_text()
     for tab in ("Classify", "Look inside", "Long or short?"):
-        assert page.get_by_role("tab", name=tab).count() == 1
+        page.get_by_role("tab", name=tab).wait_for()
     page.screenshot(path=os.path.join(shots, "start.png"))
     assert page.outside == []  # no fonts, analytics or scripts from the internet
 

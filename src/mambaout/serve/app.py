@@ -11,10 +11,16 @@ Nothing reaches the internet: no analytics, no share link, system fonts instead 
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import logging
 import os
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -97,6 +103,25 @@ class Demo:
         found = discover(options.discover_root) if options.discover_root else []
         self.bank = ModelBank([*options.checkpoints, *found], options.untrained, options.img_size)
         self.samples = load_samples(options.samples, options.data_root)
+        self.out_dir = tempfile.mkdtemp(prefix="mambaout-serve-")
+        weakref.finalize(self, shutil.rmtree, self.out_dir, True)
+
+    def png(self, image) -> str:
+        """An output image as a PNG file named by its content, written atomically. Gradio copies a returned
+        file into its cache atomically, whereas an array it would encode and write in place: two requests
+        with the same picture would then rewrite the file one of them is serving (seen as truncated
+        responses under 20 concurrent requests)."""
+        pil = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+        buf = io.BytesIO()
+        pil.save(buf, "PNG")
+        data = buf.getvalue()
+        path = os.path.join(self.out_dir, hashlib.sha256(data).hexdigest()[:40] + ".png")
+        if not os.path.exists(path):
+            fd, tmp = tempfile.mkstemp(dir=self.out_dir, suffix=".part")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        return path
 
     def image(self, data, sample) -> tuple[Image.Image, list[str]]:
         """The upload (bytes), else the chosen sample; never a path from the client."""
@@ -111,7 +136,7 @@ class Demo:
 
     def preview(self, data, sample):
         img, notes = self.image(data, sample)
-        return img.convert("RGB"), "; ".join(notes)
+        return self.png(img.convert("RGB")), "; ".join(notes)
 
     def classify(self, data, sample, model_a, model_b, method):
         img, _ = self.image(data, sample)
@@ -127,7 +152,7 @@ class Demo:
                 f"**{p.latency_ms:.1f} ms** (median of 3 on the CPU, torch threads: {torch.get_num_threads()}). "
                 f"{method} of stage {p.cam_stage} ({p.cam_side}x{p.cam_side} cells)."
             )
-            out += [p.top, info, p.overlay]
+            out += [p.top, info, self.png(p.overlay)]
         return out
 
     def look(self, data, sample, left, right, stage, qy, qx):
@@ -144,7 +169,7 @@ class Demo:
                 f"**{r.model}**, stage {r.stage}. ERF square side / image side ({sides or 'all zero'}). "
                 f"Query pixel {r.query}: {what} (last block of the stage)."
             )
-            out += [r.erf, r.mixing, info]
+            out += [self.png(r.erf), self.png(r.mixing), info]
         return out
 
     def calculate(self, height, width, patch, dim, stages, model):
@@ -201,7 +226,8 @@ def build(options: Options | None = None):
     first, second = (ckpts + [x for x in labels if x not in ckpts] + [NONE])[:2]  # checkpoints first
     models = list_models()
 
-    with gr.Blocks(title="MambaOut demo", analytics_enabled=False) as page:
+    # uploads and outputs in gradio's cache: files older than 2 hours go, checked every hour
+    with gr.Blocks(title="MambaOut demo", analytics_enabled=False, delete_cache=(3600, 7200)) as page:
         gr.Markdown(_intro(demo), elem_id="intro")
         with gr.Row():
             upload = gr.File(label="Upload an image", type="binary", elem_id="upload", scale=2)
@@ -214,7 +240,7 @@ def build(options: Options | None = None):
                     elem_id="sample",
                 )
                 input_status = gr.Markdown(elem_id="input-status")
-            preview = gr.Image(label="input", type="pil", interactive=False, height=160, format="png", scale=1)
+            preview = gr.Image(label="input", type="filepath", interactive=False, height=160, scale=1)
 
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
@@ -230,7 +256,7 @@ def build(options: Options | None = None):
                         with gr.Column():
                             top = gr.Label(num_top_classes=5, label="top-5", elem_id=f"top5-{side}")
                             info = gr.Markdown(elem_id=f"info-{side}")
-                            cam = gr.Image(label="CAM over the input", format="png", interactive=False, height=256)
+                            cam = gr.Image(label="CAM over the input", type="filepath", interactive=False, height=256)
                             sides += [top, info, cam]
                 go.click(
                     guarded(6)(demo.classify),
@@ -259,8 +285,8 @@ def build(options: Options | None = None):
                     for side in ("left", "right"):
                         with gr.Column():
                             with gr.Row():
-                                erf_img = gr.Image(label="ERF", format="png", interactive=False, height=220)
-                                mix_img = gr.Image(label="mixing map", format="png", interactive=False, height=220)
+                                erf_img = gr.Image(label="ERF", type="filepath", interactive=False, height=220)
+                                mix_img = gr.Image(label="mixing map", type="filepath", interactive=False, height=220)
                             views += [erf_img, mix_img, gr.Markdown(elem_id=f"look-info-{side}")]
                 look_btn.click(
                     guarded(6)(demo.look),

@@ -17,6 +17,7 @@ def cmd_serve(args):
     for path in args.checkpoint or []:  # before the slow imports
         if not os.path.exists(path):
             raise UsageError(f"checkpoint {path!r} not found")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no calls home
     try:
         import gradio  # noqa: F401
     except ImportError:
