@@ -238,3 +238,19 @@ def test_upload_over_the_size_limit_is_refused_by_the_server(served):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(request, timeout=30)
     assert e.value.code == 413
+
+
+def test_a_path_sent_by_a_client_is_never_opened(served):
+    """A FileData naming a server file (not one the client uploaded) is refused by Gradio before the handler
+    runs: had it run, the guarded handler would have answered 'complete' with a refusal line."""
+    import json
+
+    url, demo = served
+    call = url + "gradio_api/call/classify"
+    for path in ("/etc/passwd", os.path.abspath(__file__)):
+        data = [{"path": path, "meta": {"_type": "gradio.FileData"}}, None, demo.bank.labels[0], "(none)", "eigencam"]
+        body = json.dumps({"data": data}).encode()
+        request = urllib.request.Request(call, data=body, headers={"Content-Type": "application/json"})
+        event = json.load(urllib.request.urlopen(request, timeout=30))["event_id"]
+        answer = urllib.request.urlopen(f"{call}/{event}", timeout=60).read().decode()
+        assert answer.startswith("event: error") and "root:" not in answer, answer[:200]
