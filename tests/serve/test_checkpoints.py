@@ -94,3 +94,14 @@ def test_look_inside_conv_footprint_is_local(trained_bank):
     assert r.kind == "conv" and r.query == (16, 16) and r.stage == 0
     assert r.erf.shape == r.mixing.shape and r.erf.shape[0] >= 256
     assert set(r.erf_sides) == {0.2, 0.3, 0.5, 0.99}
+
+
+def test_older_safetensors_take_the_size_from_the_runs_config(tmp_path):
+    """A model.safetensors written before img_size was in its metadata: the run's config.yaml has it."""
+    model = create_model("mambaout_test", num_classes=3)
+    save_safetensors(model, str(tmp_path / "model.safetensors"), dict(model="mambaout_test", num_classes=3))
+    (tmp_path / "config.yaml").write_text("model:\n  name: mambaout_test\ndata:\n  img_size: 48\n")
+    loaded = ModelBank([str(tmp_path / "model.safetensors")], untrained=()).get(
+        f"checkpoint: {tmp_path / 'model.safetensors'}"
+    )
+    assert (loaded.name, loaded.img_size, loaded.classes) == ("mambaout_test", 48, ["class 0", "class 1", "class 2"])
