@@ -6,6 +6,7 @@
     engine                              (the loop: knows tasks only through engine.task.Task)
     explain                             (ERF, CAM, hidden attention of a model: no tasks)
     tasks < lab < cli                   (what users run; lab and cli may use explain)
+    serve                               (the web demo: above explain and analysis, beside lab; cli uses it)
 
 Imports inside functions count too (they are read from the source, not from what happens to be loaded).
 """
@@ -31,7 +32,8 @@ ALLOWED = {
     "explain": BASE | {"ops", "weights", "registry", "models", "analysis", "data", "engine"},
     "lab": BASE
     | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "tasks", "explain", "__init__"},
-    "cli": BASE | {"registry", "analysis", "tasks", "lab", "explain"},
+    "cli": BASE | {"registry", "analysis", "tasks", "lab", "explain", "serve"},
+    "serve": BASE | {"registry", "models", "analysis", "explain", "weights", "data"},
     "__init__": BASE | {"registry"},
     "__main__": {"cli"},
 }

@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "mambaout.explain.cli",
     "mambaout.tasks.dense.shapes_cli",
     "mambaout.tasks.scenes_cli",
+    "mambaout.serve.cli",
 ]
 
 

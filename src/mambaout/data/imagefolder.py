@@ -32,15 +32,21 @@ def load_image(path: str, mode: str = "RGB") -> Image.Image:
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     with open_image(path) as img:
         img.load()
-        if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-            arr = np.asarray(img, dtype=np.float64)
-            hi = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
-            img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8))
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(background, rgba)
-        return img.convert(mode)
+        return convert_image(img, mode)
+
+
+def convert_image(img: Image.Image, mode: str = "RGB") -> Image.Image:
+    """A decoded image as ``mode``: 16/32-bit integer and float images scaled to 8 bits, transparency
+    composited on white (CMYK, palette and grayscale convert as Pillow does)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert(mode)
 
 
 def _scan(top: str, special: list[str], loops: list[str]) -> list[tuple[str, list[str]]]:

@@ -84,12 +84,6 @@ def _query(args, images) -> tuple[int, int]:
     return tuple(args.query) if args.query else (h // 2, w // 2)
 
 
-def _has_ssm(model) -> bool:
-    from ..models.ssm import SelectiveSSM
-
-    return any(isinstance(m, SelectiveSSM) for m in model.modules())
-
-
 # --- the views of one model ---------------------------------------------------------------------------------
 
 
@@ -110,9 +104,9 @@ def _run_cam(args, model, images):
 
 def _run_attention(args, model, images, conv_ok: bool = False):
     """ssm_attention; with ``conv_ok`` (compare) a model without SSM layers gets its conv/attention footprint."""
-    from .hidden_attention import footprint, ssm_attention
+    from .hidden_attention import mixing_map, ssm_attention
 
-    explain = ssm_attention if (not conv_ok or _has_ssm(model)) else footprint
+    explain = mixing_map if conv_ok else ssm_attention
     result = explain(model, images[:1], _query(args, images), args.stage, args.block)
     numbers = dict(
         kind=getattr(result, "kind", "ssm"),

@@ -48,7 +48,9 @@ __all__ = [
     "SSMCapture",
     "capture_ssm",
     "footprint",
+    "has_ssm",
     "hidden_attention_matrix",
+    "mixing_map",
     "pixel_attention",
     "ssm_attention",
 ]
@@ -404,6 +406,19 @@ def footprint(model: nn.Module, image, query: tuple[int, int], stage: int = -1, 
     return AttentionResult(
         maps, (qy, qx), cell, {k: v.cpu().numpy() for k, v in feature.items()}, kind, si, bi, info=info
     )
+
+
+def has_ssm(model: nn.Module) -> bool:
+    from ..models.ssm import SelectiveSSM
+
+    return any(isinstance(m, SelectiveSSM) for m in model.modules())
+
+
+def mixing_map(model: nn.Module, image, query: tuple[int, int], stage: int = -1, block: int = -1) -> AttentionResult:
+    """What one block mixes into the query pixel: the SSM's hidden attention where the model has SSM layers,
+    else its conv kernel's or attention's footprint (how MambaOut and its SSM pair are compared)."""
+    explain = ssm_attention if has_ssm(model) else footprint
+    return explain(model, image, query, stage, block)
 
 
 def _kernel_footprint(conv: DepthwiseConvMixer, h: int, w: int, cell: tuple[int, int]) -> torch.Tensor:

@@ -60,6 +60,21 @@ def _safetensors_metadata(path: str) -> dict:
         return {}
 
 
+def _trained_size(meta: dict, path: str) -> int | None:
+    """The input side a model.safetensors was trained at: its metadata, else its run's config.yaml."""
+    if str(meta.get("img_size", "")).isdigit():
+        return int(meta["img_size"])
+    import yaml
+
+    config = os.path.join(os.path.dirname(path), "config.yaml")
+    try:
+        with open(config) as f:
+            size = ((yaml.safe_load(f) or {}).get("data") or {}).get("img_size")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
+    return size if isinstance(size, int) else None
+
+
 def _read_checkpoint(path: str):
     """(state dict, build kwargs, info) of any weights file the project reads."""
     from ..weights import read_state_dict
@@ -75,23 +90,30 @@ def _read_checkpoint(path: str):
         meta = _safetensors_metadata(path)
         state = read_state_dict(path)
         kwargs = {k: int(meta[k]) for k in _META_INTS if str(meta.get(k, "")).isdigit()}
-        return state, kwargs, {"model": meta.get("model")}, path
+        return state, kwargs, {"model": meta.get("model"), "img_size": _trained_size(meta, path)}, path
     found = _training_checkpoint(path)
     if found is not None:
         return (*found, path)
     return read_state_dict(path), {}, {}, path
 
 
-def load_model(name: str, checkpoint: str | None = None, **model_kwargs) -> nn.Module:
+def load_model(name: str | None, checkpoint: str | None = None, **model_kwargs) -> nn.Module:
     """Registered model ``name`` in eval mode; with ``checkpoint`` (a training checkpoint, a run folder or its
     model.safetensors, any weights file) its weights, built with the num_classes/in_chans/stem_stride the
     checkpoint records. A keyword given here that contradicts the checkpoint is an error; one it does not
-    record is used as given. ``model.checkpoint_info`` keeps what was read (model, img_size, source)."""
+    record is used as given. ``name=None``: the model the checkpoint records. ``model.checkpoint_info`` keeps
+    what was read (model, img_size, source)."""
     info: dict = {}
     if checkpoint is None:
+        if name is None:
+            raise UsageError("load_model needs a model name or a checkpoint that records one")
         model = create_model(name, **model_kwargs)
     else:
         state, saved, info, source = _read_checkpoint(os.fspath(checkpoint))
+        if name is None:
+            name = info.get("model")
+            if not name:
+                raise CheckpointError(f"checkpoint {source!r} does not say which model it holds: name one")
         if info.get("model") and info["model"] != name:
             raise CheckpointError(f"checkpoint {source!r} holds a {info['model']} model, not {name}")
         for key, value in saved.items():
@@ -134,6 +156,11 @@ def _to_tensor(img: Image.Image, img_size: int, in_chans: int) -> torch.Tensor:
     return arr.unsqueeze(0) if arr.ndim == 2 else arr.permute(2, 0, 1)
 
 
+def prepare_image(img: Image.Image, img_size: int, in_chans: int) -> torch.Tensor:
+    """One decoded image -> the normalised (1, in_chans, img_size, img_size) batch the explainers take."""
+    return _normalise(_to_tensor(img, img_size, in_chans).unsqueeze(0), "image")
+
+
 def _spread(n_items: int, n: int) -> list[int]:
     """``n`` indices spread evenly over the data set (an ImageFolder is sorted by class)."""
     return sorted({int(i) for i in np.linspace(0, n_items - 1, min(n, n_items)).round()})
@@ -165,7 +192,7 @@ def load_images(
         except (OSError, ValueError, SyntaxError) as e:  # PIL's decoders raise all three
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise DatasetError(f"unreadable image ({why})", image) from None
-        return _normalise(_to_tensor(pil, img_size, in_chans).unsqueeze(0), "image")
+        return prepare_image(pil, img_size, in_chans)
     if dataset == "fashion_mnist":
         from ..data import FashionMNIST
 

@@ -145,6 +145,7 @@ class ClassificationTask(Task):
             "num_classes": cfg.data.num_classes,
             "in_chans": cfg.model.in_chans,
             "stem_stride": cfg.model.stem_stride,
+            "img_size": cfg.data.img_size,  # explain and serve feed the size the model was trained at
         }
         return Parts(
             model,
