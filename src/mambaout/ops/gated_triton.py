@@ -34,6 +34,14 @@ except Exception:  # ImportError, or a broken install
 
 ACTS = ("gelu", "silu", "relu")  # the activation codes of the kernels, in order
 
+# Tests set this to fill every output buffer with NaN before the kernels run, so an unwritten element shows up.
+_POISON = False
+
+
+def _empty(*shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
+    x = torch.empty(*shape, device=like.device, dtype=dtype or like.dtype)
+    return x.fill_(float("nan")) if _POISON else x
+
 
 class GateConfig(NamedTuple):
     """Tile of one program: BLOCK_H x BLOCK_W pixels (powers of two) x BLOCK_C channels, and its warps."""
@@ -135,7 +143,7 @@ def _gated_dwconv_op(
     cfg = _config(h, tile)
     wt = _weight_taps(weight)
     bv = bias.detach().float().contiguous() if bias is not None else torch.zeros(nc, device=h.device)
-    y = torch.empty(B, H, W, hd, device=h.device, dtype=h.dtype)
+    y = _empty(B, H, W, hd, like=h)
     grid, n_wt, n_ht = _grid(h, cfg, hd)
     # (dy, dh, e unused in the forward: y stands in for the pointers)
     _k._gate_kernel[grid](
@@ -163,8 +171,8 @@ def _gated_dwconv_bwd_op(
     cfg = _config(h, tile)
     wt = _weight_taps(weight)
     bv = bias.detach().float().contiguous() if bias is not None else torch.zeros(nc, device=h.device)
-    dh = torch.empty_like(h)
-    e = torch.empty(B, H, W, nc, device=h.device, dtype=h.dtype)
+    dh = _empty(*h.shape, like=h)
+    e = _empty(B, H, W, nc, like=h)
     grid, n_wt, n_ht = _grid(h, cfg, hd)
     _k._gate_kernel[grid](
         h, wt, bv, dh, dy, dh, e, H, W, hd, n_id, nc, n_wt, n_ht,
@@ -172,7 +180,7 @@ def _gated_dwconv_bwd_op(
         BLOCK_H=cfg.block_h, BLOCK_W=cfg.block_w, BLOCK_C=cfg.block_c, num_warps=cfg.num_warps,
     )  # fmt: skip
     grid, n_wt, n_ht = _grid(h, cfg, nc)
-    part = torch.empty(grid[0], k * k + 1, nc, device=h.device, dtype=torch.float32)
+    part = _empty(grid[0], k * k + 1, nc, like=h, dtype=torch.float32)
     _k._dconv_kernel[grid](
         e, h, wt, dh, part, H, W, hd, n_id, nc, n_wt, n_ht,
         K=k, BLOCK_H=cfg.block_h, BLOCK_W=cfg.block_w, BLOCK_C=cfg.block_c, num_warps=cfg.num_warps,
