@@ -86,7 +86,10 @@ def use_fused(t: torch.Tensor, requested: bool | None = None) -> bool:
     ONNX export or TorchScript tracing is active (they must see the aten ops)."""
     if requested is False:
         return False
-    if active_counters() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    # (under torch.compile no counter, export or tracer is active: skip the checks dynamo cannot trace)
+    if not torch.compiler.is_compiling() and (
+        active_counters() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    ):
         return False
     if requested:
         if not can_run(t):
