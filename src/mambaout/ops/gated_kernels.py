@@ -82,7 +82,9 @@ def _gate_kernel(
                 ww = pw + (dx - K // 2)
                 ok = row_ok & (ww >= 0) & (ww < W)
                 src = ((b * H + hh) * W + ww).to(tl.int64) * C2 + HD
-                x = tl.load(h_ptr + src[:, None] + ch[None, :], mask=ok[:, None] & is_conv[None, :], other=0.0)
+                # masked by pixel and channel bound only (a mask constant along channels keeps the loads
+                # vectorised); identity lanes read i here and meet a zero weight
+                x = tl.load(h_ptr + src[:, None] + ch[None, :], mask=ok[:, None] & cm[None, :], other=0.0)
                 wk = tl.load(w_ptr + (dy * K + dx) * NC + wc, mask=is_conv, other=0.0)
                 acc += x.to(tl.float32) * wk[None, :]
         v = tl.where(is_conv[None, :], acc, v)
