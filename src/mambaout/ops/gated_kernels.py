@@ -38,6 +38,15 @@ def _tile(N_WT, N_HT, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
 
 
 @triton.jit
+def _channel_mask(cm, EVEN_C: tl.constexpr, BLOCK_C: tl.constexpr):
+    """The tap loads' channel predicate: a constant when the channel blocks tile the channels exactly."""
+    if EVEN_C:
+        return tl.full([BLOCK_C], 1, tl.int1)
+    else:
+        return cm
+
+
+@triton.jit
 def _gate_kernel(
     h_ptr,
     w_ptr,
@@ -56,6 +65,7 @@ def _gate_kernel(
     K: tl.constexpr,
     ACT: tl.constexpr,
     BACKWARD: tl.constexpr,
+    EVEN_C: tl.constexpr,  # BLOCK_C divides HD and NC
     BLOCK_H: tl.constexpr,
     BLOCK_W: tl.constexpr,
     BLOCK_C: tl.constexpr,
@@ -75,16 +85,18 @@ def _gate_kernel(
         wc = ch - N_ID
         acc = tl.zeros([BLOCK_H * BLOCK_W, BLOCK_C], tl.float32)
         acc += tl.load(b_ptr + wc, mask=is_conv, other=0.0)[None, :]
+        c_ptr = h_ptr + base + HD  # the centre tap; each tap is a scalar shift of it
+        tap_cm = _channel_mask(cm, EVEN_C, BLOCK_C)
         for dy in tl.static_range(K):
             hh = ph + (dy - K // 2)
             row_ok = pm & (hh >= 0) & (hh < H)
             for dx in tl.static_range(K):
                 ww = pw + (dx - K // 2)
                 ok = row_ok & (ww >= 0) & (ww < W)
-                src = ((b * H + hh) * W + ww).to(tl.int64) * C2 + HD
                 # masked by pixel and channel bound only (a mask constant along channels keeps the loads
                 # vectorised); identity lanes read i here and meet a zero weight
-                x = tl.load(h_ptr + src[:, None] + ch[None, :], mask=ok[:, None] & cm[None, :], other=0.0)
+                shift = ((dy - K // 2) * W + (dx - K // 2)) * C2
+                x = tl.load(c_ptr + shift, mask=ok[:, None] & tap_cm[None, :], other=0.0)
                 wk = tl.load(w_ptr + (dy * K + dx) * NC + wc, mask=is_conv, other=0.0)
                 acc += x.to(tl.float32) * wk[None, :]
         v = tl.where(is_conv[None, :], acc, v)
@@ -115,6 +127,7 @@ def _dconv_kernel(
     N_WT,
     N_HT,
     K: tl.constexpr,
+    EVEN_C: tl.constexpr,
     BLOCK_H: tl.constexpr,
     BLOCK_W: tl.constexpr,
     BLOCK_C: tl.constexpr,
@@ -132,14 +145,16 @@ def _dconv_kernel(
     cq = tl.load(h_ptr + c_off, mask=m, other=0.0).to(tl.float32)
     acc = tl.zeros([BLOCK_H * BLOCK_W, BLOCK_C], tl.float32)
     part = part_ptr + tl.program_id(0).to(tl.int64) * (K * K + 1) * NC + ch
+    e_ptr0 = e_ptr + pix[:, None] * NC + ch[None, :]
+    tap_cm = _channel_mask(cm, EVEN_C, BLOCK_C)
     for dy in tl.static_range(K):
         hh = ph - (dy - K // 2)
         row_ok = pm & (hh >= 0) & (hh < H)
         for dx in tl.static_range(K):
             ww = pw - (dx - K // 2)
             ok = row_ok & (ww >= 0) & (ww < W)
-            src = ((b * H + hh) * W + ww).to(tl.int64) * NC
-            es = tl.load(e_ptr + src[:, None] + ch[None, :], mask=ok[:, None] & cm[None, :], other=0.0).to(tl.float32)
+            shift = ((dy - K // 2) * W + (dx - K // 2)) * NC
+            es = tl.load(e_ptr0 - shift, mask=ok[:, None] & tap_cm[None, :], other=0.0).to(tl.float32)
             wk = tl.load(w_ptr + (dy * K + dx) * NC + ch, mask=cm, other=0.0)
             acc += es * wk[None, :]
             tl.store(part + (dy * K + dx) * NC, tl.sum(es * cq, axis=0), mask=cm)

@@ -116,6 +116,10 @@ def _config(h: torch.Tensor, tile: list[int]) -> GateConfig:
     return GateConfig(*tile) if tile else default_config(h.shape[1], h.shape[2])
 
 
+def _even(hd: int, nc: int, cfg: GateConfig) -> bool:
+    return hd % cfg.block_c == 0 and nc % cfg.block_c == 0
+
+
 def _weight_taps(weight: torch.Tensor) -> torch.Tensor:
     """(NC, 1, K, K) -> (K*K, NC) fp32, contiguous: one tap's weights are contiguous over channels."""
     return weight.detach().reshape(weight.shape[0], -1).t().float().contiguous()
@@ -151,7 +155,7 @@ def _gated_dwconv_op(
     # (dy, dh, e unused in the forward: y stands in for the pointers)
     _k._gate_kernel[grid](
         h, wt, bv, y, y, y, y, H, W, hd, n_id, nc, n_wt, n_ht,
-        K=k, ACT=ACTS.index(act), BACKWARD=False,
+        K=k, ACT=ACTS.index(act), BACKWARD=False, EVEN_C=_even(hd, nc, cfg),
         BLOCK_H=cfg.block_h, BLOCK_W=cfg.block_w, BLOCK_C=cfg.block_c, num_warps=cfg.num_warps,
     )  # fmt: skip
     return y
@@ -179,14 +183,14 @@ def _gated_dwconv_bwd_op(
     grid, n_wt, n_ht = _grid(h, cfg, hd)
     _k._gate_kernel[grid](
         h, wt, bv, dh, dy, dh, e, H, W, hd, n_id, nc, n_wt, n_ht,
-        K=k, ACT=ACTS.index(act), BACKWARD=True,
+        K=k, ACT=ACTS.index(act), BACKWARD=True, EVEN_C=_even(hd, nc, cfg),
         BLOCK_H=cfg.block_h, BLOCK_W=cfg.block_w, BLOCK_C=cfg.block_c, num_warps=cfg.num_warps,
     )  # fmt: skip
     grid, n_wt, n_ht = _grid(h, cfg, nc)
     part = _empty(grid[0], k * k + 1, nc, like=h, dtype=torch.float32)
     _k._dconv_kernel[grid](
         e, h, wt, dh, part, H, W, hd, n_id, nc, n_wt, n_ht,
-        K=k, BLOCK_H=cfg.block_h, BLOCK_W=cfg.block_w, BLOCK_C=cfg.block_c, num_warps=cfg.num_warps,
+        K=k, EVEN_C=_even(hd, nc, cfg), BLOCK_H=cfg.block_h, BLOCK_W=cfg.block_w, BLOCK_C=cfg.block_c, num_warps=cfg.num_warps,
     )  # fmt: skip
     red = part.sum(0)
     dw = red[: k * k].t().reshape(weight.shape).to(weight.dtype, memory_format=torch.contiguous_format, copy=True)
