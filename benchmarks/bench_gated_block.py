@@ -1,7 +1,13 @@
 """Fused gated-CNN gate vs the reference ops, per mambaout_tiny stage and for the whole model against timm (CUDA).
 
-  PYTHONPATH=src python benchmarks/bench_gated_block.py [--parts check,gate,block,model] [--full] [--sweep]
-      [--batch 256] [--train-batch 128] [--compile-mode default]
+  PYTHONPATH=src python benchmarks/bench_gated_block.py [--parts check,gate,block,model] [--model-modes infer]
+      [--full] [--sweep] [--stages 56,14] [--batch 256] [--train-batch 128] [--compile-mode default]
+
+Two calls cover the issue's targets, each meant to take at most about 3 minutes on one H100/H200 (most of it cold
+torch.compile):
+
+  PYTHONPATH=src python benchmarks/bench_gated_block.py                                  # inference
+  PYTHONPATH=src python benchmarks/bench_gated_block.py --parts model --model-modes train   # training step
 
 Parts (bf16 autocast, 224 px, channels-last input, cudnn.benchmark, as the issue's timm anchors):
 
@@ -13,14 +19,14 @@ Parts (bf16 autocast, 224 px, channels-last input, cudnn.benchmark, as the issue
          gate and block time the stages of --stages (default 56 and 14: the largest map, the deepest stage).
 * block  the whole GatedBlock (LN, fc1, gate, fc2, residual): reference vs fused eager; --full adds both compiled.
 * model  mambaout_tiny images/s: timm eager / compiled, ours reference eager, ours fused eager / compiled, inference
-         (--batch) and a training step (--train-batch, AdamW fused, cross-entropy); --full adds ours reference
-         compiled (two more compiles).
-         (--full: block adds 4 compiles per stage and mode, model 2; about 2 minutes more.)
+         (--batch) and/or a training step (--train-batch, AdamW fused, cross-entropy) as --model-modes says (default
+         infer: each mode costs two cold whole-model compiles); --full adds ours reference compiled (one more
+         compile per mode) and, in the block part, both compiled blocks (four small compiles per stage and mode).
 
 Timing: warm-up (the first call also compiles; its time is reported), then ``--repeats`` runs of ``--iters`` calls
-between two CUDA events; the median per call.  Prints Markdown tables and writes $OUT/bench_gated_block.json when
-OUT is set.  Meant to finish in about 3 minutes on one H100/H200 (most of it torch.compile); --sweep adds a tile
-sweep of the fused op (about 30 s more).
+between two CUDA events; the median per call.  Prints Markdown tables and writes
+$OUT/bench_gated_block.<parts>[.<modes>].json when OUT is set.  --sweep adds a tile sweep of the fused op (about
+30 s more).
 """
 
 from __future__ import annotations
@@ -267,7 +273,7 @@ def model_variants(args):
 
 
 def part_model(args, rows):
-    for train in (False, True):
+    for train in [m == "train" for m in args.model_modes.split(",")]:
         b = args.train_batch if train else args.batch
         x = torch.randn(b, 3, args.img_size, args.img_size, device="cuda").to(memory_format=torch.channels_last)
         target = torch.randint(0, 1000, (b,), device="cuda")
@@ -309,6 +315,7 @@ def main():
     ap.add_argument("--model", default="mambaout_tiny", help="model part: our registry's name")
     ap.add_argument("--timm-model", default=None, help="model part: timm's name (default: --model)")
     ap.add_argument("--img-size", type=int, default=224, help="model part")
+    ap.add_argument("--model-modes", default="infer", help="model part: infer, train or infer,train")
     ap.add_argument("--stages", default="56,14", help="map sides of the stages the gate and block parts time")
     ap.add_argument("--full", action="store_true", help="block part: compiled variants; model: ours ref compiled")
     ap.add_argument("--sweep", action="store_true", help="also sweep the fused op's tiles")
@@ -324,6 +331,9 @@ def main():
     unknown = set(parts) - {"check", "gate", "block", "model"}
     if unknown:
         print(f"error: unknown part(s) {', '.join(sorted(unknown))}; choose from check, gate, block, model")
+        sys.exit(2)
+    if not args.model_modes or set(args.model_modes.split(",")) - {"infer", "train"}:
+        print(f"error: --model-modes {args.model_modes!r}: give infer, train or infer,train")
         sys.exit(2)
     torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name()
@@ -353,7 +363,8 @@ def main():
     out["meta"]["wall_s"] = time.perf_counter() - t0
     print(f"\nwall {out['meta']['wall_s']:.0f} s")
     if os.environ.get("OUT"):
-        path = os.path.join(os.environ["OUT"], "bench_gated_block.json")
+        tag = "-".join(parts) + ("." + args.model_modes.replace(",", "-") if "model" in parts else "")
+        path = os.path.join(os.environ["OUT"], f"bench_gated_block.{tag}.json")
         with open(path, "w") as f:
             json.dump(out, f, indent=1)
         print(f"wrote {path}")
