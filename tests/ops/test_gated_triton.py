@@ -107,9 +107,10 @@ def test_bad_shapes_are_rejected():
 
 def test_default_config_fits_small_maps():
     cfg = gated_triton.default_config(7, 7)
-    assert (cfg.block_h, cfg.block_w) == (8, 8) and cfg.block_c == 32
+    assert (cfg.block_h, cfg.block_w) == (8, 8) and cfg.block_c == 32 and cfg.num_warps == 8
     cfg = gated_triton.default_config(56, 56)
-    assert cfg.block_h * cfg.block_w == 128 and cfg.num_warps == 8
+    assert cfg.block_h * cfg.block_w == 128 and cfg.num_warps == 16  # 8 elements per thread
+    assert gated_triton.default_config(1, 3) == (1, 4, 32, 1)
 
 
 def test_use_fused_policy(monkeypatch):

@@ -87,17 +87,17 @@ def _gate_kernel(
         acc += tl.load(b_ptr + wc, mask=is_conv, other=0.0)[None, :]
         c_ptr = h_ptr + base + HD  # the centre tap; each tap is a scalar shift of it
         tap_cm = _channel_mask(cm, EVEN_C, BLOCK_C)
-        for dy in tl.static_range(K):
-            hh = ph + (dy - K // 2)
+        for ty in range(K):  # a runtime loop: unrolling all K*K taps hoists every load and spills
+            hh = ph + (ty - K // 2)
             row_ok = pm & (hh >= 0) & (hh < H)
-            for dx in tl.static_range(K):
-                ww = pw + (dx - K // 2)
+            for tx in tl.static_range(K):
+                ww = pw + (tx - K // 2)
                 ok = row_ok & (ww >= 0) & (ww < W)
                 # masked by pixel and channel bound only (a mask constant along channels keeps the loads
                 # vectorised); identity lanes read i here and meet a zero weight
-                shift = ((dy - K // 2) * W + (dx - K // 2)) * C2
+                shift = ((ty - K // 2) * W + (tx - K // 2)) * C2
                 x = tl.load(c_ptr + shift, mask=ok[:, None] & tap_cm[None, :], other=0.0)
-                wk = tl.load(w_ptr + (dy * K + dx) * NC + wc, mask=is_conv, other=0.0)
+                wk = tl.load(w_ptr + (ty * K + tx) * NC + wc, mask=is_conv, other=0.0)
                 acc += x.to(tl.float32) * wk[None, :]
         v = tl.where(is_conv[None, :], acc, v)
     a, da = _act_and_grad(g, ACT)
@@ -147,17 +147,17 @@ def _dconv_kernel(
     part = part_ptr + tl.program_id(0).to(tl.int64) * (K * K + 1) * NC + ch
     e_ptr0 = e_ptr + pix[:, None] * NC + ch[None, :]
     tap_cm = _channel_mask(cm, EVEN_C, BLOCK_C)
-    for dy in tl.static_range(K):
-        hh = ph - (dy - K // 2)
+    for ty in range(K):  # a runtime loop: unrolling all K*K taps hoists every load and spills
+        hh = ph - (ty - K // 2)
         row_ok = pm & (hh >= 0) & (hh < H)
-        for dx in tl.static_range(K):
-            ww = pw - (dx - K // 2)
+        for tx in tl.static_range(K):
+            ww = pw - (tx - K // 2)
             ok = row_ok & (ww >= 0) & (ww < W)
-            shift = ((dy - K // 2) * W + (dx - K // 2)) * NC
+            shift = ((ty - K // 2) * W + (tx - K // 2)) * NC
             es = tl.load(e_ptr0 - shift, mask=ok[:, None] & tap_cm[None, :], other=0.0).to(tl.float32)
-            wk = tl.load(w_ptr + (dy * K + dx) * NC + ch, mask=cm, other=0.0)
+            wk = tl.load(w_ptr + (ty * K + tx) * NC + ch, mask=cm, other=0.0)
             acc += es * wk[None, :]
-            tl.store(part + (dy * K + dx) * NC, tl.sum(es * cq, axis=0), mask=cm)
+            tl.store(part + (ty * K + tx) * NC, tl.sum(es * cq, axis=0), mask=cm)
     e = tl.load(e_ptr + pix[:, None] * NC + ch[None, :], mask=m, other=0.0).to(tl.float32)  # an L1 hit
     tl.store(part + K * K * NC, tl.sum(e, axis=0), mask=cm)
     tl.store(dh_ptr + c_off, acc.to(dh_ptr.dtype.element_ty), mask=m)
