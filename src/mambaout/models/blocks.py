@@ -18,7 +18,8 @@ import torch
 from timm.layers import DropPath, LayerScale
 from torch import nn
 
-from .mixers import MixerSpec, build_mixer
+from ..ops.gated_triton import gated_dwconv, use_fused
+from .mixers import DepthwiseConvMixer, MixerSpec, build_mixer
 
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
@@ -42,7 +43,13 @@ class GatedBlock(nn.Module):
     g: gate (hidden channels), i: identity part (hidden - c), c: the part that is token-mixed
     (c = conv_ratio * dim; InceptionNeXt-style partial mixing). With ``mixer='dwconv'`` this is
     MambaOut's block; with a conv+SSM mixer it is the Mamba block ("Mamba = Gated CNN + SSM").
+
+    ``fused`` (attribute, see :func:`set_fused`): with the depthwise-conv mixer and a GELU / SiLU / ReLU gate,
+    ``act(g) * cat(i, conv(c))`` runs as one Triton op (:mod:`mambaout.ops.gated_triton`); None (default) lets
+    ``use_fused`` decide (CUDA yes, CPU no, env ``MAMBAOUT_FUSED=0/1``), False: the reference ops, True: fused.
     """
+
+    fused: bool | None = None
 
     def __init__(
         self,
@@ -70,10 +77,34 @@ class GatedBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x
-        g, i, c = torch.split(self.fc1(self.norm(x)), self.split_indices, dim=-1)
-        x = self.fc2(self.act(g) * torch.cat((i, self.conv(c)), dim=-1))
-        return self.drop_path(self.ls(x)) + shortcut
+        return self.drop_path(self.ls(self.fc2(self.gate(self.fc1(self.norm(x)))))) + x
+
+    def gate(self, h: torch.Tensor) -> torch.Tensor:
+        """fc1's output -> fc2's input: ``act(g) * cat(i, mixer(c))``, one fused op when :attr:`fused` allows."""
+        act = self._fused_act()
+        if act is not None and use_fused(h, self.fused):
+            conv = self.conv
+            weight = conv.weight * conv.causal_mask if conv.causal else conv.weight
+            return gated_dwconv(h, weight, conv.bias, self.split_indices[1], act)
+        g, i, c = torch.split(h, self.split_indices, dim=-1)
+        return self.act(g) * torch.cat((i, self.conv(c)), dim=-1)
+
+    def _fused_act(self) -> str | None:
+        """The fused kernels' name of this block's gate activation, or None if they cannot stand in for it."""
+        if self.fused is False or type(self.conv) is not DepthwiseConvMixer or self.conv.kernel_size[0] % 2 == 0:
+            return None
+        a = self.act
+        if type(a) is nn.GELU:
+            return "gelu" if a.approximate == "none" else None
+        return {nn.SiLU: "silu", nn.ReLU: "relu"}.get(type(a))
+
+
+def set_fused(model: nn.Module, fused: bool | None) -> nn.Module:
+    """Set every GatedBlock's ``fused`` switch (True, False, or None: automatic) and return the model."""
+    for m in model.modules():
+        if isinstance(m, GatedBlock):
+            m.fused = fused
+    return model
 
 
 class Stem(nn.Module):
