@@ -42,6 +42,10 @@ def resolve_config(
 def build_encoder(cfg: PretrainConfig):
     """The zoo model without its head (the keys a classifier of the same name has, minus ``head.*``)."""
     m = cfg.model
+    with torch.device("meta"):  # the family first (isotropic models take other arguments)
+        probe = create_model(m.name, num_classes=0)
+    if not isinstance(probe, HierarchicalNet):
+        check_sparse_support(probe, m.name)
     encoder = create_model(
         m.name, num_classes=0, in_chans=m.in_chans, stem_stride=m.stem_stride, drop_path_rate=m.drop_path
     )
