@@ -65,6 +65,8 @@ def test_bad_input_is_one_line(tmp_path, data_root, capsys, extra, message):
 
 
 def test_unsupported_family_is_one_line(tmp_path, data_root, capsys):
-    rc = main(["pretrain", "vit_tiny", "--tiny", "--device", "cpu", "--data-root", data_root, "--output", str(tmp_path)])
+    rc = main(
+        ["pretrain", "vit_tiny", "--tiny", "--device", "cpu", "--data-root", data_root, "--output", str(tmp_path)]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "vit_tiny is not a hierarchical model" in err and len(err.splitlines()) == 1
