@@ -170,7 +170,9 @@ def load_state_dict_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor
     state_dict = to_native(state_dict)
     own = model.state_dict()
     if pretrain:
-        log.info("%s: pre-training checkpoint: decoder dropped (%d tensors), encoder loaded, head fresh", source, dropped)
+        log.info(
+            "%s: pre-training checkpoint: decoder dropped (%d tensors), encoder loaded, head fresh", source, dropped
+        )
         own = {k: v for k, v in own.items() if not k.startswith("head.")}
     classifier = [k for k in ("head.fc.weight", "head.fc.bias") if k in state_dict]
     got = state_dict["head.fc.weight"].shape[0] if "head.fc.weight" in state_dict else None
