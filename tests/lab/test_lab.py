@@ -210,7 +210,7 @@ def test_combined_report(lab_all):
     with open(os.path.join(lab_all, "summary.json")) as f:
         summary = json.load(f)
     assert set(summary["experiments"]) == set(EXPERIMENT_FILES)
-    assert len(summary["verdicts"]) == 5
+    assert len(summary["verdicts"]) == 5 + 4  # ssl: four claims
     claim_rows = [line for line in md.splitlines() if line.startswith("| SSM gain on a long causal task: next-pixel")]
     assert len(claim_rows) == 1 and "bits/pixel" in claim_rows[0]
 

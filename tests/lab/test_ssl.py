@@ -53,4 +53,6 @@ def test_paired_statistics_and_wording():
     assert verdict_word(["b>a", "b>a", "no clear difference", "no clear difference"]).startswith("partly supports")
     assert verdict_word(["b>a", "no clear difference", "no clear difference"]).startswith("not seen at this scale")
     assert verdict_word(["b>a", "a>b"]).startswith("mixed")
-    assert verdict_word(["a>b", "no clear difference"]).startswith("contradicts")
+    assert verdict_word(["a>b", "a>b"]).startswith("contradicts")
+    assert verdict_word(["a>b", "no clear difference"]).startswith("partly contradicts")
+    assert verdict_word(["a>b", "no clear difference", "no clear difference"]).startswith("not seen at this scale")

@@ -36,6 +36,7 @@ from .tasks import ImageTask
 log = logging.getLogger("mambaout.lab")
 
 NAMES = dict(mambaout="MambaOut (Gated CNN)", mamba="Mamba pair (Gated CNN + SSM)")
+SHORT = dict(mambaout="MambaOut", mamba="Mamba pair (+ SSM)")  # figure labels
 STARTS = ("scratch", "simmim", "fcmae")
 
 
@@ -163,8 +164,8 @@ def paired(a: dict, b: dict, min_effect: float = 0.3) -> dict:
 
 
 def verdict_word(outcomes: list[str], good: str = "b>a", bad: str = "a>b") -> str:
-    """Lab wording, with the count: every comparison clearly in favour -> supports; at least half and none against ->
-    partly supports; fewer -> not seen; only against -> contradicts; both -> mixed."""
+    """Lab wording, with the count: every comparison clearly for -> supports, at least half (none against) -> partly
+    supports; the same the other way (contradicts, partly contradicts); both ways -> mixed; else not seen."""
     n = len(outcomes)
     if not n or all(o == "inconclusive" for o in outcomes):
         return "inconclusive (fewer than 2 seeds)"
@@ -172,13 +173,14 @@ def verdict_word(outcomes: list[str], good: str = "b>a", bad: str = "a>b") -> st
     count = f"{yes} of {n} comparisons clearly for, {no} clearly against"
     if yes and no:
         return f"mixed ({count})"
-    if no:
-        return f"contradicts ({count})"
-    if yes == n:
-        return f"supports ({count})"
-    if 2 * yes >= n:
-        return f"partly supports ({count})"
-    return f"not seen at this scale ({count})"
+    k = yes or no
+    if k == n:
+        word = "supports" if yes else "contradicts"
+    elif 2 * k >= n:
+        word = "partly supports" if yes else "partly contradicts"
+    else:
+        word = "not seen at this scale"
+    return f"{word} ({count})"
 
 
 def run(ctx, cfg: dict) -> dict:
@@ -236,7 +238,30 @@ def run(ctx, cfg: dict) -> dict:
                 label=f"digits {key}/{start}",
             )
             probe_rows.append(dict(model=key, start=start, seed=seed, probe=probe, finetune=r["top1"]))
-    return _report(ctx, cfg, out, builds, data, transfer, rows, pre_rows, probe_rows)
+    sizes = dict(
+        train=len(data.train_y),
+        test=len(data.test_y),
+        digits_train=len(transfer.train_y),
+        digits_test=len(transfer.test_y),
+        chance_fashion=chance(data.test_y),
+        chance_digits=chance(transfer.test_y),
+    )
+    return _report(cfg, out, {k: v[1] for k, v in builds.items()}, sizes, rows, pre_rows, probe_rows)
+
+
+def chance(labels: torch.Tensor) -> float:
+    """Accuracy (%) of always answering the test split's most frequent class."""
+    return 100.0 * float(torch.bincount(labels.cpu()).max()) / max(1, len(labels))
+
+
+def rerender(folder: str) -> dict:
+    """Write ``folder``'s report.md, results.json and bar charts again from its results.json (no training; the
+    pre-training curves figure is redrawn only when the rows hold curves)."""
+    import json
+
+    with open(os.path.join(folder, "results.json")) as f:
+        res = json.load(f)
+    return _report(res["config"], folder, res["params"], res["sizes"], res["runs"], res["pretrain"], res["probes"])
 
 
 def _by_seed(rows, metric: str, **where) -> dict:
@@ -250,7 +275,8 @@ def _gains(rows, model, start, frac) -> dict:
     return {k: own[k] - base[k] for k in own if k in base}
 
 
-def _report(ctx, cfg, out, builds, data, transfer, rows, pre_rows, probe_rows) -> dict:
+def _report(cfg, out, params: dict, sizes: dict, rows, pre_rows, probe_rows) -> dict:
+    builds = params
     p, ft, dg, fractions = cfg["pretrain"], cfg["finetune"], cfg["digits"], cfg["label_fractions"]
     table, gain_table, help_out, method_out, ssm_out = [], [], [], [], []
     panels = []
@@ -259,7 +285,7 @@ def _report(ctx, cfg, out, builds, data, transfer, rows, pre_rows, probe_rows) -
         for key in builds:
             seeds = {s: _by_seed(rows, "top1", model=key, start=s, fraction=frac) for s in STARTS}
             vals = {s: list(v.values()) for s, v in seeds.items()}
-            panel[NAMES[key]] = vals
+            panel[SHORT[key]] = vals
             table.append(
                 dict(fraction=f"{frac:.0%}", model=NAMES[key], **{s: pm(mean_std(v)) for s, v in vals.items()})
             )
@@ -285,7 +311,7 @@ def _report(ctx, cfg, out, builds, data, transfer, rows, pre_rows, probe_rows) -
         pseeds = {s: _by_seed(probe_rows, "probe", model=key, start=s) for s in STARTS}
         pv = {s: list(v.values()) for s, v in pseeds.items()}
         fv = {s: list(_by_seed(probe_rows, "finetune", model=key, start=s).values()) for s in STARTS}
-        probe_panels[0][NAMES[key]], probe_panels[1][NAMES[key]] = pv, fv
+        probe_panels[0][SHORT[key]], probe_panels[1][SHORT[key]] = pv, fv
         probe_table.append(
             dict(
                 model=NAMES[key],
@@ -321,15 +347,16 @@ def _report(ctx, cfg, out, builds, data, transfer, rows, pre_rows, probe_rows) -
         panels=probe_panels,
         panel_titles=["linear probe (frozen encoder)", f"fine-tuned ({dg['steps']} steps)"],
     )
-    curves(
-        {
-            f"{r_key}/{m}": mean_curve([r["curve"] for r in pre_rows if (r["model"], r["method"]) == (r_key, m)])
-            for r_key in builds
-            for m in STARTS[1:]
-        },
-        os.path.join(out, "ssl_pretrain_curves.png"),
-        title="pre-training loss (mean over seeds; SimMIM: L1, FCMAE: MSE on normalised patches)",
-    )
+    if all("curve" in r for r in pre_rows):
+        curves(
+            {
+                f"{r_key}/{m}": mean_curve([r["curve"] for r in pre_rows if (r["model"], r["method"]) == (r_key, m)])
+                for r_key in builds
+                for m in STARTS[1:]
+            },
+            os.path.join(out, "ssl_pretrain_curves.png"),
+            title="pre-training loss (mean over seeds)",
+        )
 
     verdicts = [
         dict(
@@ -368,29 +395,31 @@ def _report(ctx, cfg, out, builds, data, transfer, rows, pre_rows, probe_rows) -
     write_json(
         dict(
             config=cfg,
-            params={k: v[1] for k, v in builds.items()},
+            params=params,
+            sizes=sizes,
             summary=table,
             gains=gain_table,
             digits=probe_table,
-            pretrain=[{k: v for k, v in r.items() if k != "curve"} for r in pre_rows],
+            pretrain=pre_rows,
             verdicts=verdicts,
             runs=flat,
             probes=probe_rows,
         ),
         os.path.join(out, "results.json"),
     )
-    images_seen = p["steps"] * p["batch_size"]
+    images_seen, n_train = p["steps"] * p["batch_size"], sizes["train"]
     body = [
         "## Setup\n\n"
-        f"Pre-training: {len(data.train_y)} Fashion-MNIST training images without labels, {p['steps']} steps of "
-        f"{p['batch_size']} ({images_seen} images seen, {images_seen / len(data.train_y):.2f} epochs), mask ratio "
+        f"Pre-training: {n_train} Fashion-MNIST training images without labels, {p['steps']} steps of "
+        f"{p['batch_size']} ({images_seen} images seen, {images_seen / n_train:.2f} epochs), mask ratio "
         f"{p['mask_ratio']} on {p['mask_patch']}px patches of the {cfg['data'].get('img_size', 32)}px image. "
         f"Fine-tuning: {', '.join(f'{f:.0%}' for f in fractions)} of the labels, {ft['steps']} steps of batch "
-        f"{ft['batch_size']} for every start; test set: {len(data.test_y)} images. Digits: {len(transfer.train_y)} "
-        f"training / {len(transfer.test_y)} test images, linear probe (logistic regression on pooled features) and "
+        f"{ft['batch_size']} for every start; test set: {sizes['test']} images (chance, the most frequent class: "
+        f"{sizes['chance_fashion']:.1f}%). Digits: {sizes['digits_train']} training / {sizes['digits_test']} test "
+        f"images (chance {sizes['chance_digits']:.1f}%), linear probe (logistic regression on pooled features) and "
         f"{dg['steps']} fine-tuning steps. AdamW lr {cfg['optim']['lr']}, seeds {cfg['seeds']}. Budgets are steps.\n\n"
         + markdown_table(
-            [dict(model=NAMES[k], params=v[1]) for k, v in builds.items()],
+            [dict(model=NAMES[k], params=v) for k, v in params.items()],
             ["model", "params"],
             ["model", "params (classifier)"],
         ),
