@@ -49,8 +49,12 @@ def matched_builds(specs: dict) -> dict:
     """{key: (build(), params)}: the SSM pair as specified, MambaOut's widths scaled to its parameter count."""
     target_build = partial(build_image_model, specs["mamba"], None)
     target = _meta_params(target_build)
+    base = _meta_params(partial(build_image_model, specs["mambaout"], 1.0))
+    guess = round(100 * math.sqrt(target / base))  # parameters grow about as width squared: search around it
     m = match_width(
-        lambda w: build_image_model(specs["mambaout"], w), target, candidates=[k / 100 for k in range(90, 181)]
+        lambda w: build_image_model(specs["mambaout"], w),
+        target,
+        candidates=[k / 100 for k in range(max(50, guess - 6), guess + 7)],
     )
     builds = {"mambaout": (partial(build_image_model, specs["mambaout"], m["width"]), m["params"])}
     builds["mamba"] = (target_build, target)
