@@ -191,6 +191,10 @@ def run(ctx, cfg: dict) -> dict:
     out = ctx.folder("ssl")
     d, p, ft, dg, optim = cfg["data"], cfg["pretrain"], cfg["finetune"], cfg["digits"], cfg["optim"]
     seeds, fractions = cfg["seeds"], cfg["label_fractions"]
+    if cfg.get("epochs") is not None:
+        log.warning(
+            "lab ssl counts steps, not epochs: --epochs is ignored (--set ssl:pretrain.steps=N, finetune.steps=N)"
+        )
     size = d.get("img_size", 32)
     if size % p["mask_patch"]:
         raise LabError(f"ssl: data.img_size {size} is not divisible by pretrain.mask_patch {p['mask_patch']}")
