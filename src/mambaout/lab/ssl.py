@@ -196,6 +196,8 @@ def run(ctx, cfg: dict) -> dict:
             "lab ssl counts steps, not epochs: --epochs is ignored (--set ssl:pretrain.steps=N, finetune.steps=N)"
         )
     size = d.get("img_size", 32)
+    if not 0 < p["mask_ratio"] < 1:
+        raise LabError(f"ssl: pretrain.mask_ratio must be in (0, 1), got {p['mask_ratio']}")
     if size % p["mask_patch"]:
         raise LabError(f"ssl: data.img_size {size} is not divisible by pretrain.mask_patch {p['mask_patch']}")
     data = ctx.fashion(d.get("pretrain_images"), d.get("test_subset"))
