@@ -249,7 +249,7 @@ CASES: list[tuple[str, str, str]] = [
         f"{_SEG} --set tasks.segmentation.data.roott=x",
         "unknown config key 'tasks.segmentation.data.roott' (did you mean 'tasks.segmentation.data.root'?)",
     ),
-    ("names", "lab nope --out {tmp}/lab", "unknown lab experiment 'nope'; known: long-seq, zoo, causal, framing, all"),
+    ("names", "lab nope --out {tmp}/lab", "unknown lab experiment 'nope'; known: long-seq, zoo, causal, framing, ssl, all"),
     # --- preset files -------------------------------------------------------------------------------------
     (
         "preset files",
