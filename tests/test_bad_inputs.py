@@ -249,7 +249,11 @@ CASES: list[tuple[str, str, str]] = [
         f"{_SEG} --set tasks.segmentation.data.roott=x",
         "unknown config key 'tasks.segmentation.data.roott' (did you mean 'tasks.segmentation.data.root'?)",
     ),
-    ("names", "lab nope --out {tmp}/lab", "unknown lab experiment 'nope'; known: long-seq, zoo, causal, framing, ssl, all"),
+    (
+        "names",
+        "lab nope --out {tmp}/lab",
+        "unknown lab experiment 'nope'; known: long-seq, zoo, causal, framing, ssl, all",
+    ),
     # --- preset files -------------------------------------------------------------------------------------
     (
         "preset files",
