@@ -249,7 +249,11 @@ CASES: list[tuple[str, str, str]] = [
         f"{_SEG} --set tasks.segmentation.data.roott=x",
         "unknown config key 'tasks.segmentation.data.roott' (did you mean 'tasks.segmentation.data.root'?)",
     ),
-    ("names", "lab nope --out {tmp}/lab", "unknown lab experiment 'nope'; known: long-seq, zoo, causal, framing, all"),
+    (
+        "names",
+        "lab nope --out {tmp}/lab",
+        "unknown lab experiment 'nope'; known: long-seq, zoo, causal, framing, ssl, all",
+    ),
     # --- preset files -------------------------------------------------------------------------------------
     (
         "preset files",
@@ -539,6 +543,17 @@ CASES: list[tuple[str, str, str]] = [
         "checkpoints",
         f"{_T} --pretrained {{ck}}/nan.pth",
         "checkpoint '{ck}/nan.pth': 1 of … tensors hold NaN (1 entirely NaN: stem.conv1.weight); the model would output NaN, so it is not loaded",
+    ),
+    ("pre-training", "pretrain mambaout_test --tiny --mask-ratio 1", "model.mask_ratio must be in (0, 1), got 1.0"),
+    (
+        "pre-training",
+        "pretrain mambaout_test --tiny --img-size 36 --device cpu",
+        "data.img_size 36 is not divisible by the patch size 8 (model.mask_patch)",
+    ),
+    (
+        "pre-training",
+        "pretrain vit_tiny --tiny --device cpu",
+        "pretrain: vit_tiny is not a hierarchical model (IsotropicNet); SimMIM and FCMAE here support the hierarchical zoo (mambaout_*, mamba_*, vmamba_*, localvmamba_*)",
     ),
 ]
 

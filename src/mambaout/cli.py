@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "mambaout.tasks.dense.shapes_cli",
     "mambaout.tasks.scenes_cli",
     "mambaout.serve.cli",
+    "mambaout.tasks.pretrain.cli",
 ]
 
 

@@ -131,6 +131,8 @@ _OFFICIAL_RULES = [
 def detect_format(state_dict: Mapping[str, torch.Tensor]) -> str:
     if any(k.startswith("downsample_layers.") for k in state_dict):
         return "official"
+    if any(k.startswith("encoder.") for k in state_dict) and any(k.startswith("decoder.") for k in state_dict):
+        return "pretrain"  # `mambaout pretrain`: encoder.* (a zoo model without head), decoder.*, mask_token
     return "native"
 
 
@@ -147,8 +149,11 @@ def convert_official(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
 
 
 def to_native(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Any supported layout -> this project's key layout."""
-    return convert_official(state_dict) if detect_format(state_dict) == "official" else dict(state_dict)
+    """Any supported layout -> this project's key layout (a pre-training checkpoint: its encoder only)."""
+    fmt = detect_format(state_dict)
+    if fmt == "pretrain":
+        return {k.removeprefix("encoder."): v for k, v in state_dict.items() if k.startswith("encoder.")}
+    return convert_official(state_dict) if fmt == "official" else dict(state_dict)
 
 
 def _list(keys) -> str:
@@ -158,9 +163,17 @@ def _list(keys) -> str:
 
 
 def load_state_dict_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"):
-    """Load a (converted) state dict; a classifier of another size is replaced, anything else must match."""
+    """Load a (converted) state dict; a classifier of another size is replaced, anything else must match.
+    A pre-training checkpoint gives the encoder; its decoder is dropped and the head starts fresh."""
+    pretrain = detect_format(state_dict) == "pretrain"
+    dropped = sum(not k.startswith("encoder.") for k in state_dict)
     state_dict = to_native(state_dict)
     own = model.state_dict()
+    if pretrain:
+        log.info(
+            "%s: pre-training checkpoint: decoder dropped (%d tensors), encoder loaded, head fresh", source, dropped
+        )
+        own = {k: v for k, v in own.items() if not k.startswith("head.")}
     classifier = [k for k in ("head.fc.weight", "head.fc.bias") if k in state_dict]
     got = state_dict["head.fc.weight"].shape[0] if "head.fc.weight" in state_dict else None
     want = own["head.fc.weight"].shape[0] if "head.fc.weight" in own else 0

@@ -33,6 +33,7 @@ EXPERIMENT_FILES = {
         "erf_maps.npz",
     ],
     "zoo": ["report.md", "results.json", "paper_imagenet_rows.csv", "measured_rows.csv", "top1_vs_macs.png"],
+    "ssl": ["report.md", "results.json", "runs.csv", "ssl_finetune.png", "ssl_digits.png", "ssl_pretrain_curves.png"],
 }
 EXPECTED_TABLES = {  # header cells every report must contain
     "long-seq": ["tau = 6D", "quadratic share", "tokens L"],
@@ -48,6 +49,7 @@ EXPECTED_TABLES = {  # header cells every report must contain
         " 50% | ",
     ],
     "zoo": ["top-1 (%)", "MACs (G)", "paper top-1"],
+    "ssl": ["scratch", "SimMIM", "FCMAE", "probe FCMAE", "gain (pt)"],
 }
 
 
@@ -208,7 +210,7 @@ def test_combined_report(lab_all):
     with open(os.path.join(lab_all, "summary.json")) as f:
         summary = json.load(f)
     assert set(summary["experiments"]) == set(EXPERIMENT_FILES)
-    assert len(summary["verdicts"]) == 5
+    assert len(summary["verdicts"]) == 5 + 4  # ssl: four claims
     claim_rows = [line for line in md.splitlines() if line.startswith("| SSM gain on a long causal task: next-pixel")]
     assert len(claim_rows) == 1 and "bits/pixel" in claim_rows[0]
 

@@ -22,9 +22,8 @@ from ..errors import ConfigError, LabError
 
 log = logging.getLogger("mambaout.lab")
 
-EXPERIMENTS = ("long-seq", "zoo", "causal", "framing")  # the order `all` runs them (cheap ones first)
-RUN_BY_ALL = EXPERIMENTS  # issue #23: dense-long is a sweep of its own, not part of `all` (GPU budget)
-EXPERIMENTS += ("dense-long",)
+RUN_BY_ALL = ("long-seq", "zoo", "causal", "framing", "ssl")  # the order `all` runs them (cheap ones first)
+EXPERIMENTS = RUN_BY_ALL + ("dense-long",)  # dense-long is a sweep of its own, not part of `all` (GPU budget)
 
 
 MODES = ("tiny", "cpu", "full")
