@@ -103,6 +103,7 @@ def run(ctx, cfg: dict) -> dict:
         claim="Causal token mixing hurts image classification (C2)",
         rule="causal_hurts",
         comparisons=list(records),
+        unit="pt",
         rule_text=v["rules"]["causal_hurts"],
     )
     verdict = decide([claim], records, v["alpha"])[0]

@@ -226,6 +226,7 @@ def _seq_part(key, title, task, val_task, part_cfg, num_outputs, vocab, readout,
         ],
         trained=trained,
         digits=3 if lower else 2,
+        unit="bits/pixel" if metric == "bpp" else "pt",
         rule_text=v["rules"]["ssm_gain"],
         note=None if trained else f"every model within {margin:g} of chance ({chance:.1f})",
     )
@@ -336,6 +337,7 @@ def run(ctx, cfg: dict) -> dict:
                 claim="No SSM gain on 2-D image classification (H1)",
                 rule="no_gain",
                 comparisons=comps_a,
+                unit="pt",
                 rule_text=v["rules"]["no_gain"],
             )
         )

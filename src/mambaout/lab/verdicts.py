@@ -117,14 +117,15 @@ def _causal_hurts(outs: list[str], claim: dict) -> str:
 RULES = {"no_gain": _no_gain, "ssm_gain": _ssm_gain, "causal_hurts": _causal_hurts}
 
 
-def fmt(r: dict, digits: int = 2) -> str:
-    """'b − a = +x [lo, hi]; TOST ±m p=..; p=..' (Holm-adjusted p-values)."""
+def fmt(r: dict, digits: int = 2, unit: str = "") -> str:
+    """'b − a = +x unit [lo, hi]; TOST ±m p=..; p=..' (Holm-adjusted p-values)."""
+    u = f" {unit}" if unit else ""
     if r["se"] is None:
-        return f"{r['b']} − {r['a']} = {r['diff']:+.{digits}f} (one seed: no test)"
+        return f"{r['b']} − {r['a']} = {r['diff']:+.{digits}f}{u} (one seed: no test)"
     lo, hi = r["ci"]
     lvl = round(100 * (1 - r["alpha"]))
     return (
-        f"{r['b']} − {r['a']} = {r['diff']:+.{digits}f} [{lvl}% CI {lo:+.{digits}f}, {hi:+.{digits}f}]; "
+        f"{r['b']} − {r['a']} = {r['diff']:+.{digits}f}{u} [{lvl}% CI {lo:+.{digits}f}, {hi:+.{digits}f}]; "
         f"TOST ±{r['margin']:g} p={r['p_equiv_adj']:.3g}, difference p={r['p_diff_adj']:.3g} (Holm, "
         f"{r['family']} tests): {r['outcome']}"
     )
@@ -144,7 +145,8 @@ def decide(claims: list[dict], records: dict[str, dict], alpha: float = 0.05) ->
             dict(
                 claim=c["claim"],
                 verdict=verdict,
-                evidence="; ".join(fmt(r, digits) for r in recs) + (f" ({c['note']})" if c.get("note") else ""),
+                evidence="; ".join(fmt(r, digits, c.get("unit", "")) for r in recs)
+                + (f" ({c['note']})" if c.get("note") else ""),
                 rule=c["rule"],
                 rule_text=c.get("rule_text", ""),
                 comparisons=list(c["comparisons"]),
