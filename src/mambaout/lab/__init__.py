@@ -19,6 +19,7 @@ import torch
 
 from .core import EXPERIMENTS, RUN_BY_ALL, LabContext, load_lab_preset, parse_seeds  # noqa: F401
 from .report import write_json, write_report
+from .verdicts import decide, rules_text
 
 log = logging.getLogger("mambaout.lab")
 
@@ -61,19 +62,55 @@ def setup_device(ctx: LabContext) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def combined_verdicts(results: list[dict]) -> tuple[list[dict], int]:
+    """Every experiment's verdicts; those that come with claims and comparison records (issue #17) are decided
+    again with Holm over all of them together. Returns (verdicts, number of hypotheses in that family)."""
+    claims, records = [], {}
+    for r in results:
+        claims += r.get("claims") or []
+        records.update(r.get("records") or {})
+    if not claims:
+        return [v for r in results for v in r["verdicts"]], 0
+    alpha = next(r["verdict_cfg"].get("alpha", 0.05) for r in results if r.get("verdict_cfg"))
+    redone = iter(decide(claims, records, alpha))
+    out = []
+    for r in results:
+        out += [next(redone) for _ in r["claims"]] if r.get("claims") else list(r["verdicts"])
+    family = sum((x["p_diff"] is not None) + (x["p_equiv"] is not None) for x in records.values())
+    return out, family
+
+
 def run_all(ctx: LabContext, names: list[str] = RUN_BY_ALL) -> dict:
     os.makedirs(ctx.out, exist_ok=True)
     t0 = time.time()
     results = [run_experiment(ctx, n) for n in names]
     wall = time.time() - t0
     env = environment(ctx)
-    verdicts = [v for r in results for v in r["verdicts"]]
+    verdicts, family = combined_verdicts(results)
     head = [
         f"Mode: **{results[0]['mode'] if results else '-'}**; device: {env.get('card', env['device'])}; torch "
         f"{env['torch']}; wall time {wall:.0f} s; seeds {sorted({s for r in results for s in (r.get('seeds') or [])})}.",
-        "## Claim by claim\n\n| claim | verdict at this scale | evidence |\n|---|---|---|\n"
+        "## Claim by claim\n\n"
+        + (
+            f"Verdicts under the presets' rules (below), Holm-corrected over all {family} hypotheses of this "
+            "report (every comparison's difference and equivalence test), so a verdict here can be more "
+            "conservative than in its experiment's own report.\n\n"
+            if family
+            else ""
+        )
+        + "| claim | verdict at this scale | evidence |\n|---|---|---|\n"
         + "\n".join(f"| {v['claim']} | {v['verdict']} | {v['evidence']} |" for v in verdicts),
     ]
+    rules = {}
+    for r in results:
+        for name, text in ((r.get("verdict_cfg") or {}).get("rules") or {}).items():
+            rules.setdefault(name, text)
+    if rules:
+        margins = {k: m for r in results for k, m in ((r.get("verdict_cfg") or {}).get("margins") or {}).items()}
+        alpha = next(r["verdict_cfg"].get("alpha", 0.05) for r in results if r.get("verdict_cfg"))
+        head.append(
+            rules_text(dict(alpha=alpha, margins=margins, rules=rules)).replace("Verdict rules", "### Verdict rules", 1)
+        )
     sections = []
     for r in results:
         text = [f"## {r['title']} (`{r['name']}/`, {r['wall_s']:.0f} s)"]

@@ -66,10 +66,12 @@ def register(subparsers) -> None:
     p.add_argument(
         "--mode",
         choices=("tiny", "cpu", "full"),
-        help="preset section: tiny (= --tiny), cpu (small 3-seed run for a CPU), full (default; one GPU)",
+        help="preset section: tiny (= --tiny), cpu (small 5-seed run for a CPU), full (default; one GPU)",
     )
-    p.add_argument("--seeds", help="number of seeds (3 -> 0,1,2) or a comma list (0,4,7)")
-    p.add_argument("--epochs", type=float, help="training epochs per run (sequence tasks: epochs x steps_per_epoch)")
+    p.add_argument("--seeds", help="number of seeds (5 -> 0..4) or a comma list (0,4,7)")
+    p.add_argument(
+        "--epochs", type=float, help="training epochs per run, turned into a step budget (replaces the preset's steps)"
+    )
     p.add_argument("--out", help="run folder (default runs/lab/<timestamp>)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1 ...")
     p.add_argument("--data-root", help="Fashion-MNIST IDX folder (default $MAMBAOUT_FASHION_MNIST or the Debian path)")

@@ -1,10 +1,11 @@
 """Lab presets and the context every experiment runs in.
 
 A preset (``presets/lab/<experiment>.yaml``) holds ``tiny``, ``cpu`` and ``full`` mappings (tiny: tests,
-seconds; cpu: a small-scale 3-seed run for a 2-core CPU, ~20-30 min; full: one GPU, <= 8 min). The CLI
+seconds; cpu: a small 5-seed run for a shared 2-core CPU, ~13 min; full: one GPU, split into calls of
+< 9 min). Budgets are training steps (``steps``; :mod:`.budget`), never wall-clock. The CLI
 picks one (``--tiny`` or ``--mode``; a section may name another as its ``_base_``), then applies ``--set key=value``
 overrides (dotted keys, parsed as the replaced value's type: the engine's rules) and the
-shortcuts ``--seeds``, ``--epochs``. Sequence-task steps: ``epochs x steps_per_epoch``.
+shortcuts ``--seeds``, ``--epochs`` (epochs x steps per epoch replaces the preset's steps).
 """
 
 from __future__ import annotations

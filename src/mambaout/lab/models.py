@@ -3,14 +3,19 @@
 Image models (1-channel 32x32 input, 10 classes) -- every ``spec`` is a mapping from a preset:
 
 ``mambaout``  the hierarchical gated net with the 'dwconv' mixer (``causal`` masks the kernel).
-``mamba``     the same net with the conv + SSM mixer ('conv_ssm', raster scan); ``causal`` masks the
-              kernel too (``conv_ssm(causal=True)``, so the whole mixer is causal).
+``mamba``     the same net with the conv + SSM mixer ('conv_ssm'; ``scan``: 'raster' by default, 'cross' is
+              VMamba's four-direction scan); ``causal`` masks the kernel too (``conv_ssm(causal=True)``,
+              raster scan, so the whole mixer is causal). ``visible_scan`` (e.g. 'bidirectional') is the
+              scan of the fully-visible arm only; ``share_ssm`` gives every direction one SSM parameter
+              set, so a bidirectional fully-visible arm has the causal arm's exact state dict.
 ``vit``       the DeiT-style ViT (mean-pooled) with ``causal`` attention or not.
 ``vim``       Vim-style isotropic net of GatedBlocks with the 'bimamba' mixer: scan (h, h_flip), fully
               visible; ``causal``: scan (h, h) -- two forward branches, the same parameter count.
 
 Sequence models: :class:`SeqNet`, an embedding, a stack of the shared GatedBlock on a (B, 1, L, C) map
-(so 1-D mixers read the sequence in order) and a head on the last token or on every token.
+(so 1-D mixers read the sequence in order) and a head on the last token or on every token. Kinds:
+``gated_cnn`` (causal conv1d, kernel k), ``ssm`` (+ the SSM: ``mamba1d``) and the receptive-field
+baselines of :mod:`.baselines`: ``long_conv``, ``dilated_conv``, ``attention``.
 """
 
 from __future__ import annotations
@@ -21,14 +26,16 @@ import torch
 from torch import nn
 
 from ..errors import LabError
+from ..models import scans
 from ..models.blocks import GatedBlock, LayerNorm, init_model
 from ..models.isotropic import IsotropicNet
 from ..models.mambaout import gated_net
 from ..models.vit import vit
+from . import baselines as _lab_baselines  # noqa: F401  (registers the lab's baseline mixers)
 from . import mixers as _lab_mixers  # noqa: F401  (registers the lab's mixers)
 
 IMAGE_KINDS = ("mambaout", "mamba", "vit", "vim")
-SEQ_KINDS = ("gated_cnn", "ssm")
+SEQ_KINDS = ("gated_cnn", "ssm", "long_conv", "dilated_conv", "attention")
 
 
 def param_count(model: nn.Module) -> int:
@@ -65,7 +72,10 @@ def build_image_model(
             mixer = "dwconv"
         else:
             mixer = "conv_ssm"
-            mk.update(scan="raster", d_state=spec.get("d_state", 16))
+            scan = spec.get("scan", "raster") if causal else spec.get("visible_scan", spec.get("scan", "raster"))
+            mk.update(scan=scan, d_state=spec.get("d_state", 16), share_ssm=bool(spec.get("share_ssm", False)))
+            if len(scans.resolve(scan)) > 1:
+                mk["merge"] = "mean"  # directions averaged: the one-direction model's output scale
         return gated_net(spec["depths"], dims, mixer=mixer, mixer_kwargs=mk, **common)
     if kind == "vit":
         dim = width or spec["dim"]
@@ -157,15 +167,47 @@ class SeqNet(nn.Module):
 
 
 def build_seq_model(
-    spec: dict, kind: str, width: int | None = None, num_outputs: int = 10, vocab: int = 0, readout: str = "last"
+    spec: dict,
+    kind: str,
+    width: int | None = None,
+    num_outputs: int = 10,
+    vocab: int = 0,
+    readout: str = "last",
+    length: int | None = None,
 ) -> nn.Module:
-    """``kind`` 'gated_cnn' (causal conv1d mixer) or 'ssm' (causal conv1d + SSM: the 'mamba1d' mixer)."""
+    """``kind`` 'gated_cnn' (causal conv1d mixer), 'ssm' (causal conv1d + SSM: the 'mamba1d' mixer) or a
+    baseline: 'long_conv' (causal conv1d with ``spec['long_kernel']``, default: the stack sees the whole
+    ``length``), 'dilated_conv' (``spec['dilations']``, default 1, k, k^2.. up to ``length``),
+    'attention' (causal conv1d + causal SDPA with ``spec['num_heads']`` heads, default 2)."""
+    from .baselines import dilations_for, long_kernel_for
+
     dim = width or spec["dim"]
     k = spec.get("kernel_size", 4)
+    if (
+        kind in ("long_conv", "dilated_conv")
+        and length is None
+        and not spec.get("long_kernel" if kind == "long_conv" else "dilations")
+    ):
+        raise LabError(f"sequence model {kind!r} needs the sequence length (or an explicit kernel / dilations)")
     if kind == "gated_cnn":
         mixer, mk = "lab_causal_conv1d", dict(kernel_size=k)
     elif kind == "ssm":
         mixer, mk = "mamba1d", dict(d_conv=k, d_state=spec.get("d_state", 16))
+    elif kind == "long_conv":
+        mixer, mk = (
+            "lab_causal_conv1d",
+            dict(kernel_size=spec.get("long_kernel") or long_kernel_for(length, spec["depth"])),
+        )
+    elif kind == "dilated_conv":
+        mixer, mk = (
+            "lab_dilated_conv1d",
+            dict(kernel_size=k, dilations=spec.get("dilations") or dilations_for(length, k)),
+        )
+    elif kind == "attention":
+        heads = spec.get("num_heads", 2)
+        mixer, mk = "lab_conv_attention", dict(d_conv=k, num_heads=heads)
+        if (2 * dim) % heads:  # the mixed channels (conv_ratio 2: 2 * dim) split evenly into heads
+            dim = max(heads, (2 * dim) // heads * heads // 2)
     else:
         raise LabError(f"unknown sequence model kind {kind!r}; known: {', '.join(SEQ_KINDS)}")
     return SeqNet(dim, spec["depth"], mixer, mk, num_outputs, vocab=vocab, readout=readout)

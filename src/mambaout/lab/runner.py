@@ -1,4 +1,4 @@
-"""A compact in-process trainer for the lab's many small runs, budget calibration and summaries.
+"""A compact in-process trainer for the lab's many small runs and summaries (budgets are steps: budget.py).
 
 Every cell of an experiment (model x variant x seed) trains with the same optimiser (AdamW, no decay on
 1-D / flagged parameters, the classification task's grouping), the same linear-warmup + cosine
@@ -186,33 +186,24 @@ def run_group(
     optim: dict,
     keep_seed: int | None = None,
 ) -> dict:
-    """Train every cell (dict with 'label', 'model', 'variant', 'params', 'build') for every seed with one
-    shared step count. A failing cell is recorded (``error``) and the rest go on. With ``keep_seed``, the
-    trained models of that seed are returned under ``'models'`` ({label: model}; a failed cell is absent)."""
-    per_step, errors = {}, {}
+    """Train every cell (dict with 'label', 'model', 'variant', 'params', 'build'; optional 'optim': its own
+    tuned optimiser settings) for every seed with one shared step count (``budget_s`` must be None: budgets
+    are steps). ``plan['step_s']`` is each cell's measured seconds per training step. A failing cell is
+    recorded (``error``) and the rest go on. With ``keep_seed``, the trained models of that seed are returned under ``'models'`` ({label: model}; a failed cell is absent)."""
     if budget_s:
-        for c in cells:
-            try:
-                per_step[c["label"]] = step_time(c["build"], task, device, optim)
-            except Exception as e:  # recorded in the report; the other cells still run
-                log.exception("calibration of %s failed", c["label"])
-                errors[c["label"]] = f"{type(e).__name__}: {e}"
-        plan = plan_steps(wanted_steps, per_step, len(seeds), budget_s)
-    else:
-        plan = plan_steps(wanted_steps, {}, len(seeds), None)
-    log.info(
-        "%s: %d steps per run (wanted %d%s)",
-        name,
-        plan["steps"],
-        wanted_steps,
-        ", capped by the time budget" if plan["capped"] else "",
-    )
+        from ..errors import LabError
+
+        raise LabError(f"{name}: wall-clock budgets (budget_s) are gone; the preset's step count is the budget")
+    errors = {}
+    plan = dict(steps=wanted_steps, capped=False, step_s={})
+    log.info("%s: %d steps per run (a fixed step budget)", name, wanted_steps)
     rows, models = [], {}
     for c in cells:
         for seed in seeds:
             row = dict(
                 group=name, label=c["label"], model=c["model"], variant=c["variant"], params=c["params"], seed=seed
             )
+            row["lr"] = c.get("optim", optim)["lr"]
             if c["label"] in errors:
                 row["error"] = errors[c["label"]]
                 rows.append(row)
@@ -220,9 +211,19 @@ def run_group(
             try:
                 keep = seed == keep_seed
                 row.update(
-                    train_cell(c["build"], task, plan["steps"], seed, device, optim, label=c["label"], keep_model=keep)
+                    train_cell(
+                        c["build"],
+                        task,
+                        plan["steps"],
+                        seed,
+                        device,
+                        c.get("optim", optim),
+                        label=c["label"],
+                        keep_model=keep,
+                    )
                 )
-                model = row.pop("model", None)
+                model = row.pop("model") if keep else None  # the trained module replaced the name
+                row["model"] = c["model"]
                 if not math.isfinite(row[task.metric]):
                     row["error"] = "non-finite metric"
                 elif model is not None:
@@ -231,6 +232,10 @@ def run_group(
                 log.exception("%s seed %d failed", c["label"], seed)
                 row["error"] = f"{type(e).__name__}: {e}"
             rows.append(row)
+    for c in cells:
+        ts = [r["train_s"] / r["steps"] for r in rows if r["label"] == c["label"] and "train_s" in r]
+        if ts:
+            plan["step_s"][c["label"]] = sum(ts) / len(ts)
     out = dict(plan=plan, rows=rows, errors=errors)
     if keep_seed is not None:
         out["models"] = models

@@ -88,6 +88,7 @@ def _check_pool(pool: int) -> int:
 class _Classification(_FashionTask):
     num_outputs = 10
     metric = "top1"
+    chance = 10.0  # top-1 of a constant guess on balanced classes
 
     def inputs(self, x_uint8: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -195,6 +196,7 @@ class CopyTask:
         steps_per_epoch: int,
         device,
         eval_size: int = 1024,
+        eval_seed: int = 12345,
     ):
         if length < 3 * num_tokens or num_tokens < 1 or vocab < 2:
             raise LabError(
@@ -205,7 +207,8 @@ class CopyTask:
         self.batch_size, self.steps_per_epoch, self.device = batch_size, steps_per_epoch, device
         self.num_inputs = vocab + 2
         self.num_outputs = vocab + 2
-        g = torch.Generator(device="cpu").manual_seed(12345)
+        self.chance = 100.0 / vocab  # a uniform guess over the data tokens
+        g = torch.Generator(device="cpu").manual_seed(eval_seed)  # another seed: a validation set
         self._eval = [self.sample(min(eval_size - s, 256), g) for s in range(0, eval_size, 256)]
 
     def sample(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

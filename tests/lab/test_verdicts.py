@@ -1,0 +1,68 @@
+"""Verdict rules of issue #17: outcomes from Holm-adjusted difference and equivalence tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from mambaout.lab.verdicts import adjust, comparison, decide, rules_text
+
+SAME = ([80.0, 80.1, 79.9, 80.05, 79.95], [80.02, 80.12, 79.92, 80.07, 79.97])
+GAIN = ([70.0, 70.5, 69.5, 70.2, 69.8], [75.0, 75.5, 74.5, 75.2, 74.8])
+NOISY = ([70.0, 79.0, 61.0], [72.0, 60.0, 84.0])
+
+
+def _rec(key, ab, margin=0.5, higher=True):
+    return comparison(key, "a", "b", list(ab[0]), list(ab[1]), margin, higher)
+
+
+@pytest.mark.parametrize(
+    "ab, higher, outcome",
+    [
+        (SAME, True, "equivalent"),
+        (GAIN, True, "b better"),
+        (GAIN, False, "a better"),  # lower is better (bits per pixel): b's larger value is worse
+        (NOISY, True, "inconclusive"),
+    ],
+)
+def test_outcomes(ab, higher, outcome):
+    (r,) = adjust([_rec("x", ab, higher=higher)])
+    assert r["outcome"] == outcome and r["family"] == 2
+    lo, hi = r["ci"]
+    assert lo < r["diff"] < hi
+
+
+def test_holm_makes_a_family_more_conservative():
+    borderline = ([70.0, 70.6, 69.4], [71.0, 71.7, 70.4])
+    alone = adjust([_rec("x", borderline)])[0]["p_diff_adj"]
+    crowd = adjust([_rec("x", borderline)] + [_rec(f"n{i}", NOISY) for i in range(5)])[0]["p_diff_adj"]
+    assert crowd > alone
+
+
+def test_claim_rules():
+    recs = {
+        "same": _rec("same", SAME),
+        "gain": _rec("gain", GAIN),
+        "noisy": _rec("noisy", NOISY),
+        "gain2": _rec("gain2", GAIN),
+    }
+    claims = [
+        dict(claim="no gain", rule="no_gain", comparisons=["same"]),
+        dict(claim="no gain?", rule="no_gain", comparisons=["gain"]),
+        dict(claim="ssm", rule="ssm_gain", comparisons=["gain", "gain2"], full_reach=[True]),
+        dict(claim="rf", rule="ssm_gain", comparisons=["gain", "same"], full_reach=[True]),
+        dict(claim="short only", rule="ssm_gain", comparisons=["gain", "noisy"], full_reach=[True]),
+        dict(claim="chance", rule="ssm_gain", comparisons=["gain"], trained=False),
+        dict(claim="causal", rule="causal_hurts", comparisons=["gain", "same"]),
+        dict(claim="causal none", rule="causal_hurts", comparisons=["same"]),
+    ]
+    got = {v["claim"]: v["verdict"] for v in decide(claims, recs)}
+    assert got["no gain"] == "supports"
+    assert got["no gain?"] == "contradicts"
+    assert got["ssm"].startswith("supports")
+    assert got["rf"].startswith("receptive field explains it")
+    assert got["short only"].startswith("gain over the short conv only")
+    assert got["chance"].startswith("did not train")
+    assert got["causal"] == "partly supports"
+    assert got["causal none"].startswith("contradicts (no effect")
+    text = rules_text(dict(alpha=0.05, margins=dict(images=0.5), rules=dict(no_gain="equivalent or worse")))
+    assert "images ±0.5" in text and "no_gain" in text and "Holm" in text
