@@ -6,6 +6,9 @@
     engine                              (the loop: knows tasks only through engine.task.Task)
     explain                             (ERF, CAM, hidden attention of a model: no tasks)
     tasks < lab < cli                   (what users run; lab and cli may use explain)
+    bench                               (timing core, `mambaout benchmark`: ops, models, registry, analysis,
+                                        weights; under lab and cli, which time with it)
+    __init__ -> registry, bench         (the package root re-exports create_model and benchmark)
 
 Imports inside functions count too (they are read from the source, not from what happens to be loaded).
 """
@@ -30,10 +33,11 @@ ALLOWED = {
     "tasks": BASE | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "__init__"},
     "explain": BASE | {"ops", "weights", "registry", "models", "analysis", "data", "engine"},
     "lab": BASE
-    | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "tasks", "explain", "__init__"},
-    "cli": BASE | {"registry", "analysis", "tasks", "lab", "explain"},
-    "__init__": BASE | {"registry"},
+    | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "tasks", "explain", "__init__", "bench"},
+    "cli": BASE | {"registry", "analysis", "tasks", "lab", "explain", "bench"},
+    "__init__": BASE | {"registry", "bench"},  # bench: mambaout.benchmark(...) is public API
     "__main__": {"cli"},
+    "bench": BASE | {"ops", "models", "registry", "analysis", "weights"},
 }
 
 

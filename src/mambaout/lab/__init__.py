@@ -1,6 +1,6 @@
 """The hypothesis lab: small, repeatable experiments around the MambaOut paper's claims.
 
-    mambaout lab long-seq|causal|framing|zoo|all [--tiny | --mode cpu] [--seeds 3] [--epochs 2] [--out DIR] [--device cuda]
+    mambaout lab long-seq|causal|framing|zoo|length|all [--tiny | --mode cpu] [--seeds 3] [--epochs 2] [--out DIR] [--device cuda]
 
 Each experiment writes ``OUT/<experiment>/`` with ``report.md``, ``results.json``, CSV files and PNG
 figures; ``all`` runs every experiment and writes ``OUT/report.md`` with the claim-by-claim verdicts.
@@ -22,7 +22,7 @@ from .report import write_json, write_report
 
 log = logging.getLogger("mambaout.lab")
 
-_MODULES = {"long-seq": "long_seq", "causal": "causal", "framing": "framing", "zoo": "zoo_plot"}
+_MODULES = {"long-seq": "long_seq", "causal": "causal", "framing": "framing", "zoo": "zoo_plot", "length": "length"}
 
 
 def run_experiment(ctx: LabContext, name: str) -> dict:

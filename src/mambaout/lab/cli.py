@@ -56,8 +56,10 @@ def cmd_lab(args):
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("lab", help="hypothesis lab: long-seq, causal, framing, zoo or all (reports + figures)")
-    p.add_argument("experiment", metavar="EXPERIMENT", help="long-seq | causal | framing | zoo | all")
+    p = subparsers.add_parser(
+        "lab", help="hypothesis lab: long-seq, causal, framing, zoo, length or all (reports + figures)"
+    )
+    p.add_argument("experiment", metavar="EXPERIMENT", help="long-seq | causal | framing | zoo | length | all")
     p.add_argument("--tiny", action="store_true", help="tiny settings: minutes on a CPU (tests, quick look)")
     p.add_argument(
         "--mode",

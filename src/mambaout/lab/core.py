@@ -22,7 +22,7 @@ from ..errors import ConfigError, LabError
 
 log = logging.getLogger("mambaout.lab")
 
-EXPERIMENTS = ("long-seq", "zoo", "causal", "framing")  # the order `all` runs them (cheap ones first)
+EXPERIMENTS = ("long-seq", "zoo", "causal", "framing", "length")  # the order `all` runs them (cheap ones first)
 
 
 MODES = ("tiny", "cpu", "full")
