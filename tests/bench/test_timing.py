@@ -10,6 +10,8 @@ from torch import nn
 from mambaout.bench.timing import Timing, make_step, peak_memory, time_calls
 from mambaout.errors import UsageError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_warmup_calls_are_run_but_not_timed():
     calls = []

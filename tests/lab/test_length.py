@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_tiny_sweep_writes_table_plot_and_crossovers(tmp_path, capsys):
     out = str(tmp_path / "lab")
-    assert main(["lab", "length", "--tiny", "--out", out]) == 0
+    assert main(["lab", "length", "--tiny", "--out", out, "--set", "dims=[16,32]", "--set", "sides=[4,6,8,10]"]) == 0
     folder = os.path.join(out, "length")
     assert sorted(os.listdir(folder)) == ["length_sweep.csv", "length_sweep.png", "report.md", "results.json"]
     res = json.load(open(os.path.join(folder, "results.json")))
@@ -24,7 +24,7 @@ def test_tiny_sweep_writes_table_plot_and_crossovers(tmp_path, capsys):
     assert len(res["rows"]) == len(cfg["dims"]) * 3 * 2 * len(cfg["sides"]) and not res["stops"]
     assert {r["tokens"] for r in res["rows"]} == {s * s for s in cfg["sides"]}
     assert all(r["ms"] > 0 and r["mem_mib"] >= 0 for r in res["rows"])
-    assert [(c["dim"], c["tau"]) for c in res["crossovers"] if c["phase"] == "infer"] == [(32, 192), (64, 384)]
+    assert [(c["dim"], c["tau"]) for c in res["crossovers"] if c["phase"] == "infer"] == [(16, 96), (32, 192)]
     report = open(os.path.join(folder, "report.md")).read()
     assert "attn quad = lin (fit)" in report and "conv+SSM ms" in report
     assert open(os.path.join(folder, "length_sweep.png"), "rb").read(4) == b"\x89PNG"
