@@ -78,12 +78,20 @@ def test_cli_json(capsys):
         (["benchmark", "mambaout_test", "--img-size", "1", "--repeats", "1"], "cannot take a 1x1 input"),
         (["benchmark", "mambaout_test", "--cuda-graphs"], "--cuda-graphs needs --device cuda"),
         (["benchmark", "mambaout_test", "--batch-size", "0"], "--batch-size >= 1"),
+        (["benchmark", "mambaout_test", "--threads", "0"], "--threads must be >= 1"),
     ],
 )
 def test_bad_inputs_are_one_line(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_threads_are_restored():
+    before = torch.get_num_threads()
+    t = mambaout.benchmark("mambaout_test", threads=before + 1, latency=False, **FAST)
+    assert t.settings["threads"] == before + 1 and torch.get_num_threads() == before
+    assert f"({before + 1} threads)" in t.to_markdown()
 
 
 def test_cuda_without_cuda(monkeypatch):

@@ -33,6 +33,7 @@ EXPERIMENT_FILES = {
         "erf_maps.npz",
     ],
     "zoo": ["report.md", "results.json", "paper_imagenet_rows.csv", "measured_rows.csv", "top1_vs_macs.png"],
+    "length": ["report.md", "results.json", "length_sweep.csv", "length_sweep.png"],
 }
 EXPECTED_TABLES = {  # header cells every report must contain
     "long-seq": ["tau = 6D", "quadratic share", "tokens L"],
@@ -48,6 +49,7 @@ EXPECTED_TABLES = {  # header cells every report must contain
         " 50% | ",
     ],
     "zoo": ["top-1 (%)", "MACs (G)", "paper top-1"],
+    "length": ["conv+SSM ms", "attention MiB", "attn quad = lin (fit)", "6D"],
 }
 
 

@@ -26,6 +26,7 @@ def cmd_benchmark(args):
         against_timm=args.against_timm,
         repeats=args.repeats,
         warmup=args.warmup,
+        threads=args.threads,
     )
     if args.json:
         print_json(dict(settings=table.settings, rows=table.rows, notes=table.notes))
@@ -58,6 +59,7 @@ def register(subparsers) -> None:
         help="timed calls (default CPU 8, CUDA 30); latency: 4x as many b1 calls (batch 1: the same calls)",
     )
     p.add_argument("--warmup", type=int, help="untimed calls first (default CPU 1, CUDA 10)")
+    p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads); default: torch's choice")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true")
     out.add_argument("--csv", action="store_true")

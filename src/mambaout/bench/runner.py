@@ -143,6 +143,7 @@ def benchmark(
     repeats: int | None = None,
     warmup: int | None = None,
     latency: bool = True,
+    threads: int | None = None,
 ) -> BenchTable:
     """Measure each model (a registry name) in one process with the same settings; see the module doc.
     Returns a :class:`BenchTable` (rows of dicts; ``to_markdown``/``to_csv``/``to_json``/``plot``)."""
@@ -171,6 +172,8 @@ def benchmark(
         raise UsageError(f"need --batch-size >= 1, --repeats >= 1, --warmup >= 0 (got {batch}, {repeats}, {warmup})")
     for name in models:
         model_info(name)  # unknown names fail before anything is measured
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
 
@@ -178,7 +181,11 @@ def benchmark(
         device=str(dev), batch=batch, img=f"{img_size[0]}x{img_size[1]}", mode=mode, amp=amp, compile=compile
     )
     settings.update(channels_last=channels_last, cuda_graphs=cuda_graphs, repeats=repeats, warmup=warmup)
+    settings["threads"] = threads or torch.get_num_threads()
     table = BenchTable([], settings=settings)
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)  # CPU intra-op threads while measuring; restored below
 
     def run(name, source, build, top1, reference=False):
         torch.manual_seed(0)
@@ -211,19 +218,22 @@ def benchmark(
         log.info("%s (%s): %.1f images/s, step %.2f ms", name, source, row["images_per_s"], row["step_ms"])
         return row
 
-    for name in models:
-        info = model_info(name)
-        ours = run(name, "mambaout", lambda n=name: create_model(n), info.paper.get("top1"))
-        if against_timm:
-            import timm
+    try:
+        for name in models:
+            info = model_info(name)
+            ours = run(name, "mambaout", lambda n=name: create_model(n), info.paper.get("top1"))
+            if against_timm:
+                import timm
 
-            if timm.is_model(name):
-                theirs = run(name, "timm", lambda n=name: _build_timm(n, img_size), info.paper.get("top1"), True)
-                if theirs:
-                    ours["vs_timm"] = ours["images_per_s"] / theirs["images_per_s"]
-            else:
-                table.notes.append(f"timm has no model named {name}: no ratio for it")
-    if against_timm:
-        for name, (label, top1) in REFERENCES.items():
-            run(name, f"timm ({label})", lambda n=name: _build_timm(n, img_size), top1, True)
+                if timm.is_model(name):
+                    theirs = run(name, "timm", lambda n=name: _build_timm(n, img_size), info.paper.get("top1"), True)
+                    if theirs:
+                        ours["vs_timm"] = ours["images_per_s"] / theirs["images_per_s"]
+                else:
+                    table.notes.append(f"timm has no model named {name}: no ratio for it")
+        if against_timm:
+            for name, (label, top1) in REFERENCES.items():
+                run(name, f"timm ({label})", lambda n=name: _build_timm(n, img_size), top1, True)
+    finally:
+        torch.set_num_threads(previous_threads)
     return table

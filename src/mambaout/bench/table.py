@@ -45,7 +45,9 @@ class BenchTable(Table):
         s = self.settings
         extra = [k for k in ("channels_last", "cuda_graphs") if s.get(k)]
         return (
-            f"{s.get('mode', '')} on {s.get('device', '')}, batch {s.get('batch')}, {s.get('img')}, amp "
+            f"{s.get('mode', '')} on {s.get('device', '')}"
+            + (f" ({s['threads']} threads)" if s.get("device") == "cpu" and s.get("threads") else "")
+            + f", batch {s.get('batch')}, {s.get('img')}, amp "
             f"{s.get('amp')}, compile {s.get('compile')}{''.join(', ' + e for e in extra)}; median of "
             f"{s.get('repeats')} timed calls after {s.get('warmup')} warm-up"
         )
