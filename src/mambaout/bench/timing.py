@@ -119,14 +119,15 @@ def _cpu_peak(fn) -> int:
     return max([0] + totals)
 
 
-def autocast(device, amp: str = "none"):
-    """autocast for ``amp`` in bf16 | fp16 | none (none: a no-op context)."""
+def autocast(device, amp: str = "none", cache: bool = True):
+    """autocast for ``amp`` in bf16 | fp16 | none (none: a no-op context). ``cache=False`` for CUDA-graph
+    capture (the cast-weight cache would hold tensors from outside the graph)."""
     if amp not in AMP_DTYPES:
         raise UsageError(f"--amp must be one of {', '.join(AMP_DTYPES)}, got {amp!r}")
     dtype = AMP_DTYPES[amp]
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
+    return torch.autocast(torch.device(device).type, dtype=dtype, cache_enabled=cache)
 
 
 def default_loss(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
@@ -147,12 +148,13 @@ def make_step(
     static_grads: bool = False,
 ) -> Callable[[], torch.Tensor]:
     """One inference call (eval, no_grad) or one full training step (train mode: forward, loss, backward,
-    optimizer step; AdamW unless ``optimizer`` is given). ``static_grads`` keeps gradient buffers between
-    steps (zeroed, not freed), which CUDA-graph capture needs. fp16 uses a GradScaler."""
+    optimizer step; AdamW unless ``optimizer`` is given). ``static_grads`` (for CUDA-graph capture) keeps
+    gradient buffers between steps (zeroed, not freed), makes AdamW capturable and turns autocast's cache
+    off. fp16 training uses a GradScaler."""
     if mode not in ("infer", "train"):
         raise UsageError(f"--mode must be infer or train, got {mode!r}")
     device = x.device
-    ctx = lambda: autocast(device, amp)  # noqa: E731  (a fresh context per call)
+    ctx = lambda: autocast(device, amp, cache=not static_grads)  # noqa: E731  (a fresh context per call)
     if mode == "infer":
         model.eval()
 
