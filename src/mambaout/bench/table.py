@@ -65,6 +65,7 @@ class BenchTable(Table):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
 
         from ..registry import list_models, model_info
 
@@ -95,14 +96,20 @@ class BenchTable(Table):
         for group, rows in groups.items():
             ax.scatter([r["images_per_s"] for r in rows], [r["paper_top1"] for r in rows], label=group, **style[group])
             for r in rows:
+                same = group == "timm (same name)"  # drawn on top of ours: label it below
                 ax.annotate(
-                    r["model"],
+                    r["model"] + (" (timm)" if same else ""),
                     (r["images_per_s"], r["paper_top1"]),
                     fontsize=7,
-                    xytext=(4, 2),
+                    xytext=(4, -10 if same else 3),
                     textcoords="offset points",
                 )
         ax.set_xscale("log")
+        ax.margins(x=0.25, y=0.1)  # room for the labels
+        ticks = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(ticks)
+        ax.xaxis.set_minor_formatter(ticks)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
         ax.set_xlabel("measured images/s (log)")
         ax.set_ylabel("ImageNet-1K top-1 (%, as published)")
         ax.set_title(title or self.settings_line(), fontsize=8)
