@@ -115,6 +115,21 @@ def test_compile_failure_is_one_line(monkeypatch):
         mambaout.benchmark("mambaout_test", compile="default", **FAST)
 
 
+def test_references_that_cannot_take_the_size_are_skipped_with_a_note(monkeypatch):
+    from mambaout.bench import runner
+
+    class TooSmall(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("Input image size (32*32) doesn't match model")
+
+    monkeypatch.setattr(runner, "_build_timm", lambda name, size: TooSmall())
+    t = mambaout.benchmark("mambaout_test", against_timm=True, latency=False, **FAST)
+    assert [r["model"] for r in t.rows] == ["mambaout_test"] and "vs_timm" not in t.rows[0]
+    assert any("timm has no model named mambaout_test" in n for n in t.notes)
+    skipped = [n for n in t.notes if "skipped" in n and "cannot take a 32x32 input" in n]
+    assert len(skipped) == len(runner.REFERENCES)
+
+
 def test_errors_raised_before_measuring():
     with pytest.raises(UnknownModelError):
         mambaout.benchmark(["mambaout_test", "nope"], **FAST)

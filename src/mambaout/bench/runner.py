@@ -44,7 +44,8 @@ def resolve_device(name: str) -> torch.device:
 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200] if text else ''}"
+    first = text[0][:200] if text else ""
+    return first if isinstance(e, MambaoutError) else f"{type(e).__name__}: {first}"
 
 
 def _build_timm(name: str, img_size):
@@ -125,7 +126,7 @@ def _check_input(model, name: str, img_size, device) -> None:
     try:
         with torch.no_grad():
             model(torch.zeros(1, 3, *img_size, device=device))
-    except (RuntimeError, ValueError, AssertionError) as e:
+    except (RuntimeError, ValueError, AssertionError, MambaoutError) as e:
         raise InputError(f"{name} cannot take a {img_size[0]}x{img_size[1]} input: {_first_line(e)}") from None
 
 
