@@ -1,45 +1,17 @@
-"""Training-step time of whole models (forward + backward + SGD step, bf16 autocast, channels-first images): what a
-scan kernel change is worth end to end.
+"""Training-step time of whole models: a thin wrapper over ``mambaout benchmark --mode train`` (docs/benchmark.md).
 
   PYTHONPATH=src python benchmarks/bench_model_step.py [--models vmamba_tiny_s2l5,vim_small,mambaout_tiny]
-      [--batch-size 64] [--img-size 224] [--steps 20]
+      [--batch-size 64] [--img-size 224] [--steps 20] [--graph]
 
-Median of ``--steps`` CUDA-event timings after 5 warm-up steps, host launches (what an eager training step sees)
-and, with --graph, one step captured in a CUDA graph and replayed (the GPU's time alone).  Run it twice in one
-call with PYTHONPATH pointing at two source trees to compare versions on the same card.
+The same as ``mambaout benchmark MODELS --device cuda --mode train --amp bf16 --batch-size 64 --repeats 20
+--warmup 5`` (forward, cross-entropy, backward, AdamW step under bf16 autocast; median of CUDA-event timings),
+and with --graph the same again with ``--cuda-graphs`` (one step captured and replayed: the GPU's time alone).
+Earlier figures in docs/results_scan.md used SGD; the optimizer step is now AdamW's.
 """
 
 import argparse
-import json
-import statistics
 
-import torch
-
-import mambaout.models  # noqa: F401  (registers the models)
-from mambaout.registry import create_model
-
-
-def step_fn(model, opt, x, y):
-    def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=False)  # static grad buffers: the step can be graph-captured
-
-    return step
-
-
-def median_ms(fn, steps):
-    ts = []
-    for _ in range(steps):
-        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        e0.record()
-        fn()
-        e1.record()
-        torch.cuda.synchronize()
-        ts.append(e0.elapsed_time(e1))
-    return statistics.median(ts)
+import mambaout
 
 
 def main():
@@ -50,41 +22,19 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--graph", action="store_true")
     args = ap.parse_args()
-    rows = []
-    for name in args.models.split(","):
-        torch.manual_seed(0)
-        model = create_model(name, num_classes=1000).cuda()
-        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-        x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, device="cuda")
-        y = torch.randint(0, 1000, (args.batch_size,), device="cuda")
-        step = step_fn(model, opt, x, y)
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):  # warm-up (and autotuning, allocations) off the default stream, as for capture
-            for _ in range(5):
-                step()
-        torch.cuda.current_stream().wait_stream(s)
-        torch.cuda.synchronize()
-        r = {"model": name, "eager_ms": median_ms(step, args.steps)}
-        if args.graph:
-            try:
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g):
-                    step()
-                r["graph_ms"] = median_ms(g.replay, args.steps)
-            except RuntimeError as e:  # say so, keep the eager number
-                r["graph_error"] = str(e)[:120]
-        r["img_per_s"] = args.batch_size / (min(r["eager_ms"], r.get("graph_ms", r["eager_ms"])) / 1e3)
-        rows.append(r)
-        print(json.dumps(r), flush=True)
-        del model, opt, step
-        torch.cuda.empty_cache()
-    print(
-        f"| model | eager step ms | graph step ms | img/s (best) |  batch {args.batch_size}, {args.img_size}px, bf16 "
-        f"autocast, {torch.cuda.get_device_name()}"
-    )
-    for r in rows:
-        print(f"| {r['model']} | {r['eager_ms']:.2f} | {r.get('graph_ms', float('nan')):.2f} | {r['img_per_s']:.0f} |")
+    for graphs in (False, True) if args.graph else (False,):
+        table = mambaout.benchmark(
+            args.models.split(","),
+            device="cuda",
+            batch_size=args.batch_size,
+            img_size=(args.img_size, args.img_size),
+            amp="bf16",
+            mode="train",
+            cuda_graphs=graphs,
+            repeats=args.steps,
+            warmup=5,
+        )
+        print(table.to_markdown() + "\n", flush=True)
 
 
 if __name__ == "__main__":

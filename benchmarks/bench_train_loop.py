@@ -13,7 +13,8 @@ Four numbers, same batch, resolution, bf16 autocast, AdamW, label-smoothed cross
   workers), to measure the prefetcher's effect in the same run;
 * ``ours_loop_cuda_graph`` (``--cuda-graph``): the loop with ``train.cuda_graph=true`` (forward and backward
   replayed as CUDA graphs: the host no longer has to keep ~1000 kernel launches per step ahead of the GPU).
-Minimal loops: warm-up steps, then windows of CUDA-synchronised steps; the median window is reported.
+Minimal loops: warm-up steps, then windows of steps timed by the package's timing core; the median window.
+Single models without the training loop: ``mambaout benchmark MODEL --device cuda --mode train`` (docs/benchmark.md).
 """
 
 from __future__ import annotations
@@ -22,39 +23,30 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 
 import torch
 import torch.nn.functional as F
 
 
 def make_plain_step(model, x: torch.Tensor, y: torch.Tensor):
-    """A minimal training step on a batch already on the GPU: bf16 autocast, AdamW, smoothed cross-entropy."""
-    model.to(x.device).train()
+    """A minimal training step on a batch already on the GPU: bf16 autocast, AdamW, smoothed cross-entropy
+    (the package's timing core, mambaout.bench.timing.make_step, with this recipe's optimizer and loss)."""
+    from mambaout.bench.timing import make_step
+
+    model.to(x.device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-
-    def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    return step
+    loss = lambda out, t: F.cross_entropy(out, t, label_smoothing=0.1)  # noqa: E731
+    return make_step(model, x, "train", target=y, amp="bf16", optimizer=opt, loss_fn=loss)
 
 
 def time_steps(step, batch: int, steps: int = 10, windows: int = 5, warmup: int = 10) -> dict:
-    """Warm-up, then ``windows`` CUDA-synchronised windows of ``steps`` steps; the median window."""
+    """Warm-up steps, then ``windows`` timed windows of ``steps`` steps (CUDA events); the median window."""
+    from mambaout.bench.timing import time_calls
+
     for _ in range(warmup):
         step()
-    torch.cuda.synchronize()
-    speeds = []
-    for _ in range(windows):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        torch.cuda.synchronize()
-        speeds.append(batch * steps / (time.perf_counter() - t0))
+    t = time_calls(lambda: [step() for _ in range(steps)], "cuda", warmup=0, repeats=windows)
+    speeds = [batch * steps / (ms / 1e3) for ms in t.times_ms]
     med = statistics.median(speeds)
     return {
         "img_per_s_median": med,

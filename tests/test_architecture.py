@@ -7,6 +7,9 @@
     explain                             (ERF, CAM, hidden attention of a model: no tasks)
     tasks < lab < cli                   (what users run; lab and cli may use explain)
     serve                               (the web demo: above explain and analysis, beside lab; cli uses it)
+    bench                               (timing core, `mambaout benchmark`: ops, models, registry, analysis,
+                                        weights; under lab and cli, which time with it)
+    __init__ -> registry, bench         (the package root re-exports create_model and benchmark)
 
 Imports inside functions count too (they are read from the source, not from what happens to be loaded).
 """
@@ -31,11 +34,12 @@ ALLOWED = {
     "tasks": BASE | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "__init__"},
     "explain": BASE | {"ops", "weights", "registry", "models", "analysis", "data", "engine"},
     "lab": BASE
-    | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "tasks", "explain", "__init__"},
-    "cli": BASE | {"registry", "analysis", "tasks", "lab", "explain", "serve"},
+    | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "tasks", "explain", "__init__", "bench"},
+    "cli": BASE | {"registry", "analysis", "tasks", "lab", "explain", "serve", "bench"},
     "serve": BASE | {"registry", "models", "analysis", "explain", "weights", "data"},
-    "__init__": BASE | {"registry"},
+    "__init__": BASE | {"registry", "bench"},  # bench: mambaout.benchmark(...) is public API
     "__main__": {"cli"},
+    "bench": BASE | {"ops", "models", "registry", "analysis", "weights"},
 }
 
 

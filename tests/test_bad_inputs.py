@@ -252,7 +252,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "names",
         "lab nope --out {tmp}/lab",
-        "unknown lab experiment 'nope'; known: long-seq, zoo, causal, framing, ssl, all",
+        "unknown lab experiment 'nope'; known: long-seq, zoo, length, causal, framing, ssl, dense-long, all",
     ),
     # --- preset files -------------------------------------------------------------------------------------
     (

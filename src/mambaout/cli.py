@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "mambaout.tasks.scenes_cli",
     "mambaout.serve.cli",
     "mambaout.tasks.pretrain.cli",
+    "mambaout.bench.cli",
 ]
 
 

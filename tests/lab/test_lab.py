@@ -34,6 +34,7 @@ EXPERIMENT_FILES = {
     ],
     "zoo": ["report.md", "results.json", "paper_imagenet_rows.csv", "measured_rows.csv", "top1_vs_macs.png"],
     "ssl": ["report.md", "results.json", "runs.csv", "ssl_finetune.png", "ssl_digits.png", "ssl_pretrain_curves.png"],
+    "length": ["report.md", "results.json", "length_sweep.csv", "length_sweep.png"],
 }
 EXPECTED_TABLES = {  # header cells every report must contain
     "long-seq": ["tau = 6D", "quadratic share", "tokens L"],
@@ -64,6 +65,7 @@ EXPECTED_TABLES = {  # header cells every report must contain
     ],
     "zoo": ["top-1 (%)", "MACs (G)", "paper top-1"],
     "ssl": ["scratch", "SimMIM", "FCMAE", "probe FCMAE", "gain (pt)"],
+    "length": ["conv+SSM ms", "attention MiB", "attn quad = lin (fit)", "6D"],
 }
 
 

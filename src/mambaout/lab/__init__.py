@@ -1,6 +1,6 @@
 """The hypothesis lab: small, repeatable experiments around the MambaOut paper's claims.
 
-    mambaout lab long-seq|causal|framing|zoo|ssl|all [--tiny | --mode cpu] [--seeds 3] [--epochs 2] [--out DIR] [--device cuda]
+    mambaout lab long-seq|causal|framing|zoo|length|ssl|dense-long|all [--tiny | --mode cpu] [--seeds 3] [--epochs 2] [--out DIR] [--device cuda]
 
 Each experiment writes ``OUT/<experiment>/`` with ``report.md``, ``results.json``, CSV files and PNG
 figures; ``all`` runs every experiment and writes ``OUT/report.md`` with the claim-by-claim verdicts.
@@ -30,6 +30,7 @@ _MODULES = {
     "zoo": "zoo_plot",
     "ssl": "ssl",
     "dense-long": "dense_long",
+    "length": "length",
 }
 
 

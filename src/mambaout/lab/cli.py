@@ -59,9 +59,11 @@ def cmd_lab(args):
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "lab", help="hypothesis lab: long-seq, causal, framing, zoo, ssl or all (reports + figures)"
+        "lab", help="hypothesis lab: long-seq, causal, framing, zoo, length, ssl, dense-long or all (reports + figures)"
     )
-    p.add_argument("experiment", metavar="EXPERIMENT", help="long-seq | causal | framing | zoo | ssl | all")
+    p.add_argument(
+        "experiment", metavar="EXPERIMENT", help="long-seq | causal | framing | zoo | length | ssl | dense-long | all"
+    )
     p.add_argument("--tiny", action="store_true", help="tiny settings: minutes on a CPU (tests, quick look)")
     p.add_argument(
         "--mode",

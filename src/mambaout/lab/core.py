@@ -23,7 +23,7 @@ from ..errors import ConfigError, LabError
 
 log = logging.getLogger("mambaout.lab")
 
-RUN_BY_ALL = ("long-seq", "zoo", "causal", "framing", "ssl")  # the order `all` runs them (cheap ones first)
+RUN_BY_ALL = ("long-seq", "zoo", "length", "causal", "framing", "ssl")  # the order `all` runs them (cheap first)
 EXPERIMENTS = RUN_BY_ALL + ("dense-long",)  # dense-long is a sweep of its own, not part of `all` (GPU budget)
 
 
