@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 import torch
 import torch.nn.functional as F
@@ -118,7 +118,25 @@ def direction_indices(name: str, H: int, W: int) -> torch.Tensor:
     return idx.flip(0) if flip else idx
 
 
-@lru_cache(maxsize=512)
+def _constant(fn):
+    """Mark a function of (directions, H, W, device) whose tensors are constants of the scan order.
+
+    Graph capture must record its result, not its ops (boolean masks and ``torch.equal`` are data-dependent, and
+    index arithmetic in every forward is waste): torch.compile and strict torch.export call it once
+    (``assume_constant_result``); non-strict torch.export runs it outside the tracing modes, so the cache holds
+    real tensors that become constants of the exported graph.
+    """
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    @wraps(fn)
+    def untraced(*args):
+        with _disable_current_modes():
+            return fn(*args)
+
+    return lru_cache(maxsize=512)(torch.compiler.assume_constant_result(untraced))
+
+
+@_constant
 def _plan(dirs: tuple[str, ...], H: int, W: int, device: str):
     """(gather index (K*Lk,), inverse index, mode) for a direction set on an H x W map."""
     parts = [direction_indices(d, H, W) for d in dirs]
@@ -168,7 +186,7 @@ def cross_merge(ys: torch.Tensor, ctx: tuple) -> torch.Tensor:
 MOVE_START, MOVE_RIGHT, MOVE_LEFT, MOVE_UP, MOVE_DOWN = range(5)
 
 
-@lru_cache(maxsize=512)
+@_constant
 def _codes(dirs: tuple[str, ...], H: int, W: int, device: str) -> torch.Tensor:
     rows = []
     for d in dirs:
