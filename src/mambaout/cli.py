@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "mambaout.tasks.dense.cli",
     "mambaout.lab.cli",
     "mambaout.explain.cli",
+    "mambaout.export.cli",
 ]
 
 

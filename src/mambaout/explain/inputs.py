@@ -86,7 +86,8 @@ def load_model(name: str, checkpoint: str | None = None, **model_kwargs) -> nn.M
     """Registered model ``name`` in eval mode; with ``checkpoint`` (a training checkpoint, a run folder or its
     model.safetensors, any weights file) its weights, built with the num_classes/in_chans/stem_stride the
     checkpoint records. A keyword given here that contradicts the checkpoint is an error; one it does not
-    record is used as given. ``model.checkpoint_info`` keeps what was read (model, img_size, source)."""
+    record is used as given. ``model.checkpoint_info`` keeps what was read (model, img_size, source, and the build
+    kwargs the checkpoint recorded)."""
     info: dict = {}
     if checkpoint is None:
         model = create_model(name, **model_kwargs)
@@ -103,7 +104,7 @@ def load_model(name: str, checkpoint: str | None = None, **model_kwargs) -> nn.M
         from ..weights import load_state_dict_into
 
         load_state_dict_into(model, state, source=f"checkpoint {source!r}")
-        info = {**info, "source": source}
+        info = {**info, "source": source, "kwargs": saved}
     model.checkpoint_info = info
     return model.eval()
 

@@ -123,15 +123,20 @@ def _constant(fn):
 
     Graph capture must record its result, not its ops (boolean masks and ``torch.equal`` are data-dependent, and
     index arithmetic in every forward is waste): torch.compile and strict torch.export call it once
-    (``assume_constant_result``); non-strict torch.export runs it outside the tracing modes, so the cache holds
-    real tensors that become constants of the exported graph.
+    (``assume_constant_result``); non-strict torch.export and torch.jit.trace run it outside their tracing state,
+    so the cache holds real tensors that become constants of the graph.
     """
     from torch.utils._python_dispatch import _disable_current_modes
 
     @wraps(fn)
     def untraced(*args):
-        with _disable_current_modes():
-            return fn(*args)
+        jit_state = torch._C._get_tracing_state()  # torch.jit.trace (TorchScript, the classic ONNX exporter)
+        torch._C._set_tracing_state(None)
+        try:
+            with _disable_current_modes():
+                return fn(*args)
+        finally:
+            torch._C._set_tracing_state(jit_state)
 
     return lru_cache(maxsize=512)(torch.compiler.assume_constant_result(untraced))
 
