@@ -134,7 +134,8 @@ def export_module(
     tmp = os.path.join(os.path.dirname(os.path.abspath(output)), f".tmp{os.getpid()}.{os.path.basename(output)}")
     start = time.perf_counter()
     try:
-        fmt.writer(model, x, tmp, dynamic_batch, name=name, onnx_exporter=onnx_exporter)
+        with torch.no_grad():  # an inference graph; with autograd on, tracing keeps every intermediate alive
+            fmt.writer(model, x, tmp, dynamic_batch, name=name, onnx_exporter=onnx_exporter)
         seconds = time.perf_counter() - start
         run = fmt.runner(tmp, name)
         checks = [_check(run, model, x, tolerance, what)]
