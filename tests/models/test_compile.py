@@ -57,18 +57,19 @@ def test_every_family_and_scan_order_is_covered():
 
 @pytest.mark.slow
 def test_compile_training_step_matches_eager():
-    """Forward and backward through the compiled graph: the doubling scan's autograd gives eager's gradients."""
-    model, x = build("mamba"), _input()
-    model.train()
-    model(x).square().mean().backward()
-    ref = {k: p.grad.clone() for k, p in model.named_parameters()}
-    model.zero_grad()
-    torch.compile(model, fullgraph=True, backend="aot_eager")(x).square().mean().backward()
-    worst = max(
-        ((p.grad - ref[k]).abs().max() / ref[k].abs().max().clamp_min(1e-12)).item()
-        for k, p in model.named_parameters()
-    )
-    assert worst <= 1e-3
+    """Forward and backward of a Mamba block (gated CNN + conv_ssm, cross scan) through the compiled graph: the
+    doubling scan's autograd gives eager's gradients."""
+    from mambaout.models.blocks import GatedBlock
+
+    torch.manual_seed(0)
+    block = GatedBlock(8, mixer="conv_ssm", mixer_kwargs=dict(kernel_size=3, scan="cross", d_state=4))
+    x = torch.randn(2, 6, 5, 8)
+    block(x).square().mean().backward()
+    ref = {k: p.grad.clone() for k, p in block.named_parameters()}
+    block.zero_grad()
+    torch.compile(block, fullgraph=True, backend="aot_eager")(x).square().mean().backward()
+    for k, p in block.named_parameters():
+        assert (p.grad - ref[k]).abs().max() <= 1e-4 * max(1.0, ref[k].abs().max().item()), k
 
 
 @pytest.mark.slow
