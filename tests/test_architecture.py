@@ -5,6 +5,7 @@
     data                                (datasets, streams: no models, no training)
     engine                              (the loop: knows tasks only through engine.task.Task)
     explain                             (ERF, CAM, hidden attention of a model: no tasks)
+    export                              (a model to ONNX / TorchScript / ExportedProgram / safetensors; no tasks)
     tasks < lab < cli                   (what users run; lab and cli may use explain)
     serve                               (the web demo: above explain and analysis, beside lab; cli uses it)
     bench                               (timing core, `mambaout benchmark`: ops, models, registry, analysis,
@@ -33,9 +34,10 @@ ALLOWED = {
     "engine": BASE | {"weights"},
     "tasks": BASE | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "__init__"},
     "explain": BASE | {"ops", "weights", "registry", "models", "analysis", "data", "engine"},
+    "export": BASE | {"weights", "registry", "explain"},
     "lab": BASE
     | {"ops", "weights", "registry", "models", "analysis", "data", "engine", "tasks", "explain", "__init__", "bench"},
-    "cli": BASE | {"registry", "analysis", "tasks", "lab", "explain", "serve", "bench"},
+    "cli": BASE | {"registry", "analysis", "tasks", "lab", "explain", "serve", "bench", "export"},
     "serve": BASE | {"registry", "models", "analysis", "explain", "weights", "data"},
     "__init__": BASE | {"registry", "bench"},  # bench: mambaout.benchmark(...) is public API
     "__main__": {"cli"},

@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "mambaout.serve.cli",
     "mambaout.tasks.pretrain.cli",
     "mambaout.bench.cli",
+    "mambaout.export.cli",
 ]
 
 

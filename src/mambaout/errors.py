@@ -51,3 +51,7 @@ class DependencyError(MambaoutError):
 
 class LabError(MambaoutError):
     """A bad lab experiment name, preset or override."""
+
+
+class ExportError(MambaoutError):
+    """A model that cannot be exported to a format, or whose export does not reproduce it (the reason in one line)."""

@@ -102,7 +102,7 @@ def load_model(name: str | None, checkpoint: str | None = None, **model_kwargs) 
     model.safetensors, any weights file) its weights, built with the num_classes/in_chans/stem_stride the
     checkpoint records. A keyword given here that contradicts the checkpoint is an error; one it does not
     record is used as given. ``name=None``: the model the checkpoint records. ``model.checkpoint_info`` keeps
-    what was read (model, img_size, source)."""
+    what was read (model, img_size, source, and the build kwargs the checkpoint recorded)."""
     info: dict = {}
     if checkpoint is None:
         if name is None:
@@ -125,7 +125,7 @@ def load_model(name: str | None, checkpoint: str | None = None, **model_kwargs) 
         from ..weights import load_state_dict_into
 
         load_state_dict_into(model, state, source=f"checkpoint {source!r}")
-        info = {**info, "source": source}
+        info = {**info, "source": source, "kwargs": saved}
     model.checkpoint_info = info
     return model.eval()
 

@@ -30,6 +30,7 @@ w7, w7_flip). A preset name, a single direction name or a list of direction name
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -118,9 +119,35 @@ def direction_indices(name: str, H: int, W: int) -> torch.Tensor:
     return idx.flip(0) if flip else idx
 
 
-@lru_cache(maxsize=512)
+@contextlib.contextmanager
+def _untraced():
+    """Run the body for real even while a graph is being recorded: its tensors are constants of the scan order.
+
+    Graph capture must record a plan, not the ops that build it (boolean masks and ``torch.equal`` are
+    data-dependent, and index arithmetic in every forward is waste): torch.compile and strict torch.export call the
+    plan functions once (``assume_constant_result``); non-strict torch.export and torch.jit.trace run them here,
+    outside their tracing state, so the cache holds real tensors that become constants of the graph.
+    """
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    jit_state = torch._C._get_tracing_state()
+    torch._C._set_tracing_state(None)
+    try:
+        with _disable_current_modes():
+            yield
+    finally:
+        torch._C._set_tracing_state(jit_state)
+
+
+@torch.compiler.assume_constant_result
 def _plan(dirs: tuple[str, ...], H: int, W: int, device: str):
-    """(gather index (K*Lk,), inverse index, mode) for a direction set on an H x W map."""
+    """(gather index (K*Lk,), inverse index, mode) for a direction set on an H x W map (see :func:`_untraced`)."""
+    with _untraced():
+        return _build_plan(dirs, H, W, device)
+
+
+@lru_cache(maxsize=512)
+def _build_plan(dirs: tuple[str, ...], H: int, W: int, device: str):
     parts = [direction_indices(d, H, W) for d in dirs]
     lengths = {p.numel() for p in parts}
     if len(lengths) != 1:
@@ -168,8 +195,15 @@ def cross_merge(ys: torch.Tensor, ctx: tuple) -> torch.Tensor:
 MOVE_START, MOVE_RIGHT, MOVE_LEFT, MOVE_UP, MOVE_DOWN = range(5)
 
 
+@torch.compiler.assume_constant_result
+def _codes(dirs: tuple[str, ...], H: int, W: int, device: str) -> tuple[torch.Tensor]:
+    # a 1-tuple: dynamo names a bare tensor result after the function and refuses the name a second time
+    with _untraced():
+        return _build_codes(dirs, H, W, device)
+
+
 @lru_cache(maxsize=512)
-def _codes(dirs: tuple[str, ...], H: int, W: int, device: str) -> torch.Tensor:
+def _build_codes(dirs: tuple[str, ...], H: int, W: int, device: str) -> tuple[torch.Tensor]:
     rows = []
     for d in dirs:
         idx = direction_indices(d, H, W)
@@ -182,14 +216,14 @@ def _codes(dirs: tuple[str, ...], H: int, W: int, device: str) -> torch.Tensor:
         step[(dr == -1) & (dc == 0)] = MOVE_UP
         step[(dr == 1) & (dc == 0)] = MOVE_DOWN
         rows.append(code)
-    return torch.stack(rows).to(device)
+    return (torch.stack(rows).to(device),)
 
 
 def move_codes(ctx: tuple, device) -> torch.Tensor:
     """(K, Lk) code of the move that reaches each step (0 start/jump, 1 right, 2 left, 3 up, 4 down),
     for the scan context returned by :func:`cross_scan` (PlainMamba's direction-aware B biases)."""
     dirs, H, W, Hp, Wp = ctx
-    return _codes(tuple(dirs), Hp, Wp, str(device))
+    return _codes(tuple(dirs), Hp, Wp, str(device))[0]
 
 
 def scan_positions(dirs: ScanSpec, H: int, W: int) -> list[torch.Tensor]:

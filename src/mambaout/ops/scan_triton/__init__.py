@@ -1,8 +1,10 @@
 """Fused Triton selective scan (S6) for CUDA: forward and backward kernels.
 
 Modules: :mod:`.config` (:class:`TileConfig`, :func:`default_config`; no triton needed), :mod:`.tiles` (jit helpers
-of every layout), one module per layout that a default picks (:mod:`.tmw`, :mod:`.sn`, :mod:`.tm`), and
-:mod:`.launch` (the autograd Function and :func:`selective_scan_triton`).  docs/notes/scan_kernel.md has the
+of every layout), one module per layout that a default picks (:mod:`.tmw`, :mod:`.sn`, :mod:`.tm`),
+:mod:`.launch` (the kernel launches, an autograd Function for explicit tile configs and
+:func:`selective_scan_triton`) and :mod:`.op` (the launches as the ``torch.ops.mambaout.selective_scan`` operator
+and its backward, what default calls, ``torch.compile`` and ``torch.export`` see).  docs/notes/scan_kernel.md has the
 reasoning, predictions and H100 measurements behind every choice, and the layouts that lost.
 
 Design
@@ -43,6 +45,7 @@ Importing this package never fails: without triton or a GPU, :func:`available` r
 
 from .config import BWD_LAYOUTS, FWD_LAYOUTS, TileConfig, default_config, fit_config
 from .launch import HAVE_TRITON, available, last_kernel_info, selective_scan_triton
+from .op import selective_scan_bwd, selective_scan_fwd  # registers torch.ops.mambaout.selective_scan{,_backward}
 
 __all__ = [
     "BWD_LAYOUTS",
@@ -53,5 +56,7 @@ __all__ = [
     "default_config",
     "fit_config",
     "last_kernel_info",
+    "selective_scan_bwd",
+    "selective_scan_fwd",
     "selective_scan_triton",
 ]

@@ -83,61 +83,137 @@ def _check_config(cfg, which: str) -> TileConfig:
     return cfg
 
 
+def triton_forward(u, delta, A, Bm, Cm, Dv, z, bias, softplus, return_last, need_grad, fwd_cfg=None, bwd_cfg=None):
+    """Launch the forward kernel on grouped B/C (b, G, N, L).  Returns ``(out, last, states, bcfg)``: ``last`` is
+    ``out`` itself unless ``return_last``, ``states`` (what :func:`triton_backward` needs) is ``out`` unless
+    ``need_grad``, and ``bcfg`` the backward's tiles (None without ``need_grad``)."""
+    bsz, dim, L = u.shape
+    N = A.shape[1]
+    G = Bm.shape[1]
+    u = u.contiguous()
+    delta = delta.contiguous()
+    A = A.contiguous()
+    Bm = Bm.contiguous()
+    Cm = Cm.contiguous()
+    z = z.contiguous() if z is not None else None
+    Dv = Dv.contiguous() if Dv is not None else None
+    bias = bias.contiguous() if bias is not None else None
+    es = u.element_size()
+    cfg = fit_config(fwd_cfg or default_config(N, L, itemsize=es), dim, G)
+    bcfg = None
+    if need_grad:
+        # The backward recomputes each of its tiles from the state saved at the tile's start, so the forward
+        # saves states every backward BLOCK_T steps: tmw can keep a longer tile and save inside it, the
+        # others run the backward's tile.
+        bcfg = backward_config(N, L, es, dim, G, bwd_cfg)
+        if cfg.layout != "tmw" or cfg.block_t < bcfg.block_t:
+            cfg = cfg.replace(block_t=bcfg.block_t)
+        if bcfg.layout == "sn" and cfg.layout != "sn":
+            # sn's tiles are long (128-256 steps), which the other forwards would spill: run sn both ways
+            cfg = bcfg
+    if "sn" in (cfg.layout, bcfg.layout if need_grad else None) and N > 2:
+        raise ValueError(f"selective_scan_triton: layout 'sn' needs d_state <= 2, got {N}")
+    BT = cfg.block_t
+    NT = cdiv(L, BT)
+    save_t = bcfg.block_t if need_grad else BT
+    out = _out_like(u)
+    last = _out_like(u, bsz, dim, N, dtype=torch.float32) if return_last else out
+    # every forward saves the same states, (B, cdiv(L, backward BLOCK_T), D, N) fp32 at the backward's tile
+    # starts, so any forward feeds any backward
+    states = _out_like(u, bsz, cdiv(L, save_t), dim, N, dtype=torch.float32) if need_grad else out
+    grid = (cdiv(dim, cfg.block_d), bsz)
+    ex = {}
+    if cfg.layout in ("tm", "tmw"):
+        ex["ASM"] = not _interpreting()
+    if cfg.layout == "tmw":
+        ex["NL"] = tmw_lanes(cfg, next_pow2(N), backward=False)
+        ex["SAVE_T"] = save_t
+        ex["PREFETCH"] = cfg.prefetch
+    k = FWD_KERNELS[cfg.layout][grid](
+        u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
+        bias if bias is not None else u, out, last, states,
+        L, dim, N, G, dim // G, NT,
+        BLOCK_D=cfg.block_d, NP=next_pow2(N), BLOCK_T=BT,
+        HAS_D=Dv is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None, SOFTPLUS=bool(softplus),
+        SAVE_STATES=need_grad, STORE_LAST=bool(return_last),
+        num_warps=cfg.warps, **ex,
+    )  # fmt: skip
+    _record("fwd", k, cfg)
+    return out, last, states, bcfg
+
+
+def backward_config(N: int, L: int, itemsize: int, dim: int, G: int, bwd_cfg=None) -> TileConfig:
+    """The backward's tiles (the forward saves its states at their starts)."""
+    return fit_config(bwd_cfg or default_config(N, L, backward=True, itemsize=itemsize), dim, G)
+
+
+def triton_backward(u, delta, A, Bm, Cm, Dv, z, bias, states, dout, softplus, cfg: TileConfig):
+    """Launch the backward kernel; returns (du, ddelta, dA, dB, dC, dD, dz, dbias), None for absent inputs."""
+    u, delta, A, Bm, Cm, Dv, z, bias = (
+        t.contiguous() if t is not None else None for t in (u, delta, A, Bm, Cm, Dv, z, bias)
+    )
+    bsz, dim, L = u.shape
+    N = A.shape[1]
+    G = Bm.shape[1]
+    NT = states.shape[1]
+    dout = dout.contiguous()
+    du = _out_like(u)
+    ddelta = _out_like(delta)
+    dz = _out_like(z) if z is not None else None
+    # dB, dC: atomic adds into fp32 sums, or (deterministic) per-program partials summed below.  Every channel
+    # block of a group adds into the same rows, and past ~256 blocks a group the adds serialize in L2 (H100:
+    # slower than the partials there, faster below)
+    ndb = cdiv(dim, cfg.block_d)  # channel blocks; a multiple of G (block_d divides D/G)
+    atomic = cfg.atomic_bc if cfg.atomic_bc is not None else ndb // G <= 256
+    atomic = atomic and not torch.are_deterministic_algorithms_enabled()
+    # everything summed with atomics shares one zero-filled buffer: one memset a call
+    acc = torch.zeros(dim * (N + 2) + (2 * bsz * G * N * L if atomic else 0), device=u.device, dtype=torch.float32)
+    dA = acc[: dim * N].view(dim, N)
+    dD = acc[dim * N : dim * (N + 1)] if Dv is not None else None
+    dbias = acc[dim * (N + 1) : dim * (N + 2)] if bias is not None else None
+    if atomic:
+        part = acc[dim * (N + 2) :].view(2, bsz, G, N, L)
+    else:
+        part = _out_like(u, 2, bsz, ndb, N, L, dtype=torch.float32)
+    dBp, dCp = part[0], part[1]
+    grid = (cdiv(dim, cfg.block_d), bsz)
+    NP = next_pow2(N)
+    ex = {}
+    if cfg.layout == "tmw":
+        ex["NL"] = tmw_lanes(cfg, NP, backward=True)
+        ex["PREFETCH"] = cfg.prefetch
+        ex["FAST_EW"] = cfg.fast_ew and not _interpreting()
+    k = BWD_KERNELS[cfg.layout][grid](
+        u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
+        bias if bias is not None else u, dout, states,
+        du, ddelta, dA, dBp, dCp, dD if dD is not None else dA, dz if dz is not None else du,
+        dbias if dbias is not None else dA,
+        L, dim, N, G, dim // G, NT, ndb,
+        BLOCK_D=cfg.block_d, NP=NP, BLOCK_T=cfg.block_t,
+        HAS_D=Dv is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None, SOFTPLUS=bool(softplus),
+        ATOMIC_BC=atomic, num_warps=cfg.warps, **ex,
+    )  # fmt: skip
+    _record("bwd", k, cfg)
+    if not atomic:
+        part = part.view(2, bsz, G, ndb // G, N, L).sum(3)
+    dB, dC = part.to(Bm.dtype)
+    return (
+        du, ddelta, dA.to(A.dtype), dB, dC.to(Cm.dtype),
+        dD.to(Dv.dtype) if dD is not None else None,
+        dz,
+        dbias.to(bias.dtype) if bias is not None else None,
+    )  # fmt: skip
+
+
 class _TritonScanFn(torch.autograd.Function):
+    """Autograd around the kernels for explicit tile configs; :mod:`.op` is the same as a torch.library op."""
+
     @staticmethod
     def forward(ctx, u, delta, A, Bm, Cm, Dv, z, bias, softplus, return_last, fwd_cfg, bwd_cfg):
-        bsz, dim, L = u.shape
-        N = A.shape[1]
-        G = Bm.shape[1]
-        u = u.contiguous()
-        delta = delta.contiguous()
-        A = A.contiguous()
-        Bm = Bm.contiguous()
-        Cm = Cm.contiguous()
-        z = z.contiguous() if z is not None else None
-        Dv = Dv.contiguous() if Dv is not None else None
-        bias = bias.contiguous() if bias is not None else None
         need_grad = any(ctx.needs_input_grad[:8])
-        es = u.element_size()
-        cfg = fit_config(fwd_cfg or default_config(N, L, itemsize=es), dim, G)
-        if need_grad:
-            # The backward recomputes each of its tiles from the state saved at the tile's start, so the forward
-            # saves states every backward BLOCK_T steps: tmw can keep a longer tile and save inside it, the
-            # others run the backward's tile.
-            bcfg = fit_config(bwd_cfg or default_config(N, L, backward=True, itemsize=es), dim, G)
-            if cfg.layout != "tmw" or cfg.block_t < bcfg.block_t:
-                cfg = cfg.replace(block_t=bcfg.block_t)
-            if bcfg.layout == "sn" and cfg.layout != "sn":
-                # sn's tiles are long (128-256 steps), which the other forwards would spill: run sn both ways
-                cfg = bcfg
-        if "sn" in (cfg.layout, bcfg.layout if need_grad else None) and N > 2:
-            raise ValueError(f"selective_scan_triton: layout 'sn' needs d_state <= 2, got {N}")
-        BT = cfg.block_t
-        NT = cdiv(L, BT)
-        save_t = bcfg.block_t if need_grad else BT
-        out = _out_like(u)
-        last = _out_like(u, bsz, dim, N, dtype=torch.float32) if return_last else out
-        # every forward saves the same states, (B, cdiv(L, backward BLOCK_T), D, N) fp32 at the backward's tile
-        # starts, so any forward feeds any backward
-        states = _out_like(u, bsz, cdiv(L, save_t), dim, N, dtype=torch.float32) if need_grad else out
-        grid = (cdiv(dim, cfg.block_d), bsz)
-        ex = {}
-        if cfg.layout in ("tm", "tmw"):
-            ex["ASM"] = not _interpreting()
-        if cfg.layout == "tmw":
-            ex["NL"] = tmw_lanes(cfg, next_pow2(N), backward=False)
-            ex["SAVE_T"] = save_t
-            ex["PREFETCH"] = cfg.prefetch
-        k = FWD_KERNELS[cfg.layout][grid](
-            u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
-            bias if bias is not None else u, out, last, states,
-            L, dim, N, G, dim // G, NT,
-            BLOCK_D=cfg.block_d, NP=next_pow2(N), BLOCK_T=BT,
-            HAS_D=Dv is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None, SOFTPLUS=bool(softplus),
-            SAVE_STATES=need_grad, STORE_LAST=bool(return_last),
-            num_warps=cfg.warps, **ex,
-        )  # fmt: skip
-        _record("fwd", k, cfg)
+        out, last, states, bcfg = triton_forward(
+            u, delta, A, Bm, Cm, Dv, z, bias, softplus, return_last, need_grad, fwd_cfg, bwd_cfg
+        )
         if need_grad:
             ctx.save_for_backward(u, delta, A, Bm, Cm, Dv, z, bias, states)
             ctx.softplus = bool(softplus)
@@ -149,60 +225,8 @@ class _TritonScanFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, *unused):
-        u, delta, A, Bm, Cm, Dv, z, bias, states = ctx.saved_tensors
-        bsz, dim, L = u.shape
-        N = A.shape[1]
-        G = Bm.shape[1]
-        cfg = ctx.bcfg
-        NT = states.shape[1]
-        dout = dout.contiguous()
-        du = _out_like(u)
-        ddelta = _out_like(delta)
-        dz = _out_like(z) if z is not None else None
-        # dB, dC: atomic adds into fp32 sums, or (deterministic) per-program partials summed below.  Every channel
-        # block of a group adds into the same rows, and past ~256 blocks a group the adds serialize in L2 (H100:
-        # slower than the partials there, faster below)
-        ndb = cdiv(dim, cfg.block_d)  # channel blocks; a multiple of G (block_d divides D/G)
-        atomic = cfg.atomic_bc if cfg.atomic_bc is not None else ndb // G <= 256
-        atomic = atomic and not torch.are_deterministic_algorithms_enabled()
-        # everything summed with atomics shares one zero-filled buffer: one memset a call
-        acc = torch.zeros(dim * (N + 2) + (2 * bsz * G * N * L if atomic else 0), device=u.device, dtype=torch.float32)
-        dA = acc[: dim * N].view(dim, N)
-        dD = acc[dim * N : dim * (N + 1)] if Dv is not None else None
-        dbias = acc[dim * (N + 1) : dim * (N + 2)] if bias is not None else None
-        if atomic:
-            part = acc[dim * (N + 2) :].view(2, bsz, G, N, L)
-        else:
-            part = _out_like(u, 2, bsz, ndb, N, L, dtype=torch.float32)
-        dBp, dCp = part[0], part[1]
-        grid = (cdiv(dim, cfg.block_d), bsz)
-        NP = next_pow2(N)
-        ex = {}
-        if cfg.layout == "tmw":
-            ex["NL"] = tmw_lanes(cfg, NP, backward=True)
-            ex["PREFETCH"] = cfg.prefetch
-            ex["FAST_EW"] = cfg.fast_ew and not _interpreting()
-        k = BWD_KERNELS[cfg.layout][grid](
-            u, delta, A, Bm, Cm, Dv if Dv is not None else u, z if z is not None else u,
-            bias if bias is not None else u, dout, states,
-            du, ddelta, dA, dBp, dCp, dD if dD is not None else dA, dz if dz is not None else du,
-            dbias if dbias is not None else dA,
-            L, dim, N, G, dim // G, NT, ndb,
-            BLOCK_D=cfg.block_d, NP=NP, BLOCK_T=cfg.block_t,
-            HAS_D=Dv is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None, SOFTPLUS=ctx.softplus,
-            ATOMIC_BC=atomic, num_warps=cfg.warps, **ex,
-        )  # fmt: skip
-        _record("bwd", k, cfg)
-        if not atomic:
-            part = part.view(2, bsz, G, ndb // G, N, L).sum(3)
-        dB, dC = part.to(Bm.dtype)
-        return (
-            du, ddelta, dA.to(A.dtype), dB, dC.to(Cm.dtype),
-            dD.to(Dv.dtype) if dD is not None else None,
-            dz,
-            dbias.to(bias.dtype) if dbias is not None else None,
-            None, None, None, None,
-        )  # fmt: skip
+        grads = triton_backward(*ctx.saved_tensors, dout, ctx.softplus, ctx.bcfg)
+        return (*grads, None, None, None, None)
 
 
 def selective_scan_triton(
@@ -224,7 +248,8 @@ def selective_scan_triton(
 
     Gradients flow to u, delta, A, B, C, D, z, delta_bias; ``last_state`` (fp32) has none.
     ``fwd_config`` / ``bwd_config``: :class:`TileConfig` overrides of :func:`default_config`'s tiles (the backward
-    has layouts "tmw" and "sn" only).  With autograd on, a forward other than tmw runs with the backward's
+    has layouts "tmw" and "sn" only); without either the call goes through the ``mambaout::selective_scan``
+    operator (:mod:`.op`), with them through an autograd Function.  With autograd on, a forward other than tmw runs with the backward's
     block_t so the saved tile states line up, and an sn backward makes the forward sn too.
     """
     if not HAVE_TRITON:
@@ -245,6 +270,10 @@ def selective_scan_triton(
         out = torch.zeros_like(u)
         last = torch.zeros(bsz, dim, N, device=u.device, dtype=torch.float32)
         return (out, last) if return_last_state else out
+    if fwd_config is None and bwd_config is None:  # the torch.library op: one node for torch.compile / export
+        from .op import run_op
+
+        return run_op(u, delta, A, Bm, Cm, D, z, delta_bias, delta_softplus, return_last_state)
     return _TritonScanFn.apply(
         u, delta, A, Bm, Cm, D, z, delta_bias, delta_softplus, return_last_state, fwd_config, bwd_config
     )
