@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 
 import pytest
 
@@ -38,27 +39,57 @@ def test_dense_long_tiny(tmp_path, fashion_standin, capsys):
         assert os.path.isfile(os.path.join(folder, f)), f
 
 
-def test_verdicts_need_trained_models():
-    """No accuracy verdict from untrained pairs; a clear SSM win on learned context scenes is 'supported'."""
-    from mambaout.lab.dense_long import _verdicts
+def _rows(acc, gaps, costs):
+    """Per-seed rows of a cpu-like run: segmentation at S = 64, 128, both variants, 5 seeds. ``gaps``: SSM −
+    MambaOut mIoU per (variant, S); ``costs``: MambaOut / SSM training-throughput ratio per S."""
+    rows = []
+    for (variant, size), gap in gaps.items():
+        for seed in range(5):
+            base = dict(size=size, variant=variant, view="segmentation", seed=seed, item_acc=acc)
+            jitter = 0.05 * (seed - 2)
+            rows.append(dict(base, label="mambaout", mIoU=40.0 + 3 * seed, train_ips=10.0))
+            rows.append(dict(base, label="mamba", mIoU=40.0 + 3 * seed + gap + jitter, train_ips=10.0 / costs[size]))
+    return rows
 
-    def pair(size, variant, acc, gap, outcome, ratio):
-        base = dict(size=size, variant=variant, view="segmentation", L16=size, r16=size / 100)
-        return [
-            dict(base, model="mambaout", item_acc=acc, box_AP=0.0),
-            dict(base, model="mamba", item_acc=acc + gap, gap=gap, gap_se=0.1, outcome=outcome, train_cost_ratio=ratio),
-        ]
 
-    def summary(acc):
-        return [
-            *pair(64, "local", acc, 0.0, "no clear difference", 1.5),
-            *pair(64, "context", acc, 1.0, "b>a", 1.5),
-            *pair(128, "local", acc, -0.1, "no clear difference", 2.0),
-            *pair(128, "context", acc, 3.0, "b>a", 2.0),
-        ]
+def _summary(rows):
+    out = {}
+    for r in rows:
+        key = (r["size"], r["variant"], r["label"])
+        out[key] = dict(
+            size=r["size"], variant=r["variant"], view="segmentation", model=r["label"], item_acc=r["item_acc"]
+        )
+    return list(out.values())
 
-    trained = {v["claim"].split(":")[1].split()[1]: v["verdict"] for v in _verdicts(summary(60.0), [64, 128])}
-    assert trained["local"].startswith("supported") and trained["context"].startswith("supported")
-    untrained = _verdicts(summary(5.0), [64, 128])
-    assert all(v["verdict"].startswith("not seen (undertrained") for v in untrained[:2])
-    assert untrained[2]["verdict"].startswith("supported")  # cost 1.5 -> 2.0: a rise past 10%
+
+def test_verdicts_paired_by_seed_and_need_trained_models():
+    """Seed-to-seed spread of 12 mIoU points with a steady per-seed gap: paired, the verdicts are clear; no
+    accuracy verdict from untrained pairs."""
+    from mambaout.lab.core import load_lab_preset
+    from mambaout.lab.dense_long import _claims
+    from mambaout.lab.verdicts import decide
+
+    cfg = load_lab_preset("dense-long", False, mode="cpu")
+    gaps = {("local", 64): 0.0, ("local", 128): -0.1, ("context", 64): 1.0, ("context", 128): 3.0}
+    rows = _rows(60.0, gaps, {64: 1.5, 128: 2.0})
+    claims, records = _claims(rows, _summary(rows), cfg)
+    got = [v["verdict"] for v in decide(claims, records)]
+    assert got == ["supports", "supports", "supports"]  # equivalent / grows 1 -> 3 / cost 1.5 -> 2.0
+    assert all(r["test"] == "paired t" and r["n_a"] == 5 for r in records.values())
+    rows = _rows(5.0, gaps, {64: 1.5, 128: 1.5})
+    claims, records = _claims(rows, _summary(rows), cfg)
+    got = [v["verdict"] for v in decide(claims, records)]
+    assert all(v.startswith("not seen (undertrained") for v in got[:2])
+    assert got[2].startswith("contradicts (no effect")  # equal ratios: equivalent within ±0.1
+
+
+def test_rerender_from_committed_results(tmp_path):
+    from mambaout.lab.dense_long import rerender
+
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "lab", "dense_long_cpu", "results.json")
+    shutil.copy(src, tmp_path / "results.json")
+    r = rerender(str(tmp_path))
+    assert len(r["verdicts"]) == 3 and len(r["records"]) == 9  # 3 + 4 + 2 paired comparisons
+    assert r["verdicts"][0]["verdict"].startswith("not seen (undertrained")
+    res = json.load(open(tmp_path / "results.json"))
+    assert res["rows"] == json.load(open(src))["rows"] and "Verdict rules" in (tmp_path / "report.md").read_text()

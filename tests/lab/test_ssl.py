@@ -1,11 +1,15 @@
-"""Lab ssl's parts: matched models, the encoder hand-over, digits, paired statistics and the verdict wording.
-(The whole experiment runs in --tiny mode in test_lab.py's `lab all`.)"""
+"""Lab ssl's parts: matched models, the encoder hand-over, digits, and the verdicts re-rendered from the committed
+CPU run. (The whole experiment runs in --tiny mode in test_lab.py's `lab all`.)"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+
 import torch
 
-from mambaout.lab.ssl import digits, from_start, matched_builds, paired, pretrain_cell, verdict_word
+from mambaout.lab.ssl import digits, from_start, matched_builds, pretrain_cell, rerender
 from mambaout.lab.tasks import ImageTask
 
 SPECS = {
@@ -42,17 +46,29 @@ def test_digits_upsampled_and_split():
     assert set(d.train_y.tolist()) <= set(range(10))
 
 
-def test_paired_statistics_and_wording():
-    a, b = {0: 50.0, 1: 52.0, 2: 51.0}, {0: 55.0, 1: 56.5, 2: 55.5}
-    r = paired(a, b)
-    assert r["outcome"] == "b>a" and abs(r["diff"] - 4.666666) < 1e-4
-    assert paired(b, a)["outcome"] == "a>b"
-    assert paired(a, {0: 50.1, 1: 51.9, 2: 51.0})["outcome"] == "no clear difference"
-    assert paired({0: 1.0}, {0: 2.0})["outcome"] == "inconclusive"
-    assert verdict_word(["b>a"] * 4).startswith("supports")
-    assert verdict_word(["b>a", "b>a", "no clear difference", "no clear difference"]).startswith("partly supports")
-    assert verdict_word(["b>a", "no clear difference", "no clear difference"]).startswith("not seen at this scale")
-    assert verdict_word(["b>a", "a>b"]).startswith("mixed")
-    assert verdict_word(["a>b", "a>b"]).startswith("contradicts")
-    assert verdict_word(["a>b", "no clear difference"]).startswith("partly contradicts")
-    assert verdict_word(["a>b", "no clear difference", "no clear difference"]).startswith("not seen at this scale")
+def test_rerender_applies_the_preset_rules(tmp_path):
+    """The committed CPU run, judged again without training: 4 claims over 20 paired comparisons, Holm over
+    all 40 hypotheses, the preset's rules printed, and the seeds' numbers unchanged."""
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "lab", "ssl_cpu", "results.json")
+    shutil.copy(src, tmp_path / "results.json")
+    saved = json.load(open(src))
+    r = rerender(str(tmp_path))
+    assert len(r["claims"]) == 4 and len(r["records"]) == 20
+    assert {c["rule"] for c in r["claims"]} == {"gain"} and r["verdict_cfg"]["margins"]["top1"] == 0.5
+    rec = r["records"]["ssl:pretrain:mambaout:fcmae:0.1"]
+    scratch = {
+        x["seed"]: x["top1"]
+        for x in saved["runs"]
+        if (x["model"], x["start"], x["fraction"]) == ("mambaout", "scratch", 0.1)
+    }
+    fcmae = {
+        x["seed"]: x["top1"]
+        for x in saved["runs"]
+        if (x["model"], x["start"], x["fraction"]) == ("mambaout", "fcmae", 0.1)
+    }
+    assert rec["test"] == "paired t" and rec["n_a"] == 3 and rec["family"] == 40
+    assert abs(rec["diff"] - sum(fcmae[k] - scratch[k] for k in scratch) / 3) < 1e-9
+    report = (tmp_path / "report.md").read_text()
+    assert "Verdict rules" in report and "Holm" in report and "TOST" in report
+    again = json.load(open(tmp_path / "results.json"))
+    assert again["runs"] == saved["runs"] and "comparisons" in again and again["config"]["verdict"]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mambaout.lab.stats import betainc, ci, holm, p_two_sided, t_cdf, t_ppf, tost, welch
+from mambaout.lab.stats import betainc, ci, holm, p_two_sided, paired_t, t_cdf, t_ppf, tost, welch
 
 
 def _cdf4(t):
@@ -62,3 +62,27 @@ def test_holm_by_hand():
     # sorted 0.005, 0.01, 0.03, 0.04 x (4, 3, 2, 1) = 0.02, 0.03, 0.06, 0.04 -> running max 0.02, 0.03, 0.06, 0.06
     assert holm([0.01, 0.04, 0.03, 0.005, None]) == pytest.approx([0.03, 0.06, 0.06, 0.02, None])
     assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_paired_t_by_hand():
+    # per-seed differences 1, 2, 1 (seed 3 only in a, seed 4 not finite: left out): mean 4/3, sd^2 = 1/3,
+    # se = sqrt(1/3 / 3) = 1/3, df 2, t = 4.
+    a = {0: 1.0, 1: 2.0, 2: 4.0, 3: 9.0, 4: float("nan")}
+    b = {0: 2.0, 1: 4.0, 2: 5.0, 4: 1.0}
+    w = paired_t(a, b)
+    assert w["diff"] == pytest.approx(4 / 3) and w["se"] == pytest.approx(1 / 3) and w["df"] == 2
+    assert w["n_a"] == w["n_b"] == 3
+
+    def cdf2(t):
+        return 0.5 + t / (2 * math.sqrt(2 + t * t))
+
+    assert p_two_sided(w) == pytest.approx(2 * (1 - cdf2(4.0)), abs=1e-12)  # 0.057191
+    assert p_two_sided(w) == pytest.approx(0.057191, abs=1e-6)
+    lo, hi = ci(w)  # 4/3 -+ 4.302653 / 3
+    assert lo == pytest.approx(-0.100884, abs=1e-6) and hi == pytest.approx(2.767551, abs=1e-6)
+    # TOST, margin 2: max(P(T >= 10), P(T <= -2)) = F2(-2) = 0.5 - 1/sqrt(6) = 0.091752
+    assert tost(w, 2.0) == pytest.approx(cdf2(-2.0), abs=1e-12)
+    assert tost(w, 2.0) == pytest.approx(0.091752, abs=1e-6)
+    # pairing removes the between-seed spread that Welch keeps: same data, a much smaller standard error
+    assert welch([1.0, 2.0, 4.0], [2.0, 4.0, 5.0])["se"] > 3 * w["se"]
+    assert paired_t({0: 1.0}, {0: 2.0, 1: 3.0})["se"] is None

@@ -66,3 +66,35 @@ def test_claim_rules():
     assert got["causal none"].startswith("contradicts (no effect")
     text = rules_text(dict(alpha=0.05, margins=dict(images=0.5), rules=dict(no_gain="equivalent or worse")))
     assert "images ±0.5" in text and "no_gain" in text and "Holm" in text
+
+
+def test_paired_records_and_gain_rules():
+    a = {0: 70.0, 1: 75.0, 2: 80.0, 3: 72.0, 4: 78.0}
+    up = {k: v + 3.0 + 0.1 * k for k, v in a.items()}  # +3 pt on every seed, spread 10 pt across seeds
+    flat = {k: v + 0.01 * (k - 2) for k, v in a.items()}
+    recs = {
+        "up": comparison("up", "a", "b", a, up, 0.5, paired=True),
+        "up_welch": comparison("up_welch", "a", "b", a, up, 0.5),
+        "flat": comparison("flat", "a", "b", a, flat, 0.5, paired=True),
+        "down": comparison("down", "a", "b", up, a, 0.5, paired=True),
+        "grow": comparison("grow", "a", "b", {k: 1.0 + 0.01 * k for k in a}, up, 0.5, paired=True),
+    }
+    claims = [
+        dict(claim="gain", rule="gain", comparisons=["up"]),
+        dict(claim="gain partly", rule="gain", comparisons=["up", "up_welch"]),
+        dict(claim="gain none", rule="gain", comparisons=["flat"]),
+        dict(claim="grows", rule="gain_grows", levels=1, comparisons=["up", "grow"]),
+        dict(claim="level only", rule="gain_grows", levels=2, comparisons=["up", "flat"]),
+        dict(claim="no level", rule="gain_grows", levels=1, comparisons=["down", "grow"]),
+        dict(claim="blocked", rule="gain", comparisons=["up"], blocked="not seen (undertrained)"),
+    ]
+    got = {v["claim"]: v for v in decide(claims, recs)}
+    assert recs["up"]["test"] == "paired t" and recs["up"]["outcome"] == "b better"
+    assert recs["up_welch"]["test"] == "Welch" and recs["up_welch"]["outcome"] == "inconclusive"  # seeds' spread
+    assert got["gain"]["verdict"] == "supports" and "paired, Holm" in got["gain"]["evidence"]
+    assert got["gain partly"]["verdict"] == "partly supports"
+    assert got["gain none"]["verdict"].startswith("contradicts (no effect")
+    assert got["grows"]["verdict"] == "supports"
+    assert got["level only"]["verdict"].startswith("partly supports")
+    assert got["no level"]["verdict"] == "contradicts"
+    assert got["blocked"]["verdict"] == "not seen (undertrained)"

@@ -35,24 +35,6 @@ def image_steps(cfg: dict, task) -> int:
     return steps_of(cfg, task)
 
 
-def verdict_causal(results_by_pair: dict) -> dict:
-    """The pre-issue-#17 verdict (2-SE rule, no equivalence test); kept for callers of the old helper."""
-    outs = [v["outcome"] for v in results_by_pair.values()]
-    hurt = sum(o == "b>a" for o in outs)
-    helped = sum(o == "a>b" for o in outs)
-    if all(o == "inconclusive" for o in outs):
-        word = "inconclusive (fewer than 2 seeds)"
-    elif hurt and not helped:
-        word = "supports" if hurt == len(outs) else "partly supports"
-    elif helped and not hurt:
-        word = "contradicts"
-    elif hurt and helped:
-        word = "mixed"
-    else:
-        word = "not seen at this scale (no clear difference)"
-    return dict(claim="Causal token mixing hurts image classification (C2)", verdict=word, evidence="")
-
-
 def run(ctx, cfg: dict) -> dict:
     out = ctx.folder("causal")
     d, v, tune = cfg["data"], cfg["verdict"], cfg.get("tune") or {}

@@ -65,6 +65,16 @@ def load_lab_preset(experiment: str, tiny: bool, overrides: list[str] | None = N
     return sel
 
 
+def with_verdict_rules(experiment: str, cfg: dict) -> dict:
+    """A saved run's config with the preset's current ``verdict`` section (same mode) where the run predates
+    it: re-rendering an old results.json applies the rules the preset states now."""
+    if "verdict" in cfg:
+        return cfg
+    rules = load_lab_preset(experiment, False, mode=cfg.get("mode", "cpu"))["verdict"]
+    when = "written after this run and applied to its saved results without retraining"
+    return {**cfg, "verdict": {**rules, "when": when}}
+
+
 def parse_seeds(text: str) -> list[int]:
     """'3' -> [0, 1, 2]; '0,4,7' -> [0, 4, 7]."""
     try:

@@ -40,9 +40,12 @@ from ..models.vmamba import vmamba_v0
 from ..tasks.dense.detection import evaluate as coco_ap
 from ..tasks.dense.metrics import ConfusionMatrix
 from ..utils.table import markdown_table
+from .core import with_verdict_rules
 from .models import match_width, param_count
 from .report import _plt, write_csv, write_json, write_report
-from .runner import compare, mean_std, run_group, values
+from .runner import mean_std, run_group, values
+from .stats import paired_t
+from .verdicts import comparison, comparisons_table, decide, rules_text
 
 KINDS = ("mambaout", "mamba", "vmamba", "localmamba")
 NAMES = dict(
@@ -322,17 +325,39 @@ def _summaries(rows: list[dict], cells: dict, sizes, variants, views, seeds) -> 
                 for e in out:
                     if (e["size"], e["variant"], e["view"]) != (size, variant, view) or e["model"] == "mambaout":
                         continue
-                    metric = "mIoU" if view == "segmentation" else "box_AP"
-                    c = compare(values(sub, "mambaout", metric), values(sub, e["model"], metric))
-                    e["gap"], e["gap_se"], e["outcome"] = c["diff"], c["se"], c["outcome"]
-                    if view == "segmentation":
-                        c2 = compare(values(sub, "mambaout", "item_acc"), values(sub, e["model"], "item_acc"))
-                        e["acc_gap"] = c2["diff"]
                     if base:
                         e["train_cost_ratio"] = base["train_ips"] / e["train_ips"] if e["train_ips"] else float("nan")
                         e["infer_cost_ratio"] = base["infer_ips"] / e["infer_ips"] if e["infer_ips"] else float("nan")
                         e["mem_ratio"] = e["peak_mb"] / base["peak_mb"] if base["peak_mb"] else float("nan")
     return out
+
+
+def _by_seed(rows, label: str, metric: str, **where) -> dict:
+    """{seed: value} of one backbone's cells (failed runs left out)."""
+    return {
+        r["seed"]: r[metric]
+        for r in rows
+        if r["label"] == label and "error" not in r and metric in r and all(r[k] == v for k, v in where.items())
+    }
+
+
+def _seed_gaps(rows, model: str, metric: str, **where) -> dict:
+    """{seed: model - MambaOut} (the same seed: the same scenes and batch order)."""
+    a, b = _by_seed(rows, "mambaout", metric, **where), _by_seed(rows, model, metric, **where)
+    return {k: b[k] - a[k] for k in a if k in b}
+
+
+def _add_gaps(summary: list[dict], rows: list[dict]) -> None:
+    """Each non-MambaOut entry's gap to MambaOut, paired by seed (mean and SE of the per-seed differences)."""
+    for e in summary:
+        if e["model"] == "mambaout":
+            continue
+        where = dict(size=e["size"], variant=e["variant"], view=e["view"])
+        metric = "mIoU" if e["view"] == "segmentation" else "box_AP"
+        w = paired_t(_by_seed(rows, "mambaout", metric, **where), _by_seed(rows, e["model"], metric, **where))
+        e["gap"], e["gap_se"], e["outcome"] = w["diff"], w["se"], "-"
+        if e["view"] == "segmentation":
+            e["acc_gap"] = paired_t(*(_by_seed(rows, k, "item_acc", **where) for k in ("mambaout", e["model"])))["diff"]
 
 
 def _figures(summary: list[dict], out: str) -> list[str]:
@@ -404,56 +429,106 @@ def _undertrained(summary: list[dict], size: int, view: str) -> bool:
     return not local or any(not e[metric] >= bar for e in local if e["model"] in ("mambaout", "mamba"))
 
 
-def _verdicts(summary: list[dict], sizes) -> list[dict]:
-    pair = [e for e in summary if e["model"] == "mamba" and "gap" in e]
-    out = []
-    for variant, claim in (
-        ("local", "dense-long: on local scenes the SSM does not pay off (SSM - MambaOut <= 0)"),
-        ("context", "dense-long: on context scenes the SSM pays off, more so as L/6D grows"),
-    ):
-        es = sorted((e for e in pair if e["variant"] == variant), key=lambda e: (e["view"], e["size"]))
-        if not es:
-            continue
-        outcomes = [e["outcome"] for e in es]
-        untrained = [f"{e['view'][:3]} S={e['size']}" for e in es if _undertrained(summary, e["size"], e["view"])]
-        if "inconclusive" in outcomes:
-            verdict = "inconclusive (fewer than 2 seeds)"
-        elif untrained:
-            bars = ", ".join(f"{m} >= {b:g}" for m, b in LEARNED.values())
-            verdict = f"not seen (undertrained on the local variant: {', '.join(untrained)}; bar {bars})"
-        elif variant == "local":
-            verdict = "supported" if "b>a" not in outcomes else "not supported"
-        else:
-            wins = [e for e in es if e["outcome"] == "b>a"]
-            grows = all(b["gap"] >= a["gap"] for v in ("segmentation", "detection") for a, b in _pairs(es, v))
-            verdict = "supported" if wins and grows else ("partly" if wins else "not supported")
-        evidence = "; ".join(f"{e['view'][:3]} S={e['size']}: {e['gap']:+.2f} ({e['outcome']})" for e in es)
-        out.append(dict(claim=claim, verdict=verdict + " at this scale", evidence=evidence))
-    cost = [e for e in pair if math.isfinite(e.get("train_cost_ratio", float("nan")))]
-    if cost:
-        ev = "; ".join(f"{e['view'][:3]} {e['variant']} S={e['size']}: x{e['train_cost_ratio']:.2f}" for e in cost)
-        by_size = {}
-        for e in cost:
-            if e["view"] == "segmentation":  # both variants: the same shapes, so their mean
-                by_size.setdefault(e["size"], []).append(e["train_cost_ratio"])
-        ratios = [sum(v) / len(v) for _, v in sorted(by_size.items())]
-        if len(ratios) < 2:
-            verdict = "inconclusive (one S)"
-        else:  # a rise of 10% from the smallest to the largest S; timing noise on a shared CPU is that large
-            verdict = "supported" if ratios[-1] > 1.1 * ratios[0] else "not seen"
-        out.append(
+def _claims(rows: list[dict], summary: list[dict], cfg: dict) -> tuple[list[dict], dict]:
+    """The three claims on MambaOut vs its SSM pair, every comparison paired by seed (:mod:`.verdicts`)."""
+    vc = cfg["verdict"]
+    m, alpha = vc["margins"], vc["alpha"]
+    pair = sorted((e for e in summary if e["model"] == "mamba"), key=lambda e: (e["view"] != "segmentation", e["size"]))
+    records, claims = {}, []
+
+    def rec(key, a_name, b_name, a, b, margin):
+        records[key] = comparison(key, a_name, b_name, a, b, margin, True, alpha, paired=True)
+        return key
+
+    def level(e):
+        metric = "mIoU" if e["view"] == "segmentation" else "box_AP"
+        where = dict(size=e["size"], variant=e["variant"], view=e["view"])
+        key = f"dense-long:{e['view']}:{e['variant']}:S{e['size']}"
+        e["record"] = key
+        return rec(
+            key,
+            "MambaOut",
+            f"SSM pair {e['view'][:3]} {metric} S={e['size']}",
+            _by_seed(rows, "mambaout", metric, **where),
+            _by_seed(rows, "mamba", metric, **where),
+            m[metric],
+        )
+
+    def untrained(es):
+        bad = [f"{e['view'][:3]} S={e['size']}" for e in es if _undertrained(summary, e["size"], e["view"])]
+        bars = ", ".join(f"{k} >= {b:g}" for k, b in LEARNED.values())
+        return f"not seen (undertrained on the local variant: {', '.join(bad)}; bar {bars})" if bad else None
+
+    local = [e for e in pair if e["variant"] == "local"]
+    if local:
+        claims.append(
             dict(
-                claim="dense-long: the SSM's training cost relative to MambaOut grows with L",
-                verdict=verdict + " at this scale",
-                evidence=ev,
+                claim="dense-long: on local scenes the SSM does not pay off (SSM − MambaOut equivalent or worse)",
+                rule="no_gain",
+                comparisons=[level(e) for e in local],
+                blocked=untrained(local),
             )
         )
-    return out
+    context = [e for e in pair if e["variant"] == "context"]
+    if context:
+        keys = [level(e) for e in context]
+        for view in dict.fromkeys(e["view"] for e in context):
+            metric = "mIoU" if view == "segmentation" else "box_AP"
+            es = [e for e in context if e["view"] == view]
+            for lo, hi in zip(es[:-1], es[1:]):
+                gaps = [
+                    _seed_gaps(rows, "mamba", metric, size=e["size"], variant="context", view=view) for e in (lo, hi)
+                ]
+                keys.append(
+                    rec(
+                        f"dense-long:{view}:context:growth:S{lo['size']}-S{hi['size']}",
+                        f"gap at S={lo['size']}",
+                        f"{view[:3]} {metric} gap at S={hi['size']}",
+                        *gaps,
+                        m[metric],
+                    )
+                )
+        claims.append(
+            dict(
+                claim="dense-long: on context scenes the SSM pays off, more so as L/6D grows",
+                rule="gain_grows",
+                levels=len(context),
+                comparisons=keys,
+                blocked=untrained(context),
+            )
+        )
+    seg_sizes = sorted({e["size"] for e in pair if e["view"] == "segmentation"})
+    if seg_sizes:
+        keys = []
+        lo, hi = seg_sizes[0], seg_sizes[-1]
+        for variant in dict.fromkeys(e["variant"] for e in pair):
 
+            def ratio(size, variant=variant):
+                where = dict(size=size, variant=variant, view="segmentation")
+                a, b = _by_seed(rows, "mambaout", "train_ips", **where), _by_seed(rows, "mamba", "train_ips", **where)
+                return {k: a[k] / b[k] for k in a if k in b and b[k]}
 
-def _pairs(es, view):
-    v = [e for e in es if e["view"] == view]
-    return list(zip(v[:-1], v[1:]))
+            keys.append(
+                rec(
+                    f"dense-long:cost:{variant}:S{lo}-S{hi}",
+                    f"S={lo}",
+                    f"seg {variant} training-time ratio at S={hi}",
+                    ratio(lo),
+                    ratio(hi),
+                    m["cost_ratio"],
+                )
+            )
+        claims.append(
+            dict(
+                claim="dense-long: the SSM's training cost relative to MambaOut grows with L",
+                rule="gain",
+                comparisons=keys,
+                blocked="inconclusive (one S)" if len(seg_sizes) < 2 else None,
+            )
+        )
+    for c in claims:
+        c["rule_text"] = vc["rules"][c["rule"]]
+    return claims, records
 
 
 def run(ctx, cfg: dict) -> dict:
@@ -490,8 +565,6 @@ def run(ctx, cfg: dict) -> dict:
                         r["train_ips"] = r["steps"] * cfg["batch_size"] / r["train_s"]
                     rows.append(r)
     summary = _summaries(rows, cells_by, sizes, variants, views, seeds)
-    figures = _figures(summary, out)
-    verdicts = _verdicts(summary, sizes)
     stage_rows = [
         dict(size=size, view=view, model=label, params=c["params"], trunk_params=c["trunk_params"], **st)
         for (size, view), cs in cells_by.items()
@@ -499,15 +572,52 @@ def run(ctx, cfg: dict) -> dict:
         for st in c["stages"]
     ]
     write_csv(rows, os.path.join(out, "runs.csv"))
-    write_csv(summary, os.path.join(out, "summary.csv"))
     write_csv(stage_rows, os.path.join(out, "stage_tokens.csv"))
+    saved = dict(config=cfg, rows=rows, summary=summary, stages=stage_rows, data=data_cards, steps=plans)
+    return _report(out, saved, time.time() - t0, str(ctx.device))
+
+
+def rerender(folder: str) -> dict:
+    """Write ``folder``'s report.md, results.json, summary.csv and figures again from its results.json (no
+    training). A run saved before the preset had a ``verdict`` section is judged by the preset's current one."""
+    import json
+
+    with open(os.path.join(folder, "results.json")) as f:
+        res = json.load(f)
+    res["config"] = with_verdict_rules("dense-long", res["config"])
+    return _report(folder, res, res.get("wall_s"), res.get("device", "cpu"))
+
+
+def _report(out: str, res: dict, wall, device: str) -> dict:
+    cfg, rows, summary = res["config"], res["rows"], res["summary"]
+    _add_gaps(summary, rows)
+    claims, records = _claims(rows, summary, cfg)
+    verdicts = decide(claims, records, cfg["verdict"]["alpha"])
+    for e in summary:
+        if "record" in e:
+            r = records[e.pop("record")]
+            e["outcome"] = r["outcome"].replace("b better", "SSM better").replace("a better", "MambaOut better")
+    figures = _figures(summary, out)
+    write_csv(summary, os.path.join(out, "summary.csv"))
+    keep = ("config", "rows", "summary", "stages", "data", "steps")
     write_json(
         dict(
-            config=cfg, rows=rows, summary=summary, stages=stage_rows, data=data_cards, steps=plans, verdicts=verdicts
+            {k: res[k] for k in keep},
+            verdicts=verdicts,
+            comparisons=records,
+            wall_s=wall,
+            device=device,
         ),
         os.path.join(out, "results.json"),
     )
-    sections = _sections(summary, stage_rows, data_cards, plans, cfg, time.time() - t0, ctx.device)
+    sections = _sections(summary, res["stages"], res["data"], res["steps"], cfg, wall, device)
+    sections.insert(0, "## Verdict rules\n\n" + rules_text(cfg["verdict"]))
+    sections.append(
+        "## Comparisons (paired by seed)\n\n"
+        + comparisons_table([records[k] for c in claims for k in c["comparisons"]])
+        + "\n\n## Verdicts\n\n"
+        + "\n".join(f"- **{v['claim']}**: {v['verdict']}. {v['evidence']}" for v in verdicts)
+    )
     write_report(os.path.join(out, "report.md"), "Lab: dense tasks as L grows (dense-long)", sections)
     return dict(
         name="dense-long",
@@ -516,6 +626,9 @@ def run(ctx, cfg: dict) -> dict:
         summary="",
         verdicts=verdicts,
         figures=figures,
+        claims=claims,
+        records=records,
+        verdict_cfg=cfg["verdict"],
     )
 
 
@@ -529,7 +642,8 @@ def _sections(summary, stage_rows, data_cards, plans, cfg, wall, device) -> list
         f"{cfg['data']['val_scenes']} validation scenes each (data seed 0; training seeds {cfg['seeds']}). "
         f"Backbones (trunk widths matched to the SSM pair within 5%): "
         f"{', '.join(NAMES[k] for k in cfg['models'])}. Batch {cfg['batch_size']}, steps {plans}, "
-        f"AdamW lr {cfg['optim']['lr']}, warm-up + cosine. Device {device}; wall {wall:.0f} s. Peak memory is "
+        f"AdamW lr {cfg['optim']['lr']}, warm-up + cosine. Device {device}; wall "
+        f"{'not recorded' if wall is None else f'{wall:.0f} s'}. Peak memory is "
         "measured on CUDA only (nan on CPU). `item_acc`: pixel accuracy on item pixels (context: non-marker "
         "items only, where a model that sees < d px around a pixel cannot beat 10%).",
         "## Context bound of each scene set\n\n"

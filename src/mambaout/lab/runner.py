@@ -162,19 +162,6 @@ def mean_std(values: list[float]) -> dict:
     return dict(mean=m, std=sd, n=n)
 
 
-def compare(a: list[float], b: list[float], min_effect: float = 0.3) -> dict:
-    """b - a with a Welch-style standard error; 'b>a' / 'a>b' when |diff| > 2 SE and > min_effect,
-    'no clear difference' otherwise; 'inconclusive' with fewer than 2 seeds on either side."""
-    sa, sb = mean_std(a), mean_std(b)
-    diff = sb["mean"] - sa["mean"]
-    if sa["n"] < 2 or sb["n"] < 2:
-        return dict(diff=diff, se=None, outcome="inconclusive")
-    se = math.sqrt(sa["std"] ** 2 / sa["n"] + sb["std"] ** 2 / sb["n"])
-    if abs(diff) > max(2 * se, min_effect):
-        return dict(diff=diff, se=se, outcome="b>a" if diff > 0 else "a>b")
-    return dict(diff=diff, se=se, outcome="no clear difference")
-
-
 def run_group(
     name: str,
     cells: list[dict],

@@ -7,6 +7,10 @@ labels, with SimMIM and with FCMAE (:mod:`mambaout.tasks.pretrain`: the same mas
 seed, shared by every model and start) for the same number of steps as the from-scratch baseline. Transfer:
 scikit-learn's bundled digits (8x8, upsampled to 28x28, padded to 32x32), a logistic-regression linear probe on
 the frozen encoder's pooled features and a short fine-tune, from each start. Budgets are in steps, never time.
+
+Verdicts (:mod:`.verdicts`): every comparison is paired by seed (a seed fixes the labelled subset, the data
+order and the initialisation of the head), with the preset's ``verdict`` margins, alpha and rules; Holm over
+every comparison of the report (and over the whole lab under ``lab all``).
 """
 
 from __future__ import annotations
@@ -28,16 +32,19 @@ from ..tasks.pretrain.decoders import MaskedImageModel, masked_loss
 from ..tasks.pretrain.masking import random_mask
 from ..utils.table import markdown_table
 from ..weights import load_state_dict_into
+from .core import with_verdict_rules
 from .models import assert_matched, build_image_model, match_width, param_count
 from .report import bar_groups, curves, mean_curve, pm, write_csv, write_json, write_report
 from .runner import lr_at, make_optimizer, mean_std, train_cell
 from .tasks import ImageTask
+from .verdicts import comparison, comparisons_table, decide, rules_text
 
 log = logging.getLogger("mambaout.lab")
 
 NAMES = dict(mambaout="MambaOut (Gated CNN)", mamba="Mamba pair (Gated CNN + SSM)")
 SHORT = dict(mambaout="MambaOut", mamba="Mamba pair (+ SSM)")  # figure labels
 STARTS = ("scratch", "simmim", "fcmae")
+LABEL = dict(scratch="scratch", simmim="SimMIM", fcmae="FCMAE")
 
 
 def _meta_params(build) -> int:
@@ -153,40 +160,6 @@ def linear_probe(model: nn.Module, data, batch: int = 500) -> float:
     return 100.0 * float(clf.score(feats(data.test_x).cpu().numpy(), data.test_y.cpu().numpy()))
 
 
-def paired(a: dict, b: dict, min_effect: float = 0.3) -> dict:
-    """b - a over the seeds both have ({seed: value}; same seed = same labelled subset and split): mean, SE of the
-    mean, and 'b>a' / 'a>b' when |mean| > 2 SE and > ``min_effect``; 'inconclusive' with fewer than 2 seeds."""
-    d = [b[k] - a[k] for k in sorted(set(a) & set(b))]
-    st = mean_std(d)
-    if st["n"] < 2:
-        return dict(diff=st["mean"], se=None, n=st["n"], outcome="inconclusive")
-    se = st["std"] / math.sqrt(st["n"])
-    outcome = (
-        ("b>a" if st["mean"] > 0 else "a>b") if abs(st["mean"]) > max(2 * se, min_effect) else "no clear difference"
-    )
-    return dict(diff=st["mean"], se=se, n=st["n"], outcome=outcome)
-
-
-def verdict_word(outcomes: list[str], good: str = "b>a", bad: str = "a>b") -> str:
-    """Lab wording, with the count: every comparison clearly for -> supports, at least half (none against) -> partly
-    supports; the same the other way (contradicts, partly contradicts); both ways -> mixed; else not seen."""
-    n = len(outcomes)
-    if not n or all(o == "inconclusive" for o in outcomes):
-        return "inconclusive (fewer than 2 seeds)"
-    yes, no = sum(o == good for o in outcomes), sum(o == bad for o in outcomes)
-    count = f"{yes} of {n} comparisons clearly for, {no} clearly against"
-    if yes and no:
-        return f"mixed ({count})"
-    k = yes or no
-    if k == n:
-        word = "supports" if yes else "contradicts"
-    elif 2 * k >= n:
-        word = "partly supports" if yes else "partly contradicts"
-    else:
-        word = "not seen at this scale"
-    return f"{word} ({count})"
-
-
 def run(ctx, cfg: dict) -> dict:
     out = ctx.folder("ssl")
     d, p, ft, dg, optim = cfg["data"], cfg["pretrain"], cfg["finetune"], cfg["digits"], cfg["optim"]
@@ -266,12 +239,14 @@ def chance(labels: torch.Tensor) -> float:
 
 def rerender(folder: str) -> dict:
     """Write ``folder``'s report.md, results.json and bar charts again from its results.json (no training; the
-    pre-training curves figure is redrawn only when the rows hold curves)."""
+    pre-training curves figure is redrawn only when the rows hold curves). A run saved before the preset had a
+    ``verdict`` section is judged by the preset's current one (saved with the config)."""
     import json
 
     with open(os.path.join(folder, "results.json")) as f:
         res = json.load(f)
-    return _report(res["config"], folder, res["params"], res["sizes"], res["runs"], res["pretrain"], res["probes"])
+    cfg = with_verdict_rules("ssl", res["config"])
+    return _report(cfg, folder, res["params"], res["sizes"], res["runs"], res["pretrain"], res["probes"])
 
 
 def _by_seed(rows, metric: str, **where) -> dict:
@@ -288,8 +263,15 @@ def _gains(rows, model, start, frac) -> dict:
 def _report(cfg, out, params: dict, sizes: dict, rows, pre_rows, probe_rows) -> dict:
     builds = params
     p, ft, dg, fractions = cfg["pretrain"], cfg["finetune"], cfg["digits"], cfg["label_fractions"]
-    table, gain_table, help_out, method_out, ssm_out = [], [], [], [], []
-    panels = []
+    vc = cfg["verdict"]
+    m, alpha = vc["margins"], vc["alpha"]
+    table, gain_table, records, panels = [], [], {}, []
+    help_keys, method_keys, ssm_keys, probe_keys = [], [], [], []
+
+    def rec(key, a_name, b_name, a, b, margin, **extra):
+        records[key] = comparison(key, a_name, b_name, a, b, margin, True, alpha, paired=True, **extra)
+        return key
+
     for frac in fractions:
         panel = {}
         for key in builds:
@@ -300,23 +282,34 @@ def _report(cfg, out, params: dict, sizes: dict, rows, pre_rows, probe_rows) -> 
                 dict(fraction=f"{frac:.0%}", model=NAMES[key], **{s: pm(mean_std(v)) for s, v in vals.items()})
             )
             for s in STARTS[1:]:
-                c = paired(seeds["scratch"], seeds[s])
-                help_out.append(c["outcome"])
-                gain_table.append(
-                    dict(
-                        fraction=f"{frac:.0%}",
-                        model=NAMES[key],
-                        start=s,
-                        diff=c["diff"],
-                        se=c["se"],
-                        outcome={"b>a": "pre-training better", "a>b": "scratch better"}.get(c["outcome"], c["outcome"]),
-                    )
+                k = f"ssl:pretrain:{key}:{s}:{frac:g}"
+                help_keys.append(
+                    rec(k, "scratch", f"{SHORT[key]} {frac:.0%} {LABEL[s]}", seeds["scratch"], seeds[s], m["top1"])
                 )
-            method_out.append(paired(seeds["simmim"], seeds["fcmae"])["outcome"])
+                gain_table.append(dict(fraction=f"{frac:.0%}", model=NAMES[key], start=s, key=k))
+            method_keys.append(
+                rec(
+                    f"ssl:method:{key}:{frac:g}",
+                    "SimMIM",
+                    f"{SHORT[key]} {frac:.0%} FCMAE",
+                    seeds["simmim"],
+                    seeds["fcmae"],
+                    m["top1"],
+                )
+            )
         panels.append(panel)
         for s in STARTS[1:]:
-            ssm_out.append(paired(_gains(rows, "mambaout", s, frac), _gains(rows, "mamba", s, frac))["outcome"])
-    probe_table, probe_panels, probe_out = [], [{}, {}], []
+            ssm_keys.append(
+                rec(
+                    f"ssl:ssm_gain:{s}:{frac:g}",
+                    "MambaOut's",
+                    f"SSM pair's {LABEL[s]} gain at {frac:.0%}",
+                    _gains(rows, "mambaout", s, frac),
+                    _gains(rows, "mamba", s, frac),
+                    m["top1"],
+                )
+            )
+    probe_table, probe_panels = [], [{}, {}]
     for key in builds:
         pseeds = {s: _by_seed(probe_rows, "probe", model=key, start=s) for s in STARTS}
         pv = {s: list(v.values()) for s, v in pseeds.items()}
@@ -329,7 +322,40 @@ def _report(cfg, out, params: dict, sizes: dict, rows, pre_rows, probe_rows) -> 
                 **{f"ft_{s}": pm(mean_std(fv[s])) for s in STARTS},
             )
         )
-        probe_out += [paired(pseeds["scratch"], pseeds[s])["outcome"] for s in STARTS[1:]]
+        probe_keys += [
+            rec(
+                f"ssl:probe:{key}:{s}",
+                "scratch",
+                f"{SHORT[key]} probe {LABEL[s]}",
+                pseeds["scratch"],
+                pseeds[s],
+                m["digits"],
+            )
+            for s in STARTS[1:]
+        ]
+    claims = [
+        dict(
+            claim="Masked pre-training (same fine-tuning steps) beats training from scratch with 1% / 10% of the labels",
+            comparisons=help_keys,
+        ),
+        dict(claim="The SSM pair gains more from pre-training than MambaOut", comparisons=ssm_keys),
+        dict(claim="FCMAE (sparse encoder) fine-tunes better than SimMIM", comparisons=method_keys),
+        dict(
+            claim="Pre-trained features transfer to digits (linear probe beats a random-init encoder)",
+            comparisons=probe_keys,
+        ),
+    ]
+    for c in claims:
+        c.update(rule="gain", unit="pt", rule_text=vc["rules"]["gain"])
+    verdicts = decide(claims, records, alpha)
+    for g in gain_table:
+        r = records[g.pop("key")]
+        g.update(
+            diff=r["diff"],
+            ci="-" if not r["ci"] else f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]",
+            p_diff="-" if r["p_diff_adj"] is None else f"{r['p_diff_adj']:.3g}",
+            outcome=r["outcome"].replace("b better", "pre-training better").replace("a better", "scratch better"),
+        )
     pre_table = [
         dict(
             model=NAMES[k],
@@ -368,34 +394,6 @@ def _report(cfg, out, params: dict, sizes: dict, rows, pre_rows, probe_rows) -> 
             title="pre-training loss (mean over seeds)",
         )
 
-    verdicts = [
-        dict(
-            claim="Masked pre-training (same fine-tuning steps) beats training from scratch with 1% / 10% of the labels",
-            verdict=verdict_word(help_out),
-            evidence="; ".join(
-                f"{g['model']} {g['start']} {g['fraction']}: {g['diff']:+.2f} pt ({g['outcome']})" for g in gain_table
-            ),
-        ),
-        dict(
-            claim="The SSM pair gains more from pre-training than MambaOut",
-            verdict=verdict_word(ssm_out),
-            evidence="gain of pre-training (paired per seed), Mamba pair − MambaOut, per fraction x method: "
-            + ", ".join(o.replace("b>a", "SSM pair gains more").replace("a>b", "MambaOut gains more") for o in ssm_out),
-        ),
-        dict(
-            claim="FCMAE (sparse encoder) fine-tunes better than SimMIM",
-            verdict=verdict_word(method_out),
-            evidence=f"per model x fraction: {', '.join(o.replace('b>a', 'FCMAE better').replace('a>b', 'SimMIM better') for o in method_out)}",
-        ),
-        dict(
-            claim="Pre-trained features transfer to digits (linear probe beats a random-init encoder)",
-            verdict=verdict_word(probe_out),
-            evidence="; ".join(
-                f"{t['model']}: scratch {t['probe_scratch']}, SimMIM {t['probe_simmim']}, FCMAE {t['probe_fcmae']}"
-                for t in probe_table
-            ),
-        ),
-    ]
     flat = [{k: v for k, v in r.items() if k != "curve"} for r in rows]
     write_csv(
         flat,
@@ -412,6 +410,7 @@ def _report(cfg, out, params: dict, sizes: dict, rows, pre_rows, probe_rows) -> 
             digits=probe_table,
             pretrain=pre_rows,
             verdicts=verdicts,
+            comparisons=records,
             runs=flat,
             probes=probe_rows,
         ),
@@ -442,11 +441,11 @@ def _report(cfg, out, params: dict, sizes: dict, rows, pre_rows, probe_rows) -> 
         ),
         "## Fine-tuning on Fashion-MNIST (test top-1 %, mean ± std over seeds)\n\n"
         + markdown_table(table, ["fraction", "model", *STARTS], ["labels", "model", "scratch", "SimMIM", "FCMAE"]),
-        "## Pre-trained − scratch\n\n"
+        "## Pre-trained − scratch (paired by seed)\n\n"
         + markdown_table(
             gain_table,
-            ["fraction", "model", "start", "diff", "se", "outcome"],
-            ["labels", "model", "start", "gain (pt)", "SE", "outcome"],
+            ["fraction", "model", "start", "diff", "ci", "p_diff", "outcome"],
+            ["labels", "model", "start", "gain (pt)", "95% CI", "diff p (Holm)", "outcome"],
         ),
         "## Transfer to digits (test accuracy %)\n\n"
         + markdown_table(
@@ -464,11 +463,16 @@ def _report(cfg, out, params: dict, sizes: dict, rows, pre_rows, probe_rows) -> 
         )
         + "\n\nFigures: `ssl_finetune.png`, `ssl_digits.png`, `ssl_pretrain_curves.png`.",
     ]
+    body.insert(0, "## Verdict rules\n\n" + rules_text(vc))
+    body.append(
+        "## All comparisons (paired by seed)\n\n"
+        + comparisons_table([records[k] for c in claims for k in c["comparisons"]])
+    )
     write_report(
         os.path.join(out, "report.md"),
         "Lab: self-supervised pre-training under label scarcity",
         body
-        + ["## Verdicts\n\n" + "\n".join(f"- **{v['claim']}**: {v['verdict']}. {v['evidence']}" for v in verdicts)],
+        + ["## Verdicts\n\n" + "\n".join(f"- **{x['claim']}**: {x['verdict']}. {x['evidence']}" for x in verdicts)],
     )
     return dict(
         name="ssl",
@@ -477,4 +481,7 @@ def _report(cfg, out, params: dict, sizes: dict, rows, pre_rows, probe_rows) -> 
         verdicts=verdicts,
         figures=["ssl_finetune.png", "ssl_digits.png", "ssl_pretrain_curves.png"],
         summary="",
+        claims=claims,
+        records=records,
+        verdict_cfg=vc,
     )

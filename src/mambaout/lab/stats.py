@@ -2,8 +2,10 @@
 Holm's correction. Pure Python (no SciPy): the Student t CDF is the regularised incomplete beta function
 (continued fraction, Numerical Recipes' ``betacf`` scheme), its quantile a bisection on the CDF.
 
-A comparison is always ``b - a`` over independent seeds (Welch: unequal variances, Welch-Satterthwaite
-degrees of freedom). TOST (two one-sided tests, Schuirmann 1987) with margin m rejects "|b - a| >= m":
+A comparison is ``b - a``: over independent seeds with :func:`welch` (unequal variances,
+Welch-Satterthwaite degrees of freedom), or with :func:`paired_t` where both sides ran on the same seeds and a
+seed fixes what they share (data subset, batch order): the one-sample t on the per-seed differences, n - 1 df.
+Both return the same dict, so :func:`ci`, :func:`p_two_sided` and :func:`tost` serve either. TOST (two one-sided tests, Schuirmann 1987) with margin m rejects "|b - a| >= m":
 its p is the larger of the two one-sided p-values, and p < alpha is equivalent to the (1 - 2 alpha) CI
 lying inside (-m, m).
 """
@@ -97,6 +99,20 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict:
     se = math.sqrt(qa + qb)
     df = (qa + qb) ** 2 / (qa * qa / (na - 1) + qb * qb / (nb - 1)) if se > 0 else float(na + nb - 2)
     return dict(diff=diff, se=se, df=df, n_a=na, n_b=nb)
+
+
+def paired_t(a: dict, b: dict) -> dict:
+    """``b - a`` over the seeds both have ({seed: value}): the mean per-seed difference, its standard error
+    sd / sqrt(n) and n - 1 df (se None with fewer than 2 common seeds)."""
+    common = sorted(k for k in set(a) & set(b) if _finite(a[k]) and _finite(b[k]))
+    n, diff, var = _moments([b[k] - a[k] for k in common])
+    if n < 2:
+        return dict(diff=diff, se=None, df=None, n_a=n, n_b=n)
+    return dict(diff=diff, se=math.sqrt(var / n), df=float(n - 1), n_a=n, n_b=n)
+
+
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(v)
 
 
 def ci(w: dict, level: float = 0.95) -> tuple[float, float] | None:

@@ -1,7 +1,7 @@
 """Verdicts under the issue #17 rules: comparisons with CIs and equivalence tests, Holm across a report.
 
-A *comparison* is ``b - a`` over seeds (:func:`comparison`): the difference, its (1 - alpha) CI, Welch's
-two-sided p and the TOST p for equivalence within the margin the preset states before the run. A
+A *comparison* is ``b - a`` over seeds (:func:`comparison`): the difference, its (1 - alpha) CI, the
+two-sided p (Welch over independent seeds; the paired t where both sides share each seed's data) and the TOST p for equivalence within the margin the preset states before the run. A
 *family* (every comparison of one report) is Holm-corrected over both p-values of every comparison
 (:func:`adjust`); each comparison's outcome is then
 
@@ -16,21 +16,26 @@ that applies them.
 
 from __future__ import annotations
 
-from .stats import ci, holm, p_two_sided, tost, welch
+from .stats import ci, holm, p_two_sided, paired_t, tost, welch
 
 
 def comparison(
     key: str,
     a_name: str,
     b_name: str,
-    a: list[float],
-    b: list[float],
+    a: list[float] | dict,
+    b: list[float] | dict,
     margin: float,
     higher_is_better: bool = True,
     alpha: float = 0.05,
+    paired: bool = False,
     **extra,
 ) -> dict:
-    w = welch(a, b)
+    """``paired``: a and b are {seed: value} and the test is the paired t over their common seeds."""
+    if paired:
+        w = paired_t(a, b)
+    else:
+        w = welch(list(a.values()) if isinstance(a, dict) else a, list(b.values()) if isinstance(b, dict) else b)
     c95 = ci(w, 1 - alpha)
     return dict(
         key=key,
@@ -45,6 +50,7 @@ def comparison(
         margin=margin,
         alpha=alpha,
         higher_is_better=higher_is_better,
+        test="paired t" if paired else "Welch",
         p_diff=p_two_sided(w),
         p_equiv=tost(w, margin),
         **extra,
@@ -98,8 +104,9 @@ def _ssm_gain(outs: list[str], claim: dict) -> str:
     return "gain over the short conv only (not separated from receptive field)"
 
 
-def _causal_hurts(outs: list[str], claim: dict) -> str:
-    """Comparisons (causal a, fully-visible b) per model pair."""
+def _b_better(outs: list[str], claim: dict) -> str:
+    """b better than a in every comparison (causal_hurts: causal a, fully-visible b per model pair; gain: the
+    baseline a, the start/method/model claimed better b)."""
     hurt, helped = outs.count("b better"), outs.count("a better")
     if hurt == len(outs):
         return "supports"
@@ -114,19 +121,42 @@ def _causal_hurts(outs: list[str], claim: dict) -> str:
     return "inconclusive (neither equivalence nor a difference shown)"
 
 
-RULES = {"no_gain": _no_gain, "ssm_gain": _ssm_gain, "causal_hurts": _causal_hurts}
+def _gain_grows(outs: list[str], claim: dict) -> str:
+    """The first ``claim['levels']`` comparisons: short-range a vs SSM b at each L; the rest: the gap at a
+    smaller L (a) vs at the next larger L (b), per seed."""
+    k = claim["levels"]
+    levels, growth = outs[:k], outs[k:]
+    if "b better" in levels and "a better" in levels:
+        return "mixed"
+    if "b better" not in levels:
+        if all(o in ("equivalent", "a better") for o in levels):
+            return "contradicts"
+        return "inconclusive (neither equivalence nor a difference shown)"
+    if growth and all(o == "b better" for o in growth):
+        return "supports"
+    return "partly supports (the SSM is better at some L; a gap growing with L is not shown)"
+
+
+RULES = {
+    "no_gain": _no_gain,
+    "ssm_gain": _ssm_gain,
+    "causal_hurts": _b_better,
+    "gain": _b_better,
+    "gain_grows": _gain_grows,
+}
 
 
 def fmt(r: dict, digits: int = 2, unit: str = "") -> str:
-    """'b − a = +x unit [lo, hi]; TOST ±m p=..; p=..' (Holm-adjusted p-values)."""
+    """'b − a = +x unit [lo, hi]; TOST ±m p=..; p=..' (Holm-adjusted p-values; 'paired' for a paired t)."""
     u = f" {unit}" if unit else ""
+    how = "paired, " if r.get("test") == "paired t" else ""
     if r["se"] is None:
         return f"{r['b']} − {r['a']} = {r['diff']:+.{digits}f}{u} (one seed: no test)"
     lo, hi = r["ci"]
     lvl = round(100 * (1 - r["alpha"]))
     return (
         f"{r['b']} − {r['a']} = {r['diff']:+.{digits}f}{u} [{lvl}% CI {lo:+.{digits}f}, {hi:+.{digits}f}]; "
-        f"TOST ±{r['margin']:g} p={r['p_equiv_adj']:.3g}, difference p={r['p_diff_adj']:.3g} (Holm, "
+        f"TOST ±{r['margin']:g} p={r['p_equiv_adj']:.3g}, difference p={r['p_diff_adj']:.3g} ({how}Holm, "
         f"{r['family']} tests): {r['outcome']}"
     )
 
@@ -139,7 +169,8 @@ def decide(claims: list[dict], records: dict[str, dict], alpha: float = 0.05) ->
     out = []
     for c in claims:
         recs = [records[k] for k in c["comparisons"]]
-        verdict = RULES[c["rule"]]([r["outcome"] for r in recs], c)
+        # a claim whose models did not learn the task gets no verdict from its statistics
+        verdict = c.get("blocked") or RULES[c["rule"]]([r["outcome"] for r in recs], c)
         digits = c.get("digits", 2)
         out.append(
             dict(
@@ -183,7 +214,8 @@ def comparisons_table(records: list[dict], digits: int = 2) -> str:
 def rules_text(verdict_cfg: dict) -> str:
     """The preset's verdict rules and margins, as the report prints them."""
     lines = [
-        f"Verdict rules (preset `verdict`, fixed before the run): alpha = {verdict_cfg.get('alpha', 0.05)}, "
+        f"Verdict rules (preset `verdict`, {verdict_cfg.get('when', 'fixed before the run')}): "
+        f"alpha = {verdict_cfg.get('alpha', 0.05)}, "
         "Holm's correction over every comparison of the report (two hypotheses each: difference and "
         "equivalence); margins: "
         + ", ".join(f"{k} ±{v:g}" for k, v in (verdict_cfg.get("margins") or {}).items())
