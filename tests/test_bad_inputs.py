@@ -824,6 +824,11 @@ CASES: list[tuple[str, str, str]] = [
     ),
     (
         "lab presets",
+        "lab long-seq --tiny --set patch=0 --out {tmp}/lab",
+        "lab long-seq (tiny): patch must be a positive integer, got 0",
+    ),
+    (
+        "lab presets",
         "lab ssl --tiny --set pretrain.mask_ratio=1 --out {tmp}/lab",
         "lab ssl (tiny): pretrain.mask_ratio must be a number in (0, 1), got 1.0",
     ),

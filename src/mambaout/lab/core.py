@@ -91,7 +91,8 @@ def _ints(v, low: int) -> bool:
 # view) is checked value by value
 VALUE_RULES = {
     **dict.fromkeys(
-        ("steps", "steps_per_epoch", "batch_size", "batch", "repeats"),
+        ("steps", "steps_per_epoch", "batch_size", "batch", "repeats", "patch", "max_tokens", "mask_patch", "pool")
+        + ("levels", "length", "tokens", "vocab", "val", "eval_size", "train_scenes", "val_scenes", "train_images"),
         ("a positive integer", lambda v: _int(v) and v > 0),
     ),
     **dict.fromkeys(
@@ -103,6 +104,10 @@ VALUE_RULES = {
     **dict.fromkeys(("weight_decay", "clip_grad"), ("a non-negative number", lambda v: _num(v) and v >= 0)),
     "warmup_frac": ("a number in [0, 1)", lambda v: _num(v) and 0 <= v < 1),
     "mask_ratio": ("a number in (0, 1)", lambda v: _num(v) and 0 < v < 1),
+    "label_fractions": (
+        "a non-empty list of numbers in (0, 1]",
+        lambda v: isinstance(v, list) and v and all(_num(x) and 0 < x <= 1 for x in v),
+    ),
     "grid": (
         "a non-empty list of positive numbers (lrs)",
         lambda v: isinstance(v, list) and v and all(_num(x) and x > 0 for x in v),
