@@ -85,7 +85,7 @@ CASES: list[tuple[str, str, str]] = [
         "compare: mambaout_test named twice (each model gets one run folder)",
     ),
     ("command line", "lab causal --tiny --mode full", "--tiny contradicts --mode full"),
-    ("command line", "lab causal --tiny --epochs -1 --out {tmp}/lab", "--epochs must be positive, got -1.0"),
+    ("command line", "lab causal --tiny --epochs -1 --out {tmp}/lab", "--epochs must be positive and finite, got -1.0"),
     ("command line", "lab causal --tiny --set noequals --out {tmp}/lab", "--set takes KEY=VALUE, got 'noequals'"),
     # --- config values -------------------------------------------------------------------------------------
     ("config values", f"{_T} --img-size 0", "data.img_size must be positive, got 0"),
@@ -555,6 +555,299 @@ CASES: list[tuple[str, str, str]] = [
         "pretrain vit_tiny --tiny --device cpu",
         "pretrain: vit_tiny is not a hierarchical model (IsotropicNet); SimMIM and FCMAE here support the hierarchical zoo (mambaout_*, mamba_*, vmamba_*, localvmamba_*)",
     ),
+    # --- export -------------------------------------------------------------------------------------------
+    (
+        "export",
+        "export mambaout_tny --format onnx -o x.onnx",
+        "unknown model 'mambaout_tny'; did you mean mambaout_tiny, mamba_tiny, mambaout_test?",
+    ),
+    (
+        "export",
+        "export mambaout_test --format onnnx -o x.onnx",
+        "mambaout export: argument --format: invalid choice: 'onnnx' (choose from 'onnx', 'torchscript', 'exported-program', 'safetensors')",
+    ),
+    ("export", "export mambaout_test --format onnx -o {tmp}", "export -o: '{tmp}' is a folder; name the file to write"),
+    ("export", "export mambaout_test --format onnx -o {file}/x.onnx", "export -o: '{file}' is a file, not a folder"),
+    (
+        "export",
+        "export mambaout_test --format onnx -o {ro}/x.onnx",
+        "export -o: cannot write in '{ro}' (permission denied)",
+    ),
+    (
+        "export",
+        "export mambaout_femto --format onnx -o x.onnx --checkpoint {ckpt}",
+        "checkpoint '{ckpt}' holds a mambaout_test model, not mambaout_femto",
+    ),
+    (
+        "export",
+        "export mambaout_test --format onnx -o x.onnx --checkpoint {ckpt} --num-classes 7",
+        "num_classes=7 contradicts the checkpoint '{ckpt}' (num_classes=4)",
+    ),
+    (
+        "export",
+        "export mambaout_test --format torchscript -o x.pt --checkpoint {tmp}/no.pt",
+        "checkpoint '{tmp}/no.pt': no such file",
+    ),
+    (
+        "export",
+        "export mambaout_test --format safetensors -o x.safetensors --checkpoint {file}",
+        "checkpoint '{file}': not a checkpoint (a plain Python pickle or an unknown format; …",
+    ),
+    (
+        "export",
+        "export mambaout_test --format onnx -o x.onnx --checkpoint {empty}",
+        "checkpoint '{empty}': a folder without model.safetensors or last.pt",
+    ),
+    (
+        "export",
+        "export mambaout_test --format onnx -o x.onnx --img-size 48",
+        "input size 48x48 is not divisible by 32 (the network's total stride)",
+    ),
+    (
+        "export",
+        "export mambaout_test --format onnx -o x.onnx --img-size 0",
+        "--img-size takes one or two positive integers (H W), got [0, 0]",
+    ),
+    (
+        "export",
+        "export mambaout_test --format onnx -o x.onnx --num-classes -3",
+        "--num-classes must be >= 0 (0: no classifier, the pooled features), got -3",
+    ),
+    # --- benchmark ----------------------------------------------------------------------------------------
+    (
+        "benchmark",
+        "benchmark mambaout_test mambaout_tny",
+        "unknown model 'mambaout_tny'; did you mean mambaout_tiny, mamba_tiny, mambaout_test?",
+    ),
+    (
+        "benchmark",
+        "benchmark mambaout_test --batch-size 0",
+        "need --batch-size >= 1, --repeats >= 1, --warmup >= 0 (got 0, 8, 1)",
+    ),
+    (
+        "benchmark",
+        "benchmark mambaout_test --repeats -1",
+        "need --batch-size >= 1, --repeats >= 1, --warmup >= 0 (got 1, -1, 1)",
+    ),
+    ("benchmark", "benchmark mambaout_test --threads 0", "--threads must be >= 1, got 0"),
+    ("benchmark", "benchmark mambaout_test --device tpu", "--device must be cpu or cuda, got 'tpu'"),
+    ("benchmark", "benchmark mambaout_test --cuda-graphs", "--cuda-graphs needs --device cuda"),
+    (
+        "benchmark",
+        "benchmark mambaout_test --img-size 33",
+        "mambaout_test cannot take a 33x33 input: input size 33x33 is not divisible by 32 (the network's total stride)",
+    ),
+    ("benchmark", "benchmark mambaout_test --plot {tmp}", "--plot: '{tmp}' is a folder; name the file to write"),
+    ("benchmark", "benchmark mambaout_test --plot {file}/x.png", "--plot: '{file}' is a file, not a folder"),
+    ("benchmark", "benchmark mambaout_test --plot plot.txt", "--plot: 'plot.txt' must end in .png, .svg or .pdf"),
+    # --- serve (each fails before a server starts) --------------------------------------------------------
+    ("serve", "serve --port 70000", "--port 1..65535, --img-size >= 16, --max-upload-mb > 0 and --concurrency >= 1"),
+    (
+        "serve",
+        "serve --max-upload-mb nan",
+        "--port 1..65535, --img-size >= 16, --max-upload-mb > 0 and --concurrency >= 1",
+    ),
+    ("serve", "serve --img-size 40", "--img-size 40: the untrained models take multiples of 16"),
+    ("serve", "serve --checkpoint {tmp}/no.pt", "checkpoint '{tmp}/no.pt' not found"),
+    (
+        "serve",
+        "serve --checkpoint {file}",
+        "checkpoint '{file}': not a checkpoint (a plain Python pickle or an unknown format; …",
+    ),
+    ("serve", "serve --checkpoint {empty}", "checkpoint '{empty}': a folder without model.safetensors or last.pt"),
+    (
+        "serve",
+        "serve --data-root /no/such/dir",
+        "Fashion-MNIST folder '/no/such/dir' does not exist (install Debian's dataset-fashion-mnist, or pass --data-root / set $MAMBAOUT_FASHION_MNIST)",
+    ),
+    (
+        "serve",
+        "serve --data-root {file}",
+        "Fashion-MNIST folder '{file}' is a file, not a folder (install Debian's dataset-fashion-mnist, or pass --data-root / set $MAMBAOUT_FASHION_MNIST)",
+    ),
+    ("serve", "serve --host 'not a host!'", "--host 'not a host!': not an IP address or a host name"),
+    ("serve", "serve --host 999.1.1.1", "--host '999.1.1.1': not an IP address or a host name"),
+    # --- data generators ----------------------------------------------------------------------------------
+    (
+        "data generators",
+        "data make-scenes {tmp}/s --size 100",
+        "scene size S=100 must be a multiple of the models' stride 32 and >= 64",
+    ),
+    (
+        "data generators",
+        "data make-scenes {tmp}/s --size 64 --items 100",
+        "K=100 items of side 12..16 px are too many for S=64 (local): at most 10 fit (half the free area)",
+    ),
+    ("data generators", "data make-scenes {tmp}/s --items 0", "K=0 items: need at least 1"),
+    (
+        "data generators",
+        "data make-scenes {tmp}/s --item-size 40 20",
+        "item size 40..20 px: need 8 <= min <= max <= S/2 = 128",
+    ),
+    ("data generators", "data make-scenes {tmp}/s --max-overlap 1", "max overlap must be in [0, 1), got 1.0"),
+    (
+        "data generators",
+        "data make-scenes {tmp}/s --variant context --context-distance 1000",
+        "context distance 1000 px leaves no room for items in S=256 (marker cell 70 px + distance must stay under S)",
+    ),
+    (
+        "data generators",
+        "data make-scenes {tmp}/s --context-distance 10",
+        "a context distance applies to the context variant only (--variant context)",
+    ),
+    ("data generators", "data make-scenes {tmp}/s --train 0", "--train and --val must be >= 1, got 0 and 50"),
+    (
+        "data generators",
+        "data make-scenes {tmp}/s --size 64 --train 1 --val 1 --data-root /no/such/dir",
+        "Fashion-MNIST folder '/no/such/dir' does not exist (install Debian's dataset-fashion-mnist, or pass --data-root / set $MAMBAOUT_FASHION_MNIST)",
+    ),
+    (
+        "data generators",
+        "data make-scenes {file}",
+        "'{file}' exists and is not an empty folder: scenes go into a new one",
+    ),
+    ("data generators", "data make-scenes {file}/s", "output '{file}/s': '{file}' is a file, not a folder"),
+    ("data generators", "data make-scenes {ro}/s", "output '{ro}/s': cannot write in '{ro}' (permission denied)"),
+    (
+        "data generators",
+        "data make-shapes {tmp}/s --task classification",
+        "mambaout data make-shapes: argument --task: invalid choice: 'classification' (choose from 'detection', 'segmentation')",
+    ),
+    (
+        "data generators",
+        "data make-shapes {tmp}/s --task detection --train 0",
+        "make-shapes: --train and --val must be >= 1, got 0 and 50",
+    ),
+    (
+        "data generators",
+        "data make-shapes {tmp}/s --task detection --size 8",
+        "make-shapes: --size must be at least 16 x 16, got 8 x 8",
+    ),
+    (
+        "data generators",
+        "data make-shapes {tmp}/s --task segmentation --size 1 2 3",
+        "make-shapes: --size takes H or H W, got [1, 2, 3]",
+    ),
+    ("data generators", "data make-shapes {file} --task detection", "make-shapes: '{file}' is a file, not a folder"),
+    (
+        "data generators",
+        "data make-shapes {run} --task detection",
+        "make-shapes: '{run}' is not empty (choose a new folder)",
+    ),
+    ("data generators", "data make-shapes {file}/s --task detection", "make-shapes: '{file}' is a file, not a folder"),
+    (
+        "data generators",
+        "data make-shapes {ro}/s --task detection",
+        "make-shapes: cannot write in '{ro}' (permission denied)",
+    ),
+    # --- lab presets (each fails before the first run) ----------------------------------------------------
+    (
+        "lab presets",
+        "lab causal --tiny --set optim.lrr=1 --out {tmp}/lab",
+        "unknown config key 'optim.lrr' (did you mean 'optim.lr'?)",
+    ),
+    (
+        "lab presets",
+        "lab causal --tiny --set optim.lr=abc --out {tmp}/lab",
+        "config key 'optim.lr': expected a number, got 'abc'",
+    ),
+    (
+        "lab presets",
+        "lab causal --tiny --set optim.lr=-1 --out {tmp}/lab",
+        "lab causal (tiny): optim.lr must be a positive number, got -1.0",
+    ),
+    (
+        "lab presets",
+        "lab causal --tiny --set steps=0 --out {tmp}/lab",
+        "lab causal (tiny): steps must be a positive integer, got 0",
+    ),
+    (
+        "lab presets",
+        "lab causal --tiny --set data.batch_size=-8 --out {tmp}/lab",
+        "lab causal (tiny): data.batch_size must be a positive integer, got -8",
+    ),
+    (
+        "lab presets",
+        "lab causal --tiny --set seeds=abc --out {tmp}/lab",
+        "--set seeds: expected a list like [0, 1], got 'abc'",
+    ),
+    (
+        "lab presets",
+        "lab causal --tiny --set seeds=[1,1] --out {tmp}/lab",
+        "lab causal (tiny): seeds must be a non-empty list of distinct non-negative integers, got [1, 1]",
+    ),
+    (
+        "lab presets",
+        "lab causal --tiny --seeds 1,1 --out {tmp}/lab",
+        "--seeds: need distinct non-negative seeds, got '1,1'",
+    ),
+    ("lab presets", "lab causal --tiny --epochs nan --out {tmp}/lab", "--epochs must be positive and finite, got nan"),
+    (
+        "lab presets",
+        "lab causal --tiny --set nope:steps=1 --out {tmp}/lab",
+        "--set 'nope:steps=1': unknown experiment 'nope'; known: long-seq, zoo, length, causal, framing, ssl, dense-long",
+    ),
+    (
+        "lab presets",
+        "lab framing --tiny --set images.steps=-1 --out {tmp}/lab",
+        "lab framing (tiny): images.steps must be a positive integer, got -1",
+    ),
+    (
+        "lab presets",
+        "lab length --tiny --set sides=[0,4] --out {tmp}/lab",
+        "lab length (tiny): sides must be an increasing list of positive integers (L = side^2), got [0, 4]",
+    ),
+    (
+        "lab presets",
+        "lab length --tiny --set sides=[8,4] --out {tmp}/lab",
+        "lab length (tiny): sides must be an increasing list of positive integers (L = side^2), got [8, 4]",
+    ),
+    (
+        "lab presets",
+        "lab length --tiny --set sides=64 --out {tmp}/lab",
+        "--set sides: expected a list like [4, 6, 8, 10], got 64",
+    ),
+    (
+        "lab presets",
+        "lab length --tiny --set dims=[0] --out {tmp}/lab",
+        "lab length (tiny): dims must be a non-empty list of positive integers, got [0]",
+    ),
+    (
+        "lab presets",
+        "lab length --tiny --set repeats=0 --out {tmp}/lab",
+        "lab length (tiny): repeats must be a positive integer, got 0",
+    ),
+    (
+        "lab presets",
+        "lab length --tiny --set amp=fp8 --out {tmp}/lab",
+        "lab length (tiny): amp must be one of none, bf16, fp16, got 'fp8'",
+    ),
+    (
+        "lab presets",
+        "lab long-seq --tiny --set patch=0 --out {tmp}/lab",
+        "lab long-seq (tiny): patch must be a positive integer, got 0",
+    ),
+    (
+        "lab presets",
+        "lab ssl --tiny --set pretrain.mask_ratio=1 --out {tmp}/lab",
+        "lab ssl (tiny): pretrain.mask_ratio must be a number in (0, 1), got 1.0",
+    ),
+    (
+        "lab presets",
+        "lab dense-long --tiny --set sizes=[100] --out {tmp}/lab",
+        "lab dense-long (tiny): sizes must be a non-empty list of multiples of 32, at least 64 (scene sides), got [100]",
+    ),
+    (
+        "lab presets",
+        "lab dense-long --tiny --set steps.segmentation=-1 --out {tmp}/lab",
+        "lab dense-long (tiny): steps.segmentation must be a positive integer, got -1",
+    ),
+    (
+        "lab presets",
+        "lab all --tiny --set length:sides=[0] --out {tmp}/lab",
+        "lab length (tiny): sides must be an increasing list of positive integers (L = side^2), got [0]",
+    ),
+    ("lab presets", "lab causal --tiny --device tpu --out {tmp}/lab", "bad --device 'tpu': …"),
 ]
 
 KINDS = list(dict.fromkeys(kind for kind, _, _ in CASES))

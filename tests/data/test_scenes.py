@@ -149,6 +149,8 @@ def test_bad_input_one_line(tmp_path, fm, capsys):
         SceneSpec(size=100)
     with pytest.raises(UsageError, match="too many for S=64"):
         SceneSpec(size=64, items=40)
+    with pytest.raises(UsageError, match="context variant only"):
+        SceneSpec(size=64, context_distance=8)  # the local variant has no marker to keep away from
     with pytest.raises(DatasetError, match="not found"):
         ItemPool(str(tmp_path), "train")
     out = str(tmp_path / "o")

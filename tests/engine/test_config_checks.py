@@ -1,6 +1,7 @@
 """What the typed config accepts on purpose, and what it warns about (refusals: tests/test_bad_inputs.py)."""
 
 import logging
+import tempfile
 
 import pytest
 
@@ -71,6 +72,6 @@ def test_check_output_refuses_files_and_read_only_folders(tmp_path, monkeypatch)
     recipe.check_output(str(tmp_path / "new" / "deeper"), "out")  # created later: its parent decides
     with pytest.raises(ConfigError, match="is a file, not a folder"):
         recipe.check_output(str(tmp_path / "f" / "runs"), "out")
-    monkeypatch.setattr(recipe.tempfile, "TemporaryFile", lambda **k: (_ for _ in ()).throw(OSError(30, "Read-only")))
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda **k: (_ for _ in ()).throw(OSError(30, "Read-only")))
     with pytest.raises(ConfigError, match=r"^out: cannot write in .* \(read-only\)$"):
         recipe.check_output(str(tmp_path), "out")

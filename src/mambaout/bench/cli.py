@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from ..utils.args import img_size
 from ..utils.output import print_json
+from ..utils.paths import check_output_file
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def cmd_benchmark(args):
@@ -13,6 +16,8 @@ def cmd_benchmark(args):
     formats = [f for f in ("json", "csv", "md") if getattr(args, f)]
     if len(formats) > 1:
         raise UsageError("choose one of --json, --csv, --md")
+    if args.plot:  # before any timing: a plot that cannot be written is one line, not a traceback at the end
+        check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
     table = benchmark(
         args.models,
         device=args.device,
@@ -64,5 +69,5 @@ def register(subparsers) -> None:
     out.add_argument("--json", action="store_true")
     out.add_argument("--csv", action="store_true")
     out.add_argument("--md", action="store_true", help="Markdown table (the default)")
-    p.add_argument("--plot", metavar="FILE", help="PNG: images/s vs the paper's top-1")
+    p.add_argument("--plot", metavar="FILE", help="PNG (or .svg, .pdf): images/s vs the paper's top-1")
     p.set_defaults(func=cmd_benchmark)

@@ -79,8 +79,9 @@ class FashionMNIST(Dataset):
     ):
         root = root or default_fashion_mnist_dir()
         if not os.path.isdir(root):
+            state = "is a file, not a folder" if os.path.exists(root) else "does not exist"
             raise DatasetError(
-                f"Fashion-MNIST folder {root!r} does not exist (install Debian's "
+                f"Fashion-MNIST folder {root!r} {state} (install Debian's "
                 f"dataset-fashion-mnist, or pass --data-root / set ${ENV_VAR})"
             )
         prefix = {"train": "train", "test": "t10k", "val": "t10k"}.get(split)

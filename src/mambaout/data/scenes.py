@@ -56,6 +56,8 @@ class SceneSpec:
             raise UsageError(f"scene size S={s} must be a multiple of the models' stride {STRIDE} and >= {2 * STRIDE}")
         if self.variant not in VARIANTS:
             raise UsageError(f"unknown scene variant {self.variant!r}; known: {', '.join(VARIANTS)}")
+        if self.variant != "context" and self.context_distance is not None:
+            raise UsageError("a context distance applies to the context variant only (--variant context)")
         if not 0 <= self.max_overlap < 1:
             raise UsageError(f"max overlap must be in [0, 1), got {self.max_overlap}")
         if self.item_size is None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import ConfigError
+from ..utils.paths import check_output  # noqa: F401 - callers import it from here
 
 log = logging.getLogger("mambaout")
 
@@ -181,18 +181,3 @@ def check_file(path: str | None, what: str) -> None:
     """A file the run will read (e.g. pretrained weights) exists, before any work starts."""
     if path and not os.path.isfile(path):
         raise ConfigError(f"{what} {path!r}: no such file")
-
-
-def check_output(folder: str, what: str) -> None:
-    """``folder`` can be created or written in, else one line starting with ``what`` (before any work starts)."""
-    probe = os.path.abspath(folder)
-    while not os.path.exists(probe):  # the nearest existing parent decides
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        raise ConfigError(f"{what}: {probe!r} is a file, not a folder")
-    try:
-        if not os.access(probe, os.W_OK | os.X_OK):
-            raise PermissionError(13, "permission denied")
-        tempfile.TemporaryFile(dir=probe).close()  # root passes os.access; a read-only file system does not
-    except OSError as e:
-        raise ConfigError(f"{what}: cannot write in {probe!r} ({(e.strerror or str(e)).lower()})") from None

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..errors import ExportError, MambaoutError, UsageError
+from ..utils.paths import check_output_file
 from .formats import FORMATS
 from .onnx import EXPORTERS
 
@@ -92,7 +93,9 @@ def export_model(
     from ..explain.inputs import load_model
     from ..registry import model_info
 
-    _check_request(format, onnx_exporter)
+    _check_request(format, onnx_exporter, output)
+    if num_classes is not None and num_classes < 0:
+        raise UsageError(f"--num-classes must be >= 0 (0: no classifier, the pooled features), got {num_classes}")
     kwargs = {"num_classes": num_classes} if num_classes is not None else {}
     if checkpoint is None:
         torch.manual_seed(0)  # an untrained model: the same weights on every run
@@ -102,11 +105,13 @@ def export_model(
     return export_module(model, name, format, output, size, dynamic_batch, onnx_exporter, tolerance)
 
 
-def _check_request(format: str, onnx_exporter: str) -> None:
+def _check_request(format: str, onnx_exporter: str, output: str) -> None:
+    """Before any model is built: the format, the exporter and the file to write."""
     if format not in FORMATS:
         raise UsageError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
     if onnx_exporter not in EXPORTERS:
         raise UsageError(f"unknown ONNX exporter {onnx_exporter!r}; choose one of {', '.join(EXPORTERS)}")
+    check_output_file(os.fspath(output), "export -o")
 
 
 def export_module(
@@ -121,7 +126,7 @@ def export_module(
 ) -> ExportResult:
     """Export a built model (``name`` labels it; the safetensors check rebuilds registered model ``name``) on the
     CPU in eval mode, and check the file."""
-    _check_request(format, onnx_exporter)
+    _check_request(format, onnx_exporter, output)
     model = model.cpu().eval()
     size = tuple(int(s) for s in img_size)
     batch = 2 if dynamic_batch else 1  # torch.export treats a batch of 1 as a constant

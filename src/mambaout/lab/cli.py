@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -18,8 +19,8 @@ def cmd_lab(args):
     for kv in args.set or []:
         if "=" not in kv:
             raise LabError(f"--set takes KEY=VALUE, got {kv!r}")
-    if args.epochs is not None and args.epochs <= 0:
-        raise LabError(f"--epochs must be positive, got {args.epochs}")
+    if args.epochs is not None and not 0 < args.epochs < math.inf:
+        raise LabError(f"--epochs must be positive and finite, got {args.epochs}")
     if args.data_root and not os.path.isdir(args.data_root):
         raise LabError(f"--data-root {args.data_root!r} is not a folder")
     if args.tiny and args.mode not in (None, "tiny"):

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
 
 import torch
 
+from ..bench.timing import AMP_DTYPES
 from ..engine import config as C
 from ..errors import ConfigError, LabError
 
@@ -58,10 +60,15 @@ def load_lab_preset(experiment: str, tiny: bool, overrides: list[str] | None = N
         raise LabError(f"lab preset {experiment!r} has no {mode!r} section")
     sel = copy.deepcopy(_section(preset, mode))
     sel["mode"] = mode
-    try:
-        C.apply_sets(sel, overrides or [])
-    except ConfigError as e:
-        raise LabError(str(e)) from None
+    for item in overrides or []:
+        key = item.partition("=")[0].strip().lstrip("+")
+        old = _lookup(sel, key)
+        try:
+            C.apply_sets(sel, [item])
+        except ConfigError as e:
+            raise LabError(str(e)) from None
+        _check_shape(key, old, _lookup(sel, key))
+    check_values(sel, f"lab {experiment} ({mode})")
     return sel
 
 
@@ -73,6 +80,90 @@ def with_verdict_rules(experiment: str, cfg: dict) -> dict:
     rules = load_lab_preset(experiment, False, mode=cfg.get("mode", "cpu"))["verdict"]
     when = "written after this run and applied to its saved results without retraining"
     return {**cfg, "verdict": {**rules, "when": when}}
+
+
+# --- values: presets are plain mappings, so a --set value is checked here before any run starts ---------------
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _ints(v, low: int) -> bool:
+    return isinstance(v, list) and bool(v) and all(_int(x) and x >= low for x in v)
+
+
+# key (at any depth of a section) -> (what it must be, test); a mapping under such a key (dense-long's steps per
+# view) is checked value by value
+VALUE_RULES = {
+    **dict.fromkeys(
+        ("steps", "steps_per_epoch", "batch_size", "batch", "repeats", "patch", "max_tokens", "mask_patch", "pool")
+        + ("levels", "length", "tokens", "vocab", "val", "eval_size", "train_scenes", "val_scenes", "train_images"),
+        ("a positive integer", lambda v: _int(v) and v > 0),
+    ),
+    **dict.fromkeys(
+        ("train_subset", "test_subset", "pretrain_images", "test_images", "eval_images"),
+        ("a positive integer or null (all)", lambda v: v is None or (_int(v) and v > 0)),
+    ),
+    "warmup": ("a non-negative integer", lambda v: _int(v) and v >= 0),
+    **dict.fromkeys(("lr", "max_call_s", "budget_s"), ("a positive number", lambda v: _num(v) and v > 0)),
+    **dict.fromkeys(("weight_decay", "clip_grad"), ("a non-negative number", lambda v: _num(v) and v >= 0)),
+    "warmup_frac": ("a number in [0, 1)", lambda v: _num(v) and 0 <= v < 1),
+    "mask_ratio": ("a number in (0, 1)", lambda v: _num(v) and 0 < v < 1),
+    "label_fractions": (
+        "a non-empty list of numbers in (0, 1]",
+        lambda v: isinstance(v, list) and v and all(_num(x) and 0 < x <= 1 for x in v),
+    ),
+    "grid": (
+        "a non-empty list of positive numbers (lrs)",
+        lambda v: isinstance(v, list) and v and all(_num(x) and x > 0 for x in v),
+    ),
+    "seeds": ("a non-empty list of distinct non-negative integers", lambda v: _ints(v, 0) and len(set(v)) == len(v)),
+    "dims": ("a non-empty list of positive integers", lambda v: _ints(v, 1)),
+    "amp": (f"one of {', '.join(AMP_DTYPES)}", lambda v: v in AMP_DTYPES),
+    "sides": ("an increasing list of positive integers (L = side^2)", lambda v: _ints(v, 1) and v == sorted(set(v))),
+    "sizes": (
+        "a non-empty list of multiples of 32, at least 64 (scene sides)",
+        lambda v: _ints(v, 64) and not any(x % 32 for x in v),
+    ),
+}
+
+
+def check_values(section: dict, where: str, path: str = "") -> None:
+    """Every key of :data:`VALUE_RULES` in ``section`` holds what it must (one line naming the key otherwise)."""
+    for key, value in section.items():
+        here = f"{path}.{key}" if path else str(key)
+        if key in VALUE_RULES:
+            what, ok = VALUE_RULES[key]
+            for sub, v in value.items() if isinstance(value, dict) else [("", value)]:
+                if not ok(v):
+                    raise LabError(f"{where}: {here}{'.' if sub else ''}{sub} must be {what}, got {v!r}")
+        elif isinstance(value, dict):
+            check_values(value, where, here)
+
+
+_MISSING = object()
+
+
+def _lookup(section: dict, key: str):
+    for part in key.split("."):
+        if not isinstance(section, dict) or part not in section:
+            return _MISSING
+        section = section[part]
+    return section
+
+
+def _check_shape(key: str, old, new) -> None:
+    """A --set keeps the preset's shape: a list stays a list, a list of numbers stays one (the engine's rules
+    check scalars by the type they replace)."""
+    if not isinstance(old, list):
+        return
+    if not isinstance(new, list) or (old and all(_num(x) for x in old) and not all(_num(x) for x in new)):
+        raise LabError(f"--set {key}: expected a list like {old}, got {new!r}")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -121,8 +212,8 @@ class LabContext:
         if self.seeds is not None:
             cfg["seeds"] = list(self.seeds)
         if self.epochs is not None:
-            if self.epochs <= 0:
-                raise LabError(f"--epochs must be positive, got {self.epochs}")
+            if not 0 < self.epochs < math.inf:
+                raise LabError(f"--epochs must be positive and finite, got {self.epochs}")
             cfg["epochs"] = self.epochs
         return cfg
 

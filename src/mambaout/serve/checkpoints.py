@@ -22,6 +22,7 @@ from ..registry import list_models
 # one input channel, 10 classes, stem stride 2. Their predictions mean nothing; their maps show the mixers.
 UNTRAINED = ("mambaout_femto", "mamba_femto")
 UNTRAINED_KWARGS = dict(in_chans=1, num_classes=10, stem_stride=2)
+UNTRAINED_STRIDE = UNTRAINED_KWARGS["stem_stride"] * 2**3  # their total stride: the stem, then 3 downsamplings
 CHECKPOINT_FILES = ("model.safetensors", "best.pt")  # one per run folder, the first found in this order
 _SKIP = {"node_modules", "__pycache__", "site-packages", "venv"}
 

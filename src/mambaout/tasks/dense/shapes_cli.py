@@ -22,6 +22,7 @@ MIN_SIZE = 16  # the generator draws objects of 1/5 to 1/2 of the image side
 def make_shapes(task: str, root: str, n_train: int, n_val: int, size: tuple[int, int], seed: int) -> dict:
     """Write the set; returns what was written."""
     from ...data.shapes import SHAPES, write_ade_shapes, write_coco_shapes
+    from ...engine.recipe import check_output
 
     if n_train < 1 or n_val < 1:
         raise UsageError(f"make-shapes: --train and --val must be >= 1, got {n_train} and {n_val}")
@@ -31,6 +32,7 @@ def make_shapes(task: str, root: str, n_train: int, n_val: int, size: tuple[int,
         raise UsageError(f"make-shapes: {root!r} is a file, not a folder")
     if os.path.isdir(root) and os.listdir(root):
         raise UsageError(f"make-shapes: {root!r} is not empty (choose a new folder)")
+    check_output(root, "make-shapes")  # a read-only parent: one line before any image is drawn
     try:
         write = write_coco_shapes if task == "detection" else write_ade_shapes
         write(root, n_train, n_val, size, seed)
