@@ -99,6 +99,7 @@ def traced_delta(
     gives its result the layout of ``x`` where the eager kernel follows the incoming gradient's, so a ``view``
     the backward graph recorded under the fake strides (the einsum backward's reshape) failed at run time with
     "view size is not compatible with input tensor's size and stride".  Same values, one (B, D, L) copy.
+    The eager chunked scan (never traced by ``backend="auto"``) keeps delta's layout, so eager numbers do not move.
     """
     df = delta.to(cd).contiguous()
     if delta_bias is not None:
