@@ -115,6 +115,17 @@ def test_compile_failure_is_one_line(monkeypatch):
         mambaout.benchmark("mambaout_test", compile="default", **FAST)
 
 
+def test_compiled_training_step(monkeypatch):
+    """The --compile --mode train path (torch.compile'd model, loss, backward, AdamW) through aot_eager (no C++
+    build); the first call compiles, so it is a warm-up even when none is asked for."""
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: real_compile(model, backend="aot_eager"))
+    t = mambaout.benchmark("mambaout_test", compile="default", mode="train", **FAST)  # FAST asks for 0 warm-ups
+    (row,) = t.rows
+    assert t.settings["warmup"] == 1 and row["compile_s"] > 0 and row["images_per_s"] > 0
+    torch._dynamo.reset()
+
+
 def test_references_that_cannot_take_the_size_are_skipped_with_a_note(monkeypatch):
     from mambaout.bench import runner
 

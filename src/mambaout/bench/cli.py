@@ -63,7 +63,7 @@ def register(subparsers) -> None:
         type=int,
         help="timed calls (default CPU 8, CUDA 30); latency: 4x as many b1 calls (batch 1: the same calls)",
     )
-    p.add_argument("--warmup", type=int, help="untimed calls first (default CPU 1, CUDA 10)")
+    p.add_argument("--warmup", type=int, help="untimed calls first (default CPU 1, CUDA 10; at least 1 with --compile)")
     p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads); default: torch's choice")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true")

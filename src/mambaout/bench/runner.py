@@ -171,6 +171,8 @@ def benchmark(
     warmup = warmup if warmup is not None else (1 if cpu else 10)
     if batch < 1 or repeats < 1 or warmup < 0:
         raise UsageError(f"need --batch-size >= 1, --repeats >= 1, --warmup >= 0 (got {batch}, {repeats}, {warmup})")
+    if compile != "none":
+        warmup = max(warmup, 1)  # a compiled model compiles at its first call: a warm-up call, never a timed one
     for name in models:
         model_info(name)  # unknown names fail before anything is measured
     if threads is not None and threads < 1:

@@ -87,3 +87,21 @@ def check_scan_args(
 def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
     """fp32, or fp64 when any input is fp64 (state arithmetic is never below fp32)."""
     return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def traced_delta(
+    delta: torch.Tensor, delta_bias: torch.Tensor | None, delta_softplus: bool, cd: torch.dtype
+) -> torch.Tensor:
+    """softplus(delta + delta_bias) in ``cd``, computed in a contiguous layout, for the formulations graphs trace.
+
+    A permuted ``delta`` (SelectiveSSM's dt projection is an einsum output) is copied to a contiguous layout
+    first: AOTAutograd's fake ``softplus_backward`` (a decomposition built on ``where(x > threshold, ...)``)
+    gives its result the layout of ``x`` where the eager kernel follows the incoming gradient's, so a ``view``
+    the backward graph recorded under the fake strides (the einsum backward's reshape) failed at run time with
+    "view size is not compatible with input tensor's size and stride".  Same values, one (B, D, L) copy.
+    The eager chunked scan (never traced by ``backend="auto"``) keeps delta's layout, so eager numbers do not move.
+    """
+    df = delta.to(cd).contiguous()
+    if delta_bias is not None:
+        df = df + delta_bias.to(cd)[:, None]
+    return torch.nn.functional.softplus(df) if delta_softplus else df

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._common import check_scan_args, compute_dtype
+from ._common import check_scan_args, compute_dtype, traced_delta
 
 
 def _shifted(t: torch.Tensor, k: int) -> torch.Tensor:
@@ -59,11 +59,7 @@ def selective_scan_doubling(
     bsz, dim, L, N, G = check_scan_args(u, delta, A, B, C, D, z, delta_bias)
     cd = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
     uf = u.to(cd)
-    df = delta.to(cd)
-    if delta_bias is not None:
-        df = df + delta_bias.to(cd)[:, None]
-    if delta_softplus:
-        df = F.softplus(df)
+    df = traced_delta(delta, delta_bias, delta_softplus, cd)
     # grouped layout: channels (b, G, D/G, L, 1) against B/C (b, G, 1, L, N)
     dg = df.reshape(bsz, G, dim // G, L, 1)
     Bg = (B if B.dim() == 4 else B.unsqueeze(1)).to(cd).transpose(-1, -2).unsqueeze(2)

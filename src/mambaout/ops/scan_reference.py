@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._common import check_scan_args, compute_dtype
+from ._common import check_scan_args, compute_dtype, traced_delta
 
 
 def _expand_groups(M: torch.Tensor, dim: int) -> torch.Tensor:
@@ -44,11 +44,7 @@ def selective_scan_reference(
     cd = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
     out_dtype = u.dtype
     u = u.to(cd)
-    delta = delta.to(cd)
-    if delta_bias is not None:
-        delta = delta + delta_bias.to(cd)[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
+    delta = traced_delta(delta, delta_bias, delta_softplus, cd)
     A = A.to(cd)
     Bx = _expand_groups(B.to(cd), shp.dim)  # (B, D|1, N, L)
     Cx = _expand_groups(C.to(cd), shp.dim)
