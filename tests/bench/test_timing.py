@@ -62,3 +62,12 @@ def test_peak_memory_counts_what_a_call_allocates():
 
     peak = peak_memory(three_buffers, "cpu")
     assert 3 * 256 * 1024 <= peak < 5 * 256 * 1024  # three 256 KiB results live at once, not x
+
+
+def test_interleaved_alternates_the_order_every_round():
+    from mambaout.bench.runner import interleaved
+
+    calls = []
+    timings = interleaved([lambda: calls.append("a"), lambda: calls.append("b")], torch.device("cpu"), 3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    assert [len(t.times_ms) for t in timings] == [3, 3]

@@ -10,6 +10,7 @@ ConvNeXt-T / Swin-T as outside references, built with ``pretrained=False`` (noth
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import torch
@@ -17,7 +18,7 @@ import torch
 from ..errors import InputError, MambaoutError, UsageError
 from ..registry import create_model, model_info
 from .table import BenchTable
-from .timing import AMP_DTYPES, make_step, peak_memory, time_calls
+from .timing import AMP_DTYPES, Timing, make_step, peak_memory, time_calls
 
 log = logging.getLogger("mambaout.bench")
 
@@ -86,10 +87,12 @@ class _Case:
         x, y = self.inputs(batch)
         return make_step(self.run_model, x, mode, target=y, amp=self.amp, static_grads=self.cuda_graphs)
 
-    def timed(self, step, warmup, repeats):
-        """(Timing, step actually timed): with CUDA graphs, warm-up on a side stream, capture, time replays."""
+    def prepare(self, step, warmup):
+        """(warm-up Timing, the function to time): with CUDA graphs, warm up on a side stream and capture."""
         if not self.cuda_graphs:
-            return time_calls(step, self.device, warmup, repeats), step
+            warm = time_calls(step, self.device, warmup, 1)  # its one timed call is one more warm-up
+            warm.warmup_ms.append(warm.times_ms[0])
+            return warm, step
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
@@ -98,14 +101,34 @@ class _Case:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             step()
-        t = time_calls(graph.replay, self.device, 1, repeats)
-        t.warmup_ms = warm.warmup_ms + warm.times_ms + t.warmup_ms
-        return t, graph.replay
+        warm.warmup_ms.append(warm.times_ms[0])
+        return warm, graph.replay
+
+    def timed(self, step, warmup, repeats):
+        warm, fn = self.prepare(step, warmup)
+        t = time_calls(fn, self.device, 0, repeats)
+        t.warmup_ms = warm.warmup_ms
+        return t, fn
 
 
-def _measure(case: _Case, warmup: int, repeats: int, latency: bool) -> dict:
-    step = case.step(case.batch, case.mode)
-    t, _ = case.timed(step, warmup, repeats)
+def interleaved(fns, device, repeats: int) -> list[Timing]:
+    """One call of each function per round, the order reversed every round (A B, B A, ...), so that a drift of
+    the machine (clock, caches, other load) falls on every function alike: a ratio of two models measured one
+    after the other on a CPU was off by up to 15% in the second's favour."""
+    out = [Timing() for _ in fns]
+    for r in range(repeats):
+        for i in range(len(fns)) if r % 2 == 0 else reversed(range(len(fns))):
+            out[i].times_ms += time_calls(fns[i], device, 0, 1).times_ms
+    return out
+
+
+def _measure(case: _Case, warmup: int, repeats: int, latency: bool, timed=None) -> dict:
+    """``timed``: (Timing, step) taken elsewhere (interleaved with another model's); else timed here."""
+    if timed is None:
+        step = case.step(case.batch, case.mode)
+        t, _ = case.timed(step, warmup, repeats)
+    else:
+        t, step = timed
     row = dict(
         step_ms=t.median_ms,
         images_per_s=case.batch / (t.median_ms / 1e3),
@@ -190,9 +213,10 @@ def benchmark(
     if threads:
         torch.set_num_threads(threads)  # CPU intra-op threads while measuring; restored below
 
-    def run(name, source, build, top1, reference=False):
+    def build(name, source, build_model, reference=False):
+        """(_Case, params in M), or None for a reference model that cannot take the size (noted)."""
         torch.manual_seed(0)
-        model = build()
+        model = build_model()
         try:
             _check_input(model.to(dev), name, img_size, dev)
         except InputError as e:
@@ -201,10 +225,13 @@ def benchmark(
             table.notes.append(f"{name} (timm) skipped: {e}")
             return None
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        case = _Case(model, dev, img_size, batch, amp, channels_last, compile, cuda_graphs, mode)
         log.info("benchmark %s (%s) ...", name, source)
+        return _Case(model, dev, img_size, batch, amp, channels_last, compile, cuda_graphs, mode), params
+
+    @contextlib.contextmanager
+    def failures(name, source):
         try:
-            measured = _measure(case, warmup, repeats, latency)
+            yield
         except MambaoutError:
             raise
         except Exception as e:  # a compiler or capture failure: one line naming the model and the option
@@ -212,28 +239,56 @@ def benchmark(
                 raise
             what = f"--compile {compile}" if compile != "none" else "--cuda-graphs"
             raise UsageError(f"{what} failed for {name} ({source}): {_first_line(e)}") from None
-        finally:
-            del case
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
+
+    def measure(name, source, built, top1, timed=None):
+        case, params = built
+        with failures(name, source):
+            measured = _measure(case, warmup, repeats, latency, timed)
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
         row = dict(model=name, source=source, params_m=params, paper_top1=top1, **measured)
         table.rows.append(row)
         log.info("%s (%s): %.1f images/s, step %.2f ms", name, source, row["images_per_s"], row["step_ms"])
         return row
 
+    def run(name, source, build_model, top1, reference=False):
+        built = build(name, source, build_model, reference)
+        return measure(name, source, built, top1) if built else None
+
+    def run_pair(name, top1):
+        """Ours and timm's model of the same name, their timed calls interleaved (see ``interleaved``)."""
+        ours = build(name, "mambaout", lambda: create_model(name))
+        theirs = build(name, "timm", lambda: _build_timm(name, img_size), reference=True)
+        if theirs is None:
+            return measure(name, "mambaout", ours, top1), None
+        steps, fns, warms = [], [], []
+        for (case, _), source in ((ours, "mambaout"), (theirs, "timm")):
+            with failures(name, source):
+                steps.append(case.step(case.batch, case.mode))
+                warm, fn = case.prepare(steps[-1], warmup)
+            fns.append(fn)
+            warms.append(warm)
+        timings = interleaved(fns, dev, repeats)
+        for t, warm in zip(timings, warms):
+            t.warmup_ms = warm.warmup_ms
+        return tuple(
+            measure(name, source, built, top1, (t, step))
+            for built, source, t, step in zip((ours, theirs), ("mambaout", "timm"), timings, steps)
+        )
+
     try:
         for name in models:
-            info = model_info(name)
-            ours = run(name, "mambaout", lambda n=name: create_model(n), info.paper.get("top1"))
-            if against_timm:
-                import timm
+            top1 = model_info(name).paper.get("top1")
+            import timm
 
-                if timm.is_model(name):
-                    theirs = run(name, "timm", lambda n=name: _build_timm(n, img_size), info.paper.get("top1"), True)
-                    if theirs:
-                        ours["vs_timm"] = ours["images_per_s"] / theirs["images_per_s"]
-                else:
-                    table.notes.append(f"timm has no model named {name}: no ratio for it")
+            if against_timm and timm.is_model(name):
+                ours, theirs = run_pair(name, top1)
+                if theirs:
+                    ours["vs_timm"] = ours["images_per_s"] / theirs["images_per_s"]
+                continue
+            run(name, "mambaout", lambda n=name: create_model(n), top1)
+            if against_timm:
+                table.notes.append(f"timm has no model named {name}: no ratio for it")
         if against_timm:
             for name, (label, top1) in REFERENCES.items():
                 run(name, f"timm ({label})", lambda n=name: _build_timm(n, img_size), top1, True)
