@@ -8,6 +8,12 @@ from __future__ import annotations
 import os
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message, at most ``limit`` characters ("" if none): what a
+    one-line error quotes of a library's multi-line complaint."""
+    return next((line.strip()[:limit] for line in str(e).splitlines() if line.strip()), "")
+
+
 class MambaoutError(Exception):
     """Base class for errors caused by user input (bad names, files, sizes, arguments)."""
 

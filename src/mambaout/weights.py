@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 
 log = logging.getLogger("mambaout")
 
@@ -97,8 +97,7 @@ _TRUNCATED = "checkpoint {path!r}: truncated or corrupt (not a complete PyTorch 
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__
+    return first_line(e) or type(e).__name__
 
 
 def unwrap_state_dict(obj, path: str = "<object>") -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ import logging
 
 import torch
 
-from ..errors import InputError, MambaoutError, UsageError
+from ..errors import InputError, MambaoutError, UsageError, first_line
 from ..registry import create_model, model_info
 from .table import BenchTable
 from .timing import AMP_DTYPES, Timing, make_step, peak_memory, time_calls
@@ -44,9 +44,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    first = text[0][:200] if text else ""
-    return first if isinstance(e, MambaoutError) else f"{type(e).__name__}: {first}"
+    return first_line(e) if isinstance(e, MambaoutError) else f"{type(e).__name__}: {first_line(e)}"
 
 
 def _build_timm(name: str, img_size):

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..errors import ExportError, MambaoutError, UsageError
+from ..errors import ExportError, MambaoutError, UsageError, first_line
 from ..utils.paths import check_output_file
 from .formats import FORMATS
 from .onnx import EXPORTERS
@@ -49,8 +49,7 @@ class ExportResult:
 
 def summarise(e: BaseException, limit: int = 300) -> str:
     """An exporter's exception as one line: its type and first non-empty line, shortened."""
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    text = f"{type(e).__name__}: {lines[0] if lines else 'no message'}"
+    text = f"{type(e).__name__}: {first_line(e, limit) or 'no message'}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

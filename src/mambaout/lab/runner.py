@@ -134,24 +134,6 @@ def step_time(build: Callable[[], nn.Module], task, device, optim: dict, warmup:
     return (time.perf_counter() - t0) / timed
 
 
-def plan_steps(
-    wanted: int,
-    per_step: dict[str, float],
-    n_seeds: int,
-    budget_s: float | None,
-    min_steps: int = 10,
-    overhead: float = 1.15,
-) -> dict:
-    """Training steps for a group: the preset's ``wanted`` steps, capped so that every cell x seed fits
-    ``budget_s`` (the same cap for every model of the group: matched budget)."""
-    if not budget_s:
-        return dict(steps=wanted, capped=False, step_s=per_step)
-    cost = n_seeds * sum(per_step.values()) * overhead
-    cap = int(budget_s / cost) if cost > 0 else wanted
-    steps = max(min_steps, min(wanted, cap))
-    return dict(steps=steps, capped=steps < wanted, step_s=per_step, budget_s=budget_s)
-
-
 def mean_std(values: list[float]) -> dict:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     n = len(vals)
