@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..analysis.complexity import stage_tokens
+from ..bench.timing import sync
 from ..data.detection import CocoInstances
 from ..data.masks import decode_segmentation
 from ..data.scenes import SceneSpec, scene_paths, write_scenes
@@ -111,11 +112,6 @@ def _build(view: str, spec: dict, scale, cfg: dict, size: int) -> nn.Module:
     return Detector(trunk, dict(cfg["det_head"]), size)
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class SceneData:
     """One (S, variant) scene set, written to disk and read back once with the ADE20K and COCO readers into
     compact tensors (uint8 images and labels, an int16 instance map per training scene), so batches cost
@@ -190,7 +186,7 @@ class SegView:
         model.eval()
         x, y = self.data.seg_val
         cm, right, scored = ConfusionMatrix(NUM_CLASSES), 0, 0
-        _sync(self.data.device)
+        sync(self.data.device)
         t0 = time.perf_counter()
         for i in range(0, len(x), self.batch_size):
             xb = (self.data.float_images(x[i : i + self.batch_size]) - MEAN) / STD
@@ -199,7 +195,7 @@ class SegView:
             cm.update(pred, yb)
             right += int((pred == yb)[sb].sum())
             scored += int(sb.sum())
-        _sync(self.data.device)
+        sync(self.data.device)
         infer_s = time.perf_counter() - t0
         res = cm.compute()
         return dict(
@@ -240,10 +236,10 @@ class DetView:
 
     def evaluate(self, model) -> dict:
         peak = _peak_mb(self.data.device)
-        _sync(self.data.device)
+        sync(self.data.device)
         t0 = time.perf_counter()
         ap = coco_ap(model.rcnn, self.data.det_val, self.data.device, batch_size=self.batch_size)
-        _sync(self.data.device)
+        sync(self.data.device)
         infer_s = time.perf_counter() - t0  # includes COCOeval (host)
         return dict(
             box_AP=100 * ap["bbox_AP"],

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..bench.timing import sync
 from ..engine.rng import seed_everything
 
 log = logging.getLogger("mambaout.lab")
@@ -32,11 +33,6 @@ def resolve_device(name: str | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LabError(f"--device {name}: CUDA is not available here")
     return dev
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float):
@@ -79,7 +75,7 @@ def train_cell(
     curve, run_loss, n_loss = [], 0.0, 0
     batches = task.batches(seed)
     model.train()
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     for step in range(steps):
         for g in opt.param_groups:
@@ -96,10 +92,10 @@ def train_cell(
         if (step + 1) % every == 0 or step + 1 == steps:
             curve.append(dict(step=step + 1, train_loss=float(run_loss) / n_loss))
             run_loss, n_loss = 0.0, 0
-    _sync(device)
+    sync(device)
     train_s = time.perf_counter() - t0
     result = task.evaluate(model)
-    _sync(device)
+    sync(device)
     result.update(
         train_s=train_s,
         eval_s=time.perf_counter() - t0 - train_s,
@@ -123,14 +119,14 @@ def step_time(build: Callable[[], nn.Module], task, device, optim: dict, warmup:
     model.train()
     for i in range(warmup + timed):
         if i == warmup:
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
         x, y = next(batches)
         loss = task.loss(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    _sync(device)
+    sync(device)
     return (time.perf_counter() - t0) / timed
 
 
