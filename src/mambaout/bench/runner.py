@@ -47,6 +47,12 @@ def _first_line(e: BaseException) -> str:
     return first_line(e) if isinstance(e, MambaoutError) else f"{type(e).__name__}: {first_line(e)}"
 
 
+def _timm_has(name: str) -> bool:
+    import timm  # lazily: `import mambaout` should not pay for timm's registry
+
+    return timm.is_model(name)
+
+
 def _build_timm(name: str, img_size):
     import timm
 
@@ -89,7 +95,7 @@ class _Case:
         """(warm-up Timing, the function to time): with CUDA graphs, warm up on a side stream and capture."""
         if not self.cuda_graphs:
             warm = time_calls(step, self.device, warmup, 1)  # its one timed call is one more warm-up
-            warm.warmup_ms.append(warm.times_ms[0])
+            warm.warmup_ms += warm.times_ms
             return warm, step
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
@@ -99,7 +105,7 @@ class _Case:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             step()
-        warm.warmup_ms.append(warm.times_ms[0])
+        warm.warmup_ms += warm.times_ms
         return warm, graph.replay
 
     def timed(self, step, warmup, repeats):
@@ -277,9 +283,7 @@ def benchmark(
     try:
         for name in models:
             top1 = model_info(name).paper.get("top1")
-            import timm
-
-            if against_timm and timm.is_model(name):
+            if against_timm and _timm_has(name):
                 ours, theirs = run_pair(name, top1)
                 if theirs:
                     ours["vs_timm"] = ours["images_per_s"] / theirs["images_per_s"]
