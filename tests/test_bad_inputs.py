@@ -198,6 +198,19 @@ CASES: list[tuple[str, str, str]] = [
     ("names", "train --preset nope", "unknown classification preset 'nope'; known: …"),
     (
         "names",
+        f"{_T} --model vim_tiny --set model.stem_stride=2",
+        "vim_tiny cannot be built with this recipe: …",
+    ),
+    ("names", "list-models 'foo*'", "no model matches 'foo*'; see `mambaout list-models`"),
+    ("names", "list-models --family nope", "--family 'nope': unknown; known: …"),
+    ("names", "zoo 'zz*'", "no model matches 'zz*'; see `mambaout list-models`"),
+    (
+        "names",
+        "lab long-seq --tiny --out {tmp}/lab --set 'models=[foo*]'",
+        "no model matches 'foo*'; see `mambaout list-models`",
+    ),
+    (
+        "names",
         "train --preset imagenett",
         "unknown classification preset 'imagenett'; did you mean 'imagenet'? known: …",
     ),
@@ -717,6 +730,16 @@ CASES: list[tuple[str, str, str]] = [
         "data generators",
         "data make-shapes {tmp}/s --task detection --train 0",
         "make-shapes: --train and --val must be >= 1, got 0 and 50",
+    ),
+    (
+        "data generators",
+        "data make-shapes {tmp}/s --task detection --size 20000",
+        "make-shapes: --size 20000 x 20000 is over the generators' limit of 8192 px",
+    ),
+    (
+        "data generators",
+        "data make-scenes {tmp}/s --size 16384",
+        "scene size S=16384 is over the generators' limit of 8192 px",
     ),
     (
         "data generators",

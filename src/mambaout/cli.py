@@ -42,9 +42,14 @@ class Parser(argparse.ArgumentParser):
 
 
 def cmd_list_models(args):
-    from .registry import list_models, model_info
+    from .registry import list_models, match_models, model_info
 
-    names = list_models(args.pattern, family=args.family)
+    names = match_models(args.pattern)
+    if args.family:
+        families = sorted({model_info(n).family for n in list_models()})
+        if args.family not in families:
+            raise UsageError(f"--family {args.family!r}: unknown; known: {', '.join(families)}")
+        names = [n for n in names if model_info(n).family == args.family]
     if args.json:
         print_json([dict(name=n, family=model_info(n).family, paper=model_info(n).paper) for n in names])
     else:

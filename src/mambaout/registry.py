@@ -59,6 +59,22 @@ def list_models(pattern: str | None = None, family: str | None = None) -> list[s
     return names
 
 
+def match_models(patterns: str | list[str] | None) -> list[str]:
+    """The models named by ``patterns`` (wildcards or names; None: all), in order, without repeats; a pattern that
+    matches no model is an error naming it, since a silent empty selection reads like an empty result."""
+    if patterns is None:
+        return list_models()
+    names = []
+    for pat in [patterns] if isinstance(patterns, str) else patterns:
+        found = list_models(pat)
+        if not found:
+            if not any(c in pat for c in "*?["):
+                model_info(pat)  # a plain name: "unknown model", with close matches
+            raise UnknownModelError(f"no model matches {pat!r}; see `mambaout list-models`")
+        names.extend(found)
+    return list(dict.fromkeys(names))
+
+
 def model_info(name: str) -> ModelInfo:
     _ensure_loaded()
     if name not in _REGISTRY:

@@ -13,10 +13,12 @@ SCRIPT = textwrap.dedent(
     cases = [(2, 8, 37, 16, None, True, (1, 1, 1)), (2, 8, 42, 5, 2, False, (0, 0, 0)),
              (1, 16, 23, 16, 2, True, (1, 0, 1)), (2, 4, 1, 16, None, True, (0, 1, 0)),
              (1, 8, 9, 5, None, False, (1, 1, 0))]
-    cfgs = [TileConfig("tmw", bd, bt, nw, n_lanes=nl, prefetch=pf)
-            for bd, bt, nl, nw in ((8, 4, 4, 1), (4, 8, 8, 1), (16, 4, 4, 2), (4, 2, 2, 1))
-            for pf in (True, False)]
-    compare_to_reference(cases, lambda n: [dict(bwd_config=c) for c in cfgs])
+    tiles = ((8, 4, 4, 1), (4, 8, 8, 1), (16, 4, 4, 2), (4, 2, 2, 1))  # (block_d, block_t, n_lanes, warps)
+    # each case runs two tile shapes (so each shape meets two or three cases), each with and without prefetch
+    for i, case in enumerate(cases):
+        cfgs = [TileConfig("tmw", bd, bt, nw, n_lanes=nl, prefetch=pf)
+                for bd, bt, nl, nw in (tiles[i % 4], tiles[(i + 1) % 4]) for pf in (True, False)]
+        compare_to_reference([case], lambda n: [dict(bwd_config=c) for c in cfgs])
     """
 )
 

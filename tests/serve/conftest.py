@@ -9,6 +9,7 @@ import os
 import shutil
 import struct
 import subprocess
+import tempfile
 import zlib
 
 import pytest
@@ -40,6 +41,16 @@ def _install_chromium() -> str | None:
         subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=900, env=env)
         subprocess.run(install, capture_output=True, timeout=900, env=env)
     return None if os.path.exists(CHROMIUM) else "apt-get could not install chromium"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_temp_folder(tmp_path_factory):
+    """Gradio's upload cache and its client's downloads go under the temp folder (a folder per file): pytest's
+    own for these tests, so that runs leave nothing in /tmp."""
+    old = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("gradio"))
+    yield
+    tempfile.tempdir = old
 
 
 @pytest.fixture(scope="session")

@@ -238,3 +238,10 @@ def test_each_run_logs_to_its_own_folder(tmp_path):
     logs = [open(os.path.join(d, "train.log")).read() for d in (first, second)]
     assert "run " + first in logs[0] and second not in logs[0]
     assert "run " + second in logs[1] and first + ":" not in logs[1]
+
+
+def test_isotropic_models_build_with_the_recipes_and_refuse_a_stem_stride(tmp_path):
+    model = build_model(_cfg(tmp_path, "model.name=vim_tiny"))  # stem_stride 4 is the stem's default: not passed
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 4)
+    with pytest.raises(ConfigError, match="vim_tiny cannot be built with this recipe: .*stem_stride"):
+        build_model(_cfg(tmp_path, "model.name=vim_tiny", "model.stem_stride=2"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..registry import list_models, model_info
+from ..registry import match_models, model_info
 from ..utils.table import markdown_table
 from .complexity import complexity
 
@@ -15,7 +15,7 @@ def _delta(measured: float, reported: float | None) -> str | None:
 
 def zoo_rows(pattern: str | None = None, img_size=(224, 224)) -> list[dict]:
     rows = []
-    for name in list_models(pattern):
+    for name in match_models(pattern):
         info = model_info(name)
         c = complexity(name, img_size)
         paper = info.paper

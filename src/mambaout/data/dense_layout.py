@@ -12,6 +12,10 @@ import os
 import numpy as np
 from PIL import Image
 
+# The largest image side the generators write: ADE20K's and Cityscapes' images are at most 2048 px wide, so
+# this leaves room for sweeps while a typo (20000) is refused before minutes of drawing and GBs of PNGs.
+MAX_SIDE = 8192
+
 
 def _span(flags: np.ndarray) -> tuple[int, int]:
     idx = np.flatnonzero(flags)

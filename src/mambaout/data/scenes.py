@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from ..errors import DatasetError, UsageError
-from .dense_layout import coco_annotation, coco_image, write_ade_pair, write_coco_json
+from .dense_layout import MAX_SIDE, coco_annotation, coco_image, write_ade_pair, write_coco_json
 from .fashion_mnist import CLASSES, FashionMNIST, default_fashion_mnist_dir
 
 STRIDE = 32  # the dense models' output stride: S must divide by it
@@ -54,6 +54,8 @@ class SceneSpec:
         s = self.size
         if s < 2 * STRIDE or s % STRIDE:
             raise UsageError(f"scene size S={s} must be a multiple of the models' stride {STRIDE} and >= {2 * STRIDE}")
+        if s > MAX_SIDE:
+            raise UsageError(f"scene size S={s} is over the generators' limit of {MAX_SIDE} px")
         if self.variant not in VARIANTS:
             raise UsageError(f"unknown scene variant {self.variant!r}; known: {', '.join(VARIANTS)}")
         if self.variant != "context" and self.context_distance is not None:

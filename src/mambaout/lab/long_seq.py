@@ -18,7 +18,7 @@ from ..analysis.long_sequence import (
     tokens_for,
     transformer_block_flops,
 )
-from ..registry import list_models, model_info
+from ..registry import match_models, model_info
 from ..utils.table import markdown_table
 from .report import _plt, write_csv, write_json, write_report
 
@@ -84,8 +84,7 @@ def run(ctx, cfg: dict) -> dict:
     thresholds = [dict(model=n, dim=d, tau=threshold(d)) for n, d in widths]
     _flops_figure(widths, lengths, tasks, patch, os.path.join(out, "flops_vs_tokens.png"))
 
-    names = [m for pat in cfg.get("models", ["*"]) for m in list_models(pat)]
-    names = list(dict.fromkeys(names))
+    names = match_models(cfg.get("models", ["*"]))
     resolutions = [("ImageNet", 224, 224), ("COCO", 800, 1280), ("ADE20K", 512, 2048)]
     stage_rows = []
     for name in names:

@@ -116,7 +116,7 @@ def _configs(models, preset, overrides, flags, output, device) -> dict:
         try:  # a family that does not take an option of the recipe (e.g. stem_stride) is skipped
             build_model(cfg)
             configs[name] = cfg
-        except (TypeError, ValueError) as e:
+        except (ConfigError, TypeError, ValueError) as e:
             configs[name] = f"cannot be built with this recipe ({e})"
             log.warning("%s skipped: %s", name, configs[name])
     if all(isinstance(c, str) for c in configs.values()):

@@ -14,10 +14,10 @@ from ...engine.precision import autocast, effective_amp
 from ...engine.progress import progress
 from ...engine.state import read_training_state
 from ...errors import CheckpointError
-from ...registry import create_model
 from ...utils.output import print_json
 from ...weights import load_state_dict_into, read_state_dict
 from . import data
+from .model import create_recipe_model
 
 log = logging.getLogger("mambaout")
 
@@ -117,7 +117,7 @@ def run_eval(args) -> dict:
     info = distributed.init(args.device or cfg.train.device)
     try:
         m = cfg.model
-        model = create_model(m.name, num_classes=cfg.data.num_classes, in_chans=m.in_chans, stem_stride=m.stem_stride)
+        model = create_recipe_model(cfg)
         if state is not None:
             key = "model_ema" if args.ema else "model"
             if not state.get(key):

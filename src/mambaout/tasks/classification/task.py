@@ -19,10 +19,11 @@ from ...engine.state import FORMAT
 from ...engine.task import Parts, Task
 from ...engine.trainer import train as engine_train
 from ...errors import CheckpointError, ConfigError
-from ...registry import create_model, model_info
+from ...registry import model_info
 from . import data
 from .config import ClassificationConfig
 from .evaluate import evaluate
+from .model import create_recipe_model
 
 log = logging.getLogger("mambaout")
 KIND = "classification"
@@ -44,14 +45,8 @@ def build_model(cfg: ClassificationConfig, pretrained: bool = True) -> nn.Module
     """``pretrained=False``: no weights file is read (a resumed run gets its weights from the checkpoint)."""
     m = cfg.model
     drop_path = m.drop_path if m.drop_path is not None else model_info(m.name).train.get("drop_path", 0.0)
-    model = create_model(
-        m.name,
-        pretrained=m.pretrained if pretrained else None,
-        num_classes=cfg.data.num_classes,
-        in_chans=m.in_chans,
-        stem_stride=m.stem_stride,
-        drop_path_rate=drop_path,
-        drop_rate=m.drop_rate,
+    model = create_recipe_model(
+        cfg, pretrained=m.pretrained if pretrained else None, drop_path_rate=drop_path, drop_rate=m.drop_rate
     )
     div = getattr(model, "size_divisor", 32)
     if cfg.data.img_size % div:

@@ -21,6 +21,7 @@ MIN_SIZE = 16  # the generator draws objects of 1/5 to 1/2 of the image side
 
 def make_shapes(task: str, root: str, n_train: int, n_val: int, size: tuple[int, int], seed: int) -> dict:
     """Write the set; returns what was written."""
+    from ...data.dense_layout import MAX_SIDE
     from ...data.shapes import SHAPES, write_ade_shapes, write_coco_shapes
     from ...engine.recipe import check_output
 
@@ -28,6 +29,8 @@ def make_shapes(task: str, root: str, n_train: int, n_val: int, size: tuple[int,
         raise UsageError(f"make-shapes: --train and --val must be >= 1, got {n_train} and {n_val}")
     if min(size) < MIN_SIZE:
         raise UsageError(f"make-shapes: --size must be at least {MIN_SIZE} x {MIN_SIZE}, got {size[0]} x {size[1]}")
+    if max(size) > MAX_SIDE:
+        raise UsageError(f"make-shapes: --size {size[0]} x {size[1]} is over the generators' limit of {MAX_SIDE} px")
     if os.path.isfile(root):
         raise UsageError(f"make-shapes: {root!r} is a file, not a folder")
     if os.path.isdir(root) and os.listdir(root):
