@@ -18,6 +18,8 @@ class ModelInfo:
 
     paper: figures its paper reports at 224x224 (``params`` in M, ``macs`` in G, ``top1`` in %), with
     ``source`` naming where they come from. train: recipe defaults (e.g. ``drop_path``) used by presets.
+    data: how its published weights are evaluated, in timm's ``pretrained_cfg`` keys (``crop_pct``,
+    ``test_input_size`` as a side); unset keys take timm's defaults.
     """
 
     name: str
@@ -26,19 +28,24 @@ class ModelInfo:
     paper: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     input_size: int = 224
+    data: dict = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(family: str, paper: dict | None = None, train: dict | None = None, input_size: int = 224):
+def register_model(
+    family: str, paper: dict | None = None, train: dict | None = None, input_size: int = 224, data: dict | None = None
+):
     """Decorator for a factory ``f(**kwargs) -> nn.Module``; the function's name is the model name."""
 
     def wrap(fn):
         name = fn.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(name, fn, family, dict(paper or {}), dict(train or {}), input_size)
+        _REGISTRY[name] = ModelInfo(
+            name, fn, family, dict(paper or {}), dict(train or {}), input_size, dict(data or {})
+        )
         return fn
 
     return wrap
@@ -90,8 +97,39 @@ def create_model(name: str, pretrained: str | None = None, num_classes: int = 10
     info = model_info(name)
     model = info.factory(num_classes=num_classes, **kwargs)
     model.model_name = name
+    model.pretrained_cfg = model.default_cfg = pretrained_cfg(info, model, num_classes, kwargs.get("in_chans", 3))
     if pretrained:
         from .weights import load_pretrained
 
         load_pretrained(model, pretrained)
     return model
+
+
+def pretrained_cfg(info: ModelInfo, model: nn.Module, num_classes: int, in_chans: int = 3) -> dict:
+    """timm's ``pretrained_cfg`` for a model of ours, so that timm's data helpers (``resolve_data_config``,
+    ``create_transform``) preprocess images as the published weights were evaluated."""
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    mean, std = IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    if in_chans != 3:  # one value per input channel: the RGB average
+        mean, std = (sum(mean) / 3,) * in_chans, (sum(std) / 3,) * in_chans
+    names = {id(m): n for n, m in model.named_modules()}
+    first_conv = next((n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
+    head = model.get_classifier() if getattr(model, "head", None) is not None else None  # none: features_only
+    size = info.input_size
+    cfg = dict(
+        architecture=info.name,
+        input_size=(in_chans, size, size),
+        interpolation="bicubic",
+        crop_pct=0.875,
+        crop_mode="center",
+        mean=tuple(mean),
+        std=tuple(std),
+        num_classes=num_classes,
+        first_conv=first_conv,
+        classifier=names.get(id(head)),
+    )
+    cfg.update({k: v for k, v in info.data.items() if k != "test_input_size"})
+    if "test_input_size" in info.data:
+        cfg["test_input_size"] = (in_chans, info.data["test_input_size"], info.data["test_input_size"])
+    return cfg

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -100,13 +101,27 @@ def peak_memory(fn: Callable[[], object], device) -> int:
     return _cpu_peak(fn)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _cpu_peak(fn) -> int:
     """The CPU allocator reports every allocation to the profiler with a running total; its maximum is the
     peak (relative to the total when profiling started)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
+    with _native_stderr_silenced():  # libkineto prints its start/stop and a GPU probe's failure on fd 2
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
     fd, path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     try:

@@ -59,55 +59,58 @@ def _paper(params, macs=None, top1=None, source="MambaOut paper / official READM
 
 
 _TIMM_CARD = "timm model card"
+# how the released weights are evaluated (timm's pretrained configs): bicubic, no crop at 224, also at 288;
+# timm's sw_e500 _rw weights crop 0.95
+EVAL, EVAL_RW = dict(crop_pct=1.0, test_input_size=288), dict(crop_pct=0.95, test_input_size=288)
 
 
-@register_model("mambaout", _paper(7.305, 1.2, 78.9, macs_fvcore=1.16), dict(drop_path=0.025))
+@register_model("mambaout", _paper(7.305, 1.2, 78.9, macs_fvcore=1.16), dict(drop_path=0.025), data=EVAL)
 def mambaout_femto(**kwargs):
     return gated_net(TINY_DEPTHS, FEMTO_DIMS, **kwargs)
 
 
-@register_model("mambaout", _paper(9.141, 1.5, 80.0, macs_fvcore=1.52), dict(drop_path=0.025))
+@register_model("mambaout", _paper(9.141, 1.5, 80.0, macs_fvcore=1.52), dict(drop_path=0.025), data=EVAL)
 def mambaout_kobe(**kwargs):
     return gated_net((3, 3, 15, 3), FEMTO_DIMS, **kwargs)
 
 
-@register_model("mambaout", _paper(26.545, 4.5, 82.7, macs_fvcore=4.486), dict(drop_path=0.2))
+@register_model("mambaout", _paper(26.545, 4.5, 82.7, macs_fvcore=4.486), dict(drop_path=0.2), data=EVAL)
 def mambaout_tiny(**kwargs):
     return gated_net(TINY_DEPTHS, TINY_DIMS, **kwargs)
 
 
-@register_model("mambaout", _paper(48.488, 9.0, 84.1, macs_fvcore=8.96), dict(drop_path=0.4))
+@register_model("mambaout", _paper(48.488, 9.0, 84.1, macs_fvcore=8.96), dict(drop_path=0.4), data=EVAL)
 def mambaout_small(**kwargs):
     return gated_net(SMALL_DEPTHS, TINY_DIMS, **kwargs)
 
 
-@register_model("mambaout", _paper(84.813, 15.8, 84.2, macs_fvcore=15.83), dict(drop_path=0.6))
+@register_model("mambaout", _paper(84.813, 15.8, 84.2, macs_fvcore=15.83), dict(drop_path=0.6), data=EVAL)
 def mambaout_base(**kwargs):
     return gated_net(SMALL_DEPTHS, BASE_DIMS, **kwargs)
 
 
-@register_model("mambaout", _paper(48.50, top1=84.04, source=_TIMM_CARD), dict(drop_path=0.4))
+@register_model("mambaout", _paper(48.50, top1=84.04, source=_TIMM_CARD), dict(drop_path=0.4), data=EVAL)
 def mambaout_small_rw(**kwargs):
     return gated_net(SMALL_DEPTHS, TINY_DIMS, **_rw(kwargs))
 
 
-@register_model("mambaout", _paper(88.83, top1=84.36, source=_TIMM_CARD), dict(drop_path=0.6))
+@register_model("mambaout", _paper(88.83, top1=84.36, source=_TIMM_CARD), dict(drop_path=0.6), data=EVAL_RW)
 def mambaout_base_short_rw(**kwargs):
     return gated_net((3, 3, 25, 3), BASE_DIMS, **_rw(kwargs, expansion_ratio=3.0, conv_ratio=1.25))
 
 
-@register_model("mambaout", _paper(86.48, top1=84.44, source=_TIMM_CARD), dict(drop_path=0.6))
+@register_model("mambaout", _paper(86.48, top1=84.44, source=_TIMM_CARD), dict(drop_path=0.6), data=EVAL_RW)
 def mambaout_base_tall_rw(**kwargs):
     return gated_net((3, 4, 30, 3), BASE_DIMS, **_rw(kwargs, expansion_ratio=2.5, conv_ratio=1.25))
 
 
-@register_model("mambaout", _paper(94.45, top1=84.45, source=_TIMM_CARD), dict(drop_path=0.6))
+@register_model("mambaout", _paper(94.45, top1=84.45, source=_TIMM_CARD), dict(drop_path=0.6), data=EVAL_RW)
 def mambaout_base_wide_rw(**kwargs):
     return gated_net(SMALL_DEPTHS, BASE_DIMS, **_rw(kwargs, expansion_ratio=3.0, conv_ratio=1.5, act_layer="silu"))
 
 
 @register_model(
-    "mambaout", _paper(101.66, top1=86.64, source=_TIMM_CARD + " (in12k pre-training)"), dict(drop_path=0.6)
+    "mambaout", _paper(101.66, top1=86.64, source=_TIMM_CARD + " (in12k pre-training)"), dict(drop_path=0.6), data=EVAL
 )
 def mambaout_base_plus_rw(**kwargs):
     return gated_net((3, 4, 30, 3), BASE_DIMS, **_rw(kwargs, expansion_ratio=3.0, conv_ratio=1.5, act_layer="silu"))
