@@ -174,8 +174,11 @@ def test_tiny_training_runs_are_clean(lab_all):
         assert 0 < r["bpp"] < 5 and 0 <= r["acc"] <= 100, r
 
 
+IMAGE_MODELS = ("no_mixer", "mambaout", "mamba", "mamba4", "vit")
+
+
 def test_framing_erf_section(lab_all):
-    """Part (a)'s ERF section: the three matched models, untrained and trained, at stage 0 and the last, on the
+    """Part (a)'s ERF section: the matched models, untrained and trained, at stage 0 and the last, on the
     preset's 2 test images; sides grow with the threshold; non-zero maps; a figure with a row per model."""
     import numpy as np
     from PIL import Image
@@ -186,16 +189,14 @@ def test_framing_erf_section(lab_all):
     assert rec["num_images"] == 2 and rec["image_size"] == [32, 32] and rec["missing_trained"] == []
     assert rec["wall_s"] < 60
     assert {(r["label"], r["weights"], r["stage"]) for r in rec["rows"]} == {
-        (m, w, s) for m in ("mambaout", "mamba", "mamba4", "vit") for w in ("untrained", "trained") for s in (0, 3)
+        (m, w, s) for m in IMAGE_MODELS for w in ("untrained", "trained") for s in (0, 3)
     }
     for r in rec["rows"]:
         sides = [r["table"][k] for k in ("0.2", "0.3", "0.5", "0.99")]
         assert all(s is not None and 0 < s <= 1 for s in sides), r
         assert sides == sorted(sides), r
     maps = np.load(os.path.join(folder, "erf_maps.npz"))
-    assert set(maps.files) == {
-        f"{m}_{w}" for m in ("mambaout", "mamba", "mamba4", "vit") for w in ("untrained", "trained")
-    }
+    assert set(maps.files) == {f"{m}_{w}" for m in IMAGE_MODELS for w in ("untrained", "trained")}
     for key in maps.files:
         assert maps[key].shape == (32, 32) and maps[key].max() > 0 and np.isfinite(maps[key]).all(), key
     width, height = Image.open(os.path.join(folder, "erf.png")).size

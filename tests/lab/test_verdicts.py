@@ -98,3 +98,17 @@ def test_paired_records_and_gain_rules():
     assert got["level only"]["verdict"].startswith("partly supports")
     assert got["no level"]["verdict"] == "contradicts"
     assert got["blocked"]["verdict"] == "not seen (undertrained)"
+
+
+def test_no_gain_with_a_no_mixer_control():
+    """The control comes first: a mixer shown better than no mixer leaves the verdict as it is; a control
+    without a difference marks it weak (the setting may not tell mixers apart)."""
+    recs = {"mixer helps": _rec("mixer helps", GAIN), "mixer inert": _rec("mixer inert", SAME)}
+    recs["same"] = _rec("same", SAME)
+    claims = [
+        dict(claim="sensitive", rule="no_gain", comparisons=["mixer helps", "same"], control=True),
+        dict(claim="insensitive", rule="no_gain", comparisons=["mixer inert", "same"], control=True),
+    ]
+    got = {v["claim"]: v["verdict"] for v in decide(claims, recs)}
+    assert got["sensitive"] == "supports"
+    assert got["insensitive"].startswith("supports — weak: the token mixer itself is not shown to matter")

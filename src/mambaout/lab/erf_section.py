@@ -232,7 +232,7 @@ def erf_section(
     md = (
         "## (a) Effective receptive fields of the image models\n\n"
         f"RepLKNet's ERF (Ding et al., CVPR 2022; `mambaout.explain.erf`): |d centre of a stage's output / d input|, "
-        f"averaged over {len(images)} test images at {h}×{w}, for the three matched models of (a) at random init "
+        f"averaged over {len(images)} test images at {h}×{w}, for the matched models of (a) at random init "
         f"(seed {seed}) and after the training above (seed {seed}). Each cell is the side of the smallest square "
         f"centred on the image that holds 20/30/50/99% of the map's total, as a fraction of the image side "
         f"({max(h, w)} px); larger means the output draws on a wider area. Stages are 0-based; the ViT's stages are "

@@ -36,6 +36,7 @@ from .tuning import holdout
 from .verdicts import comparison, comparisons_table, decide, rules_text
 
 IMAGE_NAMES = dict(
+    no_mixer="Gated CNN, no token mixer (control)",
     mambaout="MambaOut (Gated CNN)",
     mamba="Mamba (Gated CNN + SSM, 1 direction)",
     mamba4="Mamba (Gated CNN + SSM, 4 directions)",
@@ -318,6 +319,18 @@ def run(ctx, cfg: dict) -> dict:
         trained_a = res_a.pop("models", {})
         mo = values(res_a["rows"], "mambaout", "top1")
         comps_a = []
+        if any(c["label"] == "no_mixer" for c in cells_a):  # first: does the token mixer matter at all here?
+            records["framing:images:control"] = comparison(
+                "framing:images:control",
+                IMAGE_NAMES["no_mixer"],
+                "MambaOut",
+                values(res_a["rows"], "no_mixer", "top1"),
+                mo,
+                v["margins"]["images"],
+                True,
+                v["alpha"],
+            )
+            comps_a.append("framing:images:control")
         for c in cells_a:
             if c["label"].startswith("mamba") and c["label"] != "mambaout":
                 rk = f"framing:images:{c['label']}"
@@ -337,6 +350,7 @@ def run(ctx, cfg: dict) -> dict:
                 claim="No SSM gain on 2-D image classification (H1)",
                 rule="no_gain",
                 comparisons=comps_a,
+                control="framing:images:control" in comps_a,
                 unit="pt",
                 rule_text=v["rules"]["no_gain"],
             )

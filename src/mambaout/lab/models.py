@@ -69,7 +69,8 @@ def build_image_model(
         )
         mk = dict(kernel_size=spec.get("kernel_size", 7), causal=causal)
         if kind == "mambaout":
-            mixer = "dwconv"
+            mixer = spec.get("mixer", "dwconv")  # "identity": the blocks mix no tokens (a control)
+            mk = mk if mixer == "dwconv" else {}
         else:
             mixer = "conv_ssm"
             scan = spec.get("scan", "raster") if causal else spec.get("visible_scan", spec.get("scan", "raster"))

@@ -78,12 +78,19 @@ def adjust(records: list[dict], alpha: float | None = None) -> list[dict]:
 
 
 def _no_gain(outs: list[str], claim: dict) -> str:
-    """Comparisons (non-SSM a, SSM b): supports when every SSM model is equivalent or worse."""
+    """Comparisons (non-SSM a, SSM b): supports when every SSM model is equivalent or worse. With
+    ``claim['control']`` the first comparison is no token mixer (a) vs the non-SSM mixer (b): unless that mixer
+    is shown better, the setting may not tell mixers apart and the verdict says so."""
+    control, outs = (outs[0], outs[1:]) if claim.get("control") else (None, outs)
     if any(o == "b better" for o in outs):
-        return "contradicts"
-    if all(o in ("equivalent", "a better") for o in outs):
-        return "supports"
-    return "inconclusive (neither equivalence nor a difference shown)"
+        verdict = "contradicts"
+    elif all(o in ("equivalent", "a better") for o in outs):
+        verdict = "supports"
+    else:
+        verdict = "inconclusive (neither equivalence nor a difference shown)"
+    if control is not None and control != "b better":
+        verdict += " — weak: the token mixer itself is not shown to matter here (the no-mixer control)"
+    return verdict
 
 
 def _ssm_gain(outs: list[str], claim: dict) -> str:
