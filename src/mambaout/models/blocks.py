@@ -81,8 +81,7 @@ class GatedBlock(nn.Module):
 
     def gate(self, h: torch.Tensor) -> torch.Tensor:
         """fc1's output -> fc2's input: ``act(g) * cat(i, mixer(c))``, one fused op when :attr:`fused` allows."""
-        act = self._fused_act()
-        if act is not None and use_fused(h, self.fused):
+        if self.fused is not False and use_fused(h, self.fused) and (act := self._fused_act()) is not None:
             conv = self.conv
             weight = conv.weight * conv.causal_mask if conv.causal else conv.weight
             return gated_dwconv(h, weight, conv.bias, self.split_indices[1], act)

@@ -88,6 +88,9 @@ def use_fused(t: torch.Tensor, requested: bool | None = None) -> bool:
     ONNX export or TorchScript tracing is active (they must see the aten ops)."""
     if requested is False:
         return False
+    env = os.environ.get("MAMBAOUT_FUSED", "")
+    if requested is None and (env == "0" or (env != "1" and not t.is_cuda)):
+        return False  # the common CPU case, decided before the costlier checks below (every block asks)
     # (under torch.compile no counter, export or tracer is active: skip the checks dynamo cannot trace)
     if not torch.compiler.is_compiling() and (
         active_counters() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
@@ -100,12 +103,7 @@ def use_fused(t: torch.Tensor, requested: bool | None = None) -> bool:
                 "use fused=False or MAMBAOUT_FUSED=0"
             )
         return True
-    env = os.environ.get("MAMBAOUT_FUSED", "")
-    if env == "0":
-        return False
-    if env == "1":
-        return can_run(t)
-    return t.is_cuda and HAVE_TRITON
+    return can_run(t) if env == "1" else HAVE_TRITON  # env unset: t is a CUDA tensor here
 
 
 def _grid(h: torch.Tensor, cfg: GateConfig, channels: int):
