@@ -156,7 +156,7 @@ def test_switch_model(page):
     assert "untrained" in info and page.locator("#info-b").inner_text().strip() == ""
 
 
-def test_look_inside(page, shots):
+def test_look_inside(page, shots, served):
     page.get_by_role("tab", name="Look inside").click()
     choose(page, "#look-left", "mambaout_femto (untrained)")
     choose(page, "#look-right", "mamba_femto (untrained)")
@@ -165,6 +165,15 @@ def test_look_inside(page, shots):
     assert "hidden attention" in wait_text(page, "#look-info-right", "Query pixel")
     assert page.locator("#look-status").inner_text().strip() == ""
     page.screenshot(path=os.path.join(shots, "look_inside.png"), full_page=True)
+    # a click on a mixing map moves the query pixel there (the map is the model's input, enlarged): the centre
+    # of input pixel (py, px) as a fraction of the map's side
+    size = served[1].o.img_size
+    py, px = int(0.3 * size), int(0.68 * size)
+    img = page.locator("#mix-left img")
+    box = img.bounding_box()
+    img.click(position={"x": box["width"] * (px + 0.5) / size, "y": box["height"] * (py + 0.5) / size})
+    wait_text(page, "#look-info-left", f"Query pixel ({py}, {px})")
+    wait_text(page, "#look-info-right", f"Query pixel ({py}, {px})")
 
 
 def test_long_or_short(page, shots):

@@ -27,7 +27,7 @@ from PIL import Image
 from ..errors import InputError, MambaoutError
 from ..registry import list_models
 from ..utils.table import markdown_table
-from . import long_short
+from . import long_short, render
 from .checkpoints import UNTRAINED, ModelBank, discover
 from .classify import classify
 from .images import MAX_BYTES, MAX_PIXELS, decode_upload
@@ -276,24 +276,44 @@ def build(options: Options | None = None):
                     right = gr.Dropdown([NONE, *labels], value=second, label="model (right)", elem_id="look-right")
                 with gr.Row():
                     stage = gr.Slider(0, 3, value=0, step=1, label="stage")
-                    qy = gr.Slider(0, 1, value=0.5, step=0.05, label="query row (fraction of the height)")
-                    qx = gr.Slider(0, 1, value=0.5, step=0.05, label="query column (fraction of the width)")
+                    qy = gr.Slider(0, 1, value=0.5, step=0.001, label="query row (fraction of the height)")
+                    qx = gr.Slider(0, 1, value=0.5, step=0.001, label="query column (fraction of the width)")
                 look_btn = gr.Button("Look inside", variant="primary", elem_id="look-btn")
                 look_status = gr.Markdown(elem_id="look-status")
-                views = []
+                views, mixing_maps = [], []
                 with gr.Row():
                     for side in ("left", "right"):
                         with gr.Column():
                             with gr.Row():
                                 erf_img = gr.Image(label="ERF", type="filepath", interactive=False, height=220)
-                                mix_img = gr.Image(label="mixing map", type="filepath", interactive=False, height=220)
+                                mix_img = gr.Image(
+                                    label="mixing map (click: query pixel)",
+                                    type="filepath",
+                                    interactive=False,
+                                    height=220,
+                                    elem_id=f"mix-{side}",
+                                )
                             views += [erf_img, mix_img, gr.Markdown(elem_id=f"look-info-{side}")]
-                look_btn.click(
-                    guarded(6)(demo.look),
-                    [upload, sample, left, right, stage, qy, qx],
-                    [*views, look_status],
-                    api_name="look_inside",
-                )
+                            mixing_maps.append(mix_img)
+                look_inputs = [upload, sample, left, right, stage, qy, qx]
+                look_btn.click(guarded(6)(demo.look), look_inputs, [*views, look_status], api_name="look_inside")
+
+                def pick(label, evt: gr.SelectData):
+                    """A click on a mixing map: the query pixel under it (the map shows the model's input
+                    enlarged k times), then the views again."""
+                    try:
+                        size = demo.bank.get(label).img_size
+                        x, y = evt.index
+                    except Exception:  # noqa: BLE001 - no model on that side, or a click off the picture
+                        return gr.update(), gr.update()
+                    side = size * render.factor(size)
+                    return round(min(1.0, (y + 0.5) / side), 3), round(min(1.0, (x + 0.5) / side), 3)
+
+                pick.__annotations__["evt"] = gr.SelectData  # gradio finds the event by its class, not a string
+                for mix_img, model in zip(mixing_maps, (left, right)):
+                    mix_img.select(pick, [model], [qy, qx], api_name=False).then(
+                        guarded(6)(demo.look), look_inputs, [*views, look_status], api_name=False
+                    )
 
             with gr.Tab("Long or short?", id="long"):
                 gr.Markdown(

@@ -41,9 +41,14 @@ def mark(rgb: np.ndarray, y: int, x: int, colour=(0.0, 1.0, 1.0)) -> np.ndarray:
     return out
 
 
+def factor(side: int, target: int = DISPLAY) -> int:
+    """How many display pixels :func:`enlarge` gives one pixel of an image whose shorter side is ``side``."""
+    return max(1, target // side)
+
+
 def enlarge(rgb: np.ndarray, target: int = DISPLAY) -> tuple[np.ndarray, int]:
     """(image repeated k times along each axis, k) so the shorter side reaches about ``target``."""
-    k = max(1, target // min(rgb.shape[:2]))
+    k = factor(min(rgb.shape[:2]), target)
     return np.repeat(np.repeat(rgb, k, 0), k, 1), k
 
 
