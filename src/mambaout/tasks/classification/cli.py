@@ -112,6 +112,13 @@ def cmd_eval(args):
     return 0
 
 
+def cmd_classify(args):
+    from .predict import run_predict
+
+    run_predict(args)
+    return 0
+
+
 def cmd_compare(args):
     from .compare import DEFAULT_MODELS, run
 
@@ -222,6 +229,24 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     _add_shared(p)
     p.set_defaults(func=cmd_eval)
+
+    p = subparsers.add_parser("classify", help="top-k classes of image files and folders from a trained classifier")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders (searched recursively)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="a training checkpoint (last.pt/best.pt): config and weights")
+    src.add_argument("--run", help="a run folder: its config.yaml and model.safetensors")
+    src.add_argument("--weights", help="weights in any supported format (with --model and --preset)")
+    p.add_argument("--preset", default="imagenet", help="with --weights: the recipe whose preprocessing to use")
+    p.add_argument("--model")
+    p.add_argument("--img-size", type=int, help="input resolution (default: the config's evaluation size)")
+    p.add_argument("--crop-pct", type=float)
+    p.add_argument("--ema", action="store_true", help="the EMA weights")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--batch-size", type=int, help="images per forward pass (default 32)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    p.add_argument("--csv", metavar="FILE", help="also write the predictions as CSV")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_classify, set=[])
 
     p = subparsers.add_parser("compare", help="the main job: MambaOut-Femto vs mamba_femto on Fashion-MNIST")
     p.add_argument("--models", nargs="+", help="default: mambaout_femto mamba_femto")

@@ -95,40 +95,47 @@ def _run_file(run: str, ema: bool) -> str:
     return os.path.join(run, "model_ema.safetensors" if ema else "model.safetensors")
 
 
-def run_eval(args) -> dict:
-    flags = {
-        k: v
-        for k, v in (
-            ("data.root", args.data_root),
-            ("model.name", args.model),
-            ("train.eval_batch_size", args.batch_size),
-            ("data.num_workers", args.num_workers),
-            ("data.crop_pct", args.crop_pct),
-        )
-        if v is not None
-    }
-    cfg, state = _config_for_eval(args, flags)
+def eval_flags(args) -> dict:
+    """The config keys an eval-like command line sets (those of its flags that were given)."""
+    keys = (
+        ("data.root", "data_root"),
+        ("model.name", "model"),
+        ("train.eval_batch_size", "batch_size"),
+        ("data.num_workers", "num_workers"),
+        ("data.crop_pct", "crop_pct"),
+    )
+    return {k: getattr(args, a) for k, a in keys if getattr(args, a, None) is not None}
+
+
+def load_classifier(args) -> tuple:
+    """(config, model with its weights, where they came from) for ``--checkpoint`` / ``--run`` / ``--weights``
+    (+ ``--model --preset``), ``--ema`` picking the EMA weights; everything checked before any work."""
+    cfg, state = _config_for_eval(args, eval_flags(args))
+    if not (args.checkpoint or args.run or args.weights):
+        raise CheckpointError("no weights: pass --checkpoint, --run or --weights")
     if args.ema and (args.weights or (args.checkpoint and state is None)):  # a weights file holds one set
         raise CheckpointError("--ema picks the EMA weights of a training checkpoint or --run; pass the EMA file itself")
     if args.ema and (state is not None or args.run):  # before any work: EMA weights that were never kept
         if not (state.get("model_ema") if state is not None else os.path.isfile(_run_file(args.run, True))):
             where = args.checkpoint or args.run
             raise CheckpointError(f"{where!r} has no EMA weights (trained with train.ema false): drop --ema")
+    model = create_recipe_model(cfg)
+    if state is not None:
+        key = "model_ema" if args.ema else "model"
+        if not state.get(key):
+            raise CheckpointError(f"{args.checkpoint!r} holds no {key!r} weights")
+        load_state_dict_into(model, state[key], source=args.checkpoint)
+        return cfg, model.eval(), args.checkpoint
+    src = args.weights or args.checkpoint or _run_file(args.run, args.ema)
+    load_state_dict_into(model, read_state_dict(src), source=src)
+    return cfg, model.eval(), src
+
+
+def run_eval(args) -> dict:
+    cfg, model, src = load_classifier(args)
     info = distributed.init(args.device or cfg.train.device)
     try:
         m = cfg.model
-        model = create_recipe_model(cfg)
-        if state is not None:
-            key = "model_ema" if args.ema else "model"
-            if not state.get(key):
-                raise CheckpointError(f"{args.checkpoint!r} holds no {key!r} weights")
-            load_state_dict_into(model, state[key], source=args.checkpoint)
-            src = args.checkpoint
-        else:
-            src = args.weights or args.checkpoint or (_run_file(args.run, args.ema) if args.run else None)
-            if not src:
-                raise CheckpointError("nothing to evaluate: pass --checkpoint, --run or --weights")
-            load_state_dict_into(model, read_state_dict(src), source=src)
         model.to(info.device)
         if args.channels_last:
             model.to(memory_format=torch.channels_last)
