@@ -148,6 +148,16 @@ def _add_shared(p):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_weights_source(p):
+    """Where eval and classify take the model from: a checkpoint, a run folder, or weights with a recipe."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="a training checkpoint (last.pt/best.pt): config and weights")
+    src.add_argument("--run", help="a run folder: its config.yaml and model.safetensors")
+    src.add_argument("--weights", help="weights in any supported format (with --model and --preset)")
+    p.add_argument("--preset", default="imagenet", help="with --weights: the recipe (preprocessing, classes)")
+    p.add_argument("--model")
+
+
 def _with_preset_default(cmd):
     """Records whether --preset was given (a dense task has its own default) and fills imagenet otherwise."""
 
@@ -207,12 +217,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=_with_preset_default(cmd_train))
 
     p = subparsers.add_parser("eval", help="evaluate a classifier: top-1/top-5 at crop_pct 1.0, any resolution")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="a training checkpoint (last.pt/best.pt): config and weights")
-    src.add_argument("--run", help="a run folder: its config.yaml and model.safetensors")
-    src.add_argument("--weights", help="weights in any supported format (with --model and --preset)")
-    p.add_argument("--preset", default="imagenet")
-    p.add_argument("--model")
+    _add_weights_source(p)
     p.add_argument("--data-root")
     p.add_argument("--img-size", type=int, help="evaluation resolution (default: the config's)")
     p.add_argument("--crop-pct", type=float)
@@ -232,12 +237,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("classify", help="top-k classes of image files and folders from a trained classifier")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders (searched recursively)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="a training checkpoint (last.pt/best.pt): config and weights")
-    src.add_argument("--run", help="a run folder: its config.yaml and model.safetensors")
-    src.add_argument("--weights", help="weights in any supported format (with --model and --preset)")
-    p.add_argument("--preset", default="imagenet", help="with --weights: the recipe whose preprocessing to use")
-    p.add_argument("--model")
+    _add_weights_source(p)
     p.add_argument("--img-size", type=int, help="input resolution (default: the config's evaluation size)")
     p.add_argument("--crop-pct", type=float)
     p.add_argument("--ema", action="store_true", help="the EMA weights")
