@@ -19,7 +19,7 @@ import torch
 from ..utils.table import markdown_table
 from .budget import budget_text, steps_of
 from .models import assert_matched, build_image_model, param_count
-from .protocol import cells_table, run_part
+from .protocol import cells_table, part_record, run_part
 from .report import bar_groups, curves, mean_curve, pm, write_csv, write_json, write_report
 from .runner import mean_std, values
 from .tasks import ImageTask
@@ -120,10 +120,7 @@ def run(ctx, cfg: dict) -> dict:
     write_json(
         dict(
             config=cfg,
-            plan=res["plan"],
-            steps=res["steps"],
-            tuning=res["tuning"],
-            costs=res["costs"],
+            **part_record(res),
             params=param_rows,
             summary=table,
             comparisons=records,

@@ -28,7 +28,7 @@ from .baselines import reach_text, seq_reach
 from .budget import budget_text
 from .erf_section import erf_section
 from .models import assert_matched, build_image_model, build_seq_model, match_width, param_count
-from .protocol import cells_table, run_part
+from .protocol import cells_table, part_record, run_part
 from .report import bar_groups, curves, mean_curve, pm, write_csv, write_json, write_report
 from .runner import mean_std, values
 from .tasks import CopyTask, ImageTask, NextPixelTask, PixelSeqTask
@@ -249,11 +249,8 @@ def _seq_part(key, title, task, val_task, part_cfg, num_outputs, vocab, readout,
         ),
     )
     part = dict(
-        plan=res["plan"],
+        **part_record(res),
         rows=res["rows"],
-        steps=res["steps"],
-        tuning=res["tuning"],
-        costs=res["costs"],
         params_gap=gap,
         reach={c["label"]: c["reach"] for c in cells},
         length=task.length,
@@ -365,11 +362,8 @@ def run(ctx, cfg: dict) -> dict:
             + _stage1_text(cells_a, spec0, img_size)
         )
         everything["images"] = dict(
-            plan=res_a["plan"],
+            **part_record(res_a),
             rows=res_a["rows"],
-            steps=res_a["steps"],
-            tuning=res_a["tuning"],
-            costs=res_a["costs"],
             params_gap=gap_a,
             comparisons=comps_a,
         )

@@ -13,6 +13,11 @@ from .runner import mean_std, run_group, values
 from .tuning import tune_lr
 
 
+def part_record(res: dict) -> dict:
+    """What a report's results.json keeps of a :func:`run_part` result (beside the part's own fields)."""
+    return {k: res[k] for k in ("plan", "steps", "tuning", "costs")}
+
+
 def run_part(
     name: str,
     cells: list[dict],
