@@ -113,9 +113,13 @@ def pretrained_cfg(info: ModelInfo, model: nn.Module, num_classes: int, in_chans
     mean, std = IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
     if in_chans != 3:  # one value per input channel: the RGB average
         mean, std = (sum(mean) / 3,) * in_chans, (sum(std) / 3,) * in_chans
-    names = {id(m): n for n, m in model.named_modules()}
-    first_conv = next((n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
     head = model.get_classifier() if getattr(model, "head", None) is not None else None  # none: features_only
+    first_conv = classifier = None
+    for n, m in model.named_modules():  # one walk for both names
+        if first_conv is None and isinstance(m, nn.Conv2d):
+            first_conv = n
+        if head is not None and m is head:
+            classifier = n
     size = info.input_size
     cfg = dict(
         architecture=info.name,
@@ -127,7 +131,7 @@ def pretrained_cfg(info: ModelInfo, model: nn.Module, num_classes: int, in_chans
         std=tuple(std),
         num_classes=num_classes,
         first_conv=first_conv,
-        classifier=names.get(id(head)),
+        classifier=classifier,
     )
     cfg.update({k: v for k, v in info.data.items() if k != "test_input_size"})
     if "test_input_size" in info.data:
